@@ -1,0 +1,13 @@
+//! mqtt-integration: device events from an event log to MQTT subscribers as CloudEvents,
+//! and commands back.
+//!
+//! The layout is the architecture:
+//! - [`protocol`]: the MQTT 3.1.1 / 5 codec, sans-IO.
+//! - [`session`]: one connection's MQTT state machine, sans-IO.
+//! - [`shard`]: the mio event loops that own sockets and drive sessions.
+//! - [`backend`]: the event-log seam, with the embedded log and (later) Apache Kafka.
+//! - [`cloudevents`]: the event model and its MQTT encodings.
+//! - [`registry`]: applications, devices, users and who may do what.
+//! - [`config`]: the typed configuration file.
+//! - [`http`]: ingest and operations routes.
+#![forbid(unsafe_code)]
