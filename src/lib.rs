@@ -11,3 +11,14 @@
 //! - [`config`]: the typed configuration file.
 //! - [`http`]: ingest and operations routes.
 #![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod cli;
+pub mod cloudevents;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+pub mod session;
+pub mod shard;
