@@ -1,1 +1,241 @@
-//! (being written)
+//! The event-backend seam.
+//!
+//! Shards (the MQTT event loops) and backends talk only through messages:
+//! - shard → backend: [`ToBackend`] (join/leave a consumer group, acknowledgements, resume),
+//!   sent to the backend *worker* thread that owns the group;
+//! - backend → shard: [`ToShard`] (subscription results, batches of [`Delivery`], command results),
+//!   sent on the shard's channel and followed by one [`Notify::notify`] per batch.
+//!
+//! The seam is shaped for Kafka's realities even though the embedded log is simpler: a group's
+//! start position is fixed before the join is answered (so SUBACK comes after it), partitions can
+//! move between members (rebalances: deliveries carry an epoch, stale acks are ignored), a group can
+//! be paused and resumed (per-connection byte credit in [`ConnFlow`]), and commits are asynchronous
+//! (acks are batched back to the worker, which commits the contiguous acknowledged prefix).
+//!
+//! Producing (HTTP ingest, MQTT commands) goes through [`Producer`], which completes
+//! asynchronously once the backend has durably accepted the event.
+
+pub mod embedded;
+mod flow;
+mod group_id;
+mod member;
+mod record;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+
+pub use flow::ConnFlow;
+pub use group_id::GroupKey;
+pub use member::{MemberFilter, Mode, Selector};
+pub use record::Record;
+
+use crate::cloudevents::Event;
+use crate::protocol::QoS;
+
+/// Identifies one MQTT connection across the process: its shard, its slot there, and a
+/// generation so that a reused slot never receives what was meant for its predecessor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub shard: u16,
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// Wakes a shard's event loop after messages were queued for it.
+pub trait Notify: Send + Sync {
+    fn notify(&self);
+}
+
+/// The way back from the backend to one shard.
+#[derive(Clone)]
+pub struct ShardLink {
+    pub sender: Sender<ToShard>,
+    pub notify: Arc<dyn Notify>,
+}
+
+impl ShardLink {
+    /// Queues one message and wakes the shard. Batches should be sent as one message.
+    pub fn send(&self, msg: ToShard) {
+        // The shard only drops its receiver when it has stopped; nothing is left to deliver to.
+        if self.sender.send(msg).is_ok() {
+            self.notify.notify();
+        }
+    }
+}
+
+/// What a backend tells a shard.
+pub enum ToShard {
+    /// Answer to [`ToBackend::Join`]: the group's start position is fixed (or joining failed).
+    Joined {
+        conn: ConnId,
+        member: u32,
+        request: u64,
+        result: Result<(), BackendError>,
+    },
+    /// Events for connections of this shard, in order per (connection, partition).
+    Deliveries(Vec<Delivery>),
+    /// A command or ingested event was durably accepted (or not).
+    Produced {
+        conn: ConnId,
+        packet_id: u16,
+        result: Result<(), BackendError>,
+    },
+}
+
+/// What a shard tells a backend worker.
+pub enum ToBackend {
+    /// Add the member, or replace its filters if `(conn, group)` is already a member.
+    /// Answered with [`ToShard::Joined`] once the start position is fixed.
+    Join(Join),
+    /// The member leaves the group (unsubscribe or disconnect). Unacknowledged events of its
+    /// partitions will be delivered again to the next owner.
+    Leave { conn: ConnId, group: GroupKey },
+    /// Acknowledgements (QoS 1 PUBACKs) in the order they arrived.
+    Acks(Vec<AckToken>),
+    /// Some connection drained below its byte limit: paused groups may read again.
+    Resume,
+    /// New events were appended somewhere (embedded backend) or a timer is due.
+    Wake,
+    /// Commit what is acknowledged, answer on the channel, and stop.
+    Shutdown(Sender<()>),
+}
+
+/// One membership request.
+pub struct Join {
+    pub conn: ConnId,
+    /// Chosen by the session, echoed on every delivery so it can drop events of groups it left.
+    pub member: u32,
+    pub request: u64,
+    pub app: Arc<str>,
+    pub group: GroupKey,
+    pub filters: Vec<MemberFilter>,
+    pub flow: Arc<ConnFlow>,
+    pub link: ShardLink,
+}
+
+/// One event for one connection.
+pub struct Delivery {
+    pub conn: ConnId,
+    pub member: u32,
+    pub record: Arc<Record>,
+    /// The PUBLISH topic: `app/<app>` or the concrete `app/<app>/<device>/<channel>`.
+    pub topic: Arc<str>,
+    pub qos: QoS,
+    pub mode: Mode,
+    pub subscription_ids: smallvec::SmallVec<[u32; 2]>,
+    /// Set when this offset was handed out before (redelivery after reconnect or rebalance).
+    pub dup: bool,
+    /// Bytes charged to the connection's [`ConnFlow`]; released once written to the socket.
+    pub cost: u32,
+    /// Returned to the worker on PUBACK (QoS 1). QoS 0 deliveries are committed on dispatch.
+    pub ack: AckToken,
+}
+
+/// Names one dispatched offset for acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckToken {
+    pub worker: u16,
+    pub group: u32,
+    pub partition: u32,
+    pub epoch: u32,
+    pub offset: u64,
+}
+
+/// Why the backend could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BackendError {
+    /// The backend cannot be reached or refused the request; retrying later may work.
+    #[error("event backend unavailable: {0}")]
+    Unavailable(String),
+    /// The application has no event stream (e.g. its Kafka topic does not exist).
+    #[error("no event stream for application `{0}`")]
+    UnknownStream(String),
+    /// A retention or size quota stops the write.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+}
+
+/// Called once when a produced event was durably accepted (or failed).
+pub type Completion = Box<dyn FnOnce(Result<(), BackendError>) + Send>;
+
+/// Writing side of a backend: ingest and commands.
+pub trait Producer: Send + Sync {
+    /// Appends a device event to the application's event stream.
+    fn publish_event(&self, app: &str, event: Event, done: Completion);
+    /// Appends a command for a device to the command stream.
+    fn send_command(&self, app: &str, device: &str, event: Event, done: Completion);
+    /// Whether the backend is reachable (for `/readyz`).
+    fn ready(&self) -> bool;
+}
+
+/// A running backend: its producer and the worker threads that own consumer groups.
+pub struct Backend {
+    pub producer: Arc<dyn Producer>,
+    workers: Vec<Sender<ToBackend>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn new(
+        producer: Arc<dyn Producer>,
+        workers: Vec<Sender<ToBackend>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    ) -> Backend {
+        Backend { producer, workers, threads }
+    }
+
+    /// Handles for shards: cheap to clone, one per shard.
+    pub fn handle(&self) -> BackendHandle {
+        BackendHandle {
+            workers: self.workers.clone().into(),
+        }
+    }
+
+    /// Asks every worker to commit and stop, waiting at most `timeout` in all.
+    pub fn shutdown(self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for w in &self.workers {
+            let _ = w.send(ToBackend::Shutdown(tx.clone()));
+        }
+        for _ in &self.workers {
+            if rx.recv_deadline(deadline).is_err() {
+                tracing::warn!("backend workers did not stop within the shutdown timeout");
+                return;
+            }
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a shard holds to reach the backend workers.
+#[derive(Clone)]
+pub struct BackendHandle {
+    workers: Arc<[Sender<ToBackend>]>,
+}
+
+impl BackendHandle {
+    /// The worker that owns `group` (stable for the process lifetime).
+    pub fn worker_of(&self, group: &GroupKey) -> u16 {
+        (group.hash64() % self.workers.len() as u64) as u16
+    }
+
+    pub fn send(&self, worker: u16, msg: ToBackend) {
+        // A worker only stops at shutdown; then there is nobody left to tell.
+        let _ = self.workers[worker as usize].send(msg);
+    }
+
+    pub fn broadcast(&self, mut make: impl FnMut() -> ToBackend) {
+        for w in self.workers.iter() {
+            let _ = w.send(make());
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+}

@@ -1,0 +1,1 @@
+//! The embedded in-process event log (being written).

@@ -1,0 +1,80 @@
+//! A record of the event log, shared by every subscriber that receives it.
+//!
+//! Encodings are computed once per record, by whichever thread needs them first, and then
+//! shared: the structured JSON payload, and the binary-mode user properties already in wire form.
+//! Binary mode hands `event.data` (a `Bytes` over the backend's buffer) to the socket as is.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cloudevents::Event;
+use crate::protocol;
+
+#[derive(Debug)]
+pub struct Record {
+    pub event: Event,
+    pub partition: u32,
+    pub offset: u64,
+    structured: OnceLock<Bytes>,
+    binary_properties: OnceLock<Bytes>,
+    concrete_topic: OnceLock<Option<Arc<str>>>,
+}
+
+impl Record {
+    pub fn new(event: Event, partition: u32, offset: u64) -> Record {
+        Record {
+            event,
+            partition,
+            offset,
+            structured: OnceLock::new(),
+            binary_properties: OnceLock::new(),
+            concrete_topic: OnceLock::new(),
+        }
+    }
+
+    /// The structured-mode payload (the CloudEvent as JSON), encoded on first use.
+    pub fn structured(&self) -> &Bytes {
+        self.structured.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.event.data.len() + 384);
+            self.event.write_structured(&mut out);
+            Bytes::from(out)
+        })
+    }
+
+    /// Binary-mode attributes as MQTT 5 User Properties in wire form, encoded on first use.
+    pub fn binary_properties(&self) -> &Bytes {
+        self.binary_properties.get_or_init(|| {
+            let mut out = BytesMut::with_capacity(256);
+            for (k, v) in self.event.binary_attributes() {
+                // An attribute longer than an MQTT string (64 KiB) cannot be sent; skip it
+                // rather than fail the event.
+                if protocol::encode_user_property(k, &v, &mut out).is_err() {
+                    tracing::warn!(attribute = k, "attribute too long for an MQTT user property, left out");
+                }
+            }
+            out.freeze()
+        })
+    }
+
+    /// `app/<application>/<device>/<channel>`, or None when the event has no device or subject.
+    pub fn concrete_topic(&self, app_topic: &str) -> Option<&Arc<str>> {
+        self.concrete_topic
+            .get_or_init(|| {
+                let device = self.event.device()?;
+                let subject = self.event.subject.as_deref()?;
+                if device.is_empty() || subject.is_empty() {
+                    return None;
+                }
+                Some(format!("{app_topic}/{device}/{subject}").into())
+            })
+            .as_ref()
+    }
+
+    /// What a delivery of this record costs a connection's byte credit (an estimate of the
+    /// PUBLISH size, before it is encoded).
+    pub fn cost(&self) -> u32 {
+        let attrs = self.event.id.len() + self.event.source.len() + self.event.ty.len() + 160;
+        u32::try_from(self.event.data.len() + attrs).unwrap_or(u32::MAX)
+    }
+}
