@@ -1,1 +1,931 @@
-//! (being written)
+//! One MQTT connection's state machine, sans-IO.
+//!
+//! A [`Session`] takes bytes in ([`Session::handle_input`]), backend answers and deliveries
+//! ([`Session::joined`], [`Session::deliver`], [`Session::command_done`]) and the time
+//! ([`Session::handle_timeout`]); it hands out what to write ([`Session::out`]) and what the
+//! shell must do ([`Session::poll_event`]). It knows nothing of sockets, threads, clocks or the
+//! backend's implementation: the shard is a thin shell around it, and tests drive it directly.
+
+mod filter;
+mod inflight;
+mod outbound;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use filter::{parse as parse_filter, parse_command_topic, CommandTopic, FilterError, Target};
+use inflight::{IdHasher, Inflight};
+pub use outbound::OutQueue;
+
+use crate::backend::{AckToken, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode};
+use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
+use crate::protocol::{
+    self, Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, PublishHeader,
+    PublishProperties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe, Version,
+};
+use crate::registry::{Access, Identity, Registry};
+
+/// Settings shared by every session of a server.
+#[derive(Debug)]
+pub struct SessionConfig {
+    /// Largest packet accepted from clients, advertised as Maximum Packet Size (v5).
+    pub max_packet_size: u32,
+    /// QoS 1 window towards MQTT 3.1.1 clients, which cannot announce one.
+    pub default_receive_maximum: u16,
+    /// Unacknowledged QoS 1/2 commands a client may have outstanding (our Receive Maximum).
+    pub server_receive_maximum: u16,
+    /// Upper bound on any client's window: a v5 client that announces none means 65,535.
+    pub max_inflight: u16,
+    pub connect_timeout: Duration,
+    /// If set, overrides clients' keep-alive (sent as Server Keep Alive to v5 clients).
+    pub server_keep_alive: Option<u16>,
+    pub registry: Arc<Registry>,
+}
+
+/// What the shell must do on the session's behalf.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// A CONNECT arrived: authenticate, take over the client id, then call
+    /// [`Session::accept_connect`] or [`Session::reject_connect`].
+    Connect(ConnectRequest),
+    /// Join (or update the filters of) a consumer group; answer with [`Session::joined`].
+    Join {
+        member: u32,
+        request: u64,
+        app: Arc<str>,
+        group: GroupKey,
+        filters: Vec<MemberFilter>,
+    },
+    /// Leave a consumer group.
+    Leave(GroupKey),
+    /// Write a command to the backend; answer with [`Session::command_done`] unless QoS 0.
+    Command(Command),
+    /// A command was refused before reaching the backend (for metrics and logs).
+    CommandRefused { reason: CommandRefusal, topic: String },
+    /// A QoS 1 delivery was acknowledged by the client.
+    Ack(AckToken),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    pub version: Version,
+    pub client_id: String,
+    pub clean_start: bool,
+    pub username: Option<String>,
+    pub password: Option<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// 0 for QoS 0 (no answer expected).
+    pub packet_id: u16,
+    pub app: String,
+    pub device: String,
+    pub command: String,
+    /// v5 Content Type property, if the client sent one.
+    pub content_type: Option<String>,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandRefusal {
+    /// Unknown application or device, disabled device, or no write permission (all 0x87).
+    NotAuthorized,
+    /// Not `command/<a>/<d>/<c>` (0x90).
+    InvalidTopic,
+}
+
+/// Why a CONNECT is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    BadCredentials,
+    NotAuthorized,
+    ServerBusy,
+    ServerUnavailable,
+}
+
+impl ConnectRefusal {
+    fn code(self, version: Version) -> ReasonCode {
+        match (version, self) {
+            (Version::V5, ConnectRefusal::BadCredentials) => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+            (Version::V5, ConnectRefusal::NotAuthorized) => ReasonCode::NOT_AUTHORIZED,
+            (Version::V5, ConnectRefusal::ServerBusy) => ReasonCode::SERVER_BUSY,
+            (Version::V5, ConnectRefusal::ServerUnavailable) => ReasonCode::SERVER_UNAVAILABLE,
+            // MQTT 3.1.1 table 3.1: CONNACK return codes.
+            (Version::V311, ConnectRefusal::BadCredentials) => ReasonCode(4),
+            (Version::V311, ConnectRefusal::NotAuthorized) => ReasonCode(5),
+            (Version::V311, _) => ReasonCode(3),
+        }
+    }
+}
+
+/// Why a session ended (for logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent DISCONNECT.
+    ClientDisconnect(ReasonCode),
+    /// The client broke the protocol; v5 clients were told with this code.
+    ProtocolViolation { code: ReasonCode, detail: String },
+    ConnectTimeout,
+    KeepAliveTimeout,
+    ConnectRefused(ConnectRefusal),
+    TakenOver,
+    ServerShutdown,
+    /// An MQTT 3.1.1 command failed; 3.1.1 has no way to say so but closing (spec 2.5).
+    CommandFailed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitingConnect,
+    Authenticating,
+    Connected,
+    Closed,
+}
+
+/// Counters the shell moves into the process metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Indexed by [mode][qos]: structured=0, binary=1.
+    pub delivered: [[u64; 2]; 2],
+    pub acked: u64,
+}
+
+struct Subscription {
+    group: GroupKey,
+    filter: MemberFilter,
+}
+
+struct PendingSubAck {
+    packet_id: u16,
+    codes: Vec<ReasonCode>,
+    /// Join requests not answered yet, with the filter indices each covers.
+    waiting: Vec<(u64, GroupKey, Vec<usize>)>,
+}
+
+struct InboundAck {
+    packet_id: u16,
+    qos: QoS,
+    result: Option<ReasonCode>,
+}
+
+pub struct Session {
+    conn: ConnId,
+    config: Arc<SessionConfig>,
+    state: State,
+    version: Version,
+    client_id: Arc<str>,
+    client_id_assigned: bool,
+    identity: Identity,
+    created: Instant,
+    last_rx: Instant,
+    keep_alive: Option<Duration>,
+    client_receive_max: u16,
+    client_max_packet: u32,
+    subscriptions: HashMap<Arc<str>, Subscription>,
+    groups: HashMap<GroupKey, u32>,
+    members: HashMap<u32, GroupKey, BuildHasherDefault<IdHasher>>,
+    next_member: u32,
+    next_request: u64,
+    subacks: VecDeque<PendingSubAck>,
+    inflight: Inflight,
+    pending: VecDeque<Delivery>,
+    inbound: VecDeque<InboundAck>,
+    awaiting_rel: HashSet<u16>,
+    out: OutQueue,
+    events: VecDeque<SessionEvent>,
+    released: u64,
+    stats: Stats,
+    close_reason: Option<CloseReason>,
+}
+
+impl Session {
+    pub fn new(conn: ConnId, config: Arc<SessionConfig>, now: Instant) -> Session {
+        Session {
+            conn,
+            config,
+            state: State::AwaitingConnect,
+            version: Version::V311,
+            client_id: Arc::from(""),
+            client_id_assigned: false,
+            identity: Identity::Anonymous,
+            created: now,
+            last_rx: now,
+            keep_alive: None,
+            client_receive_max: 1,
+            client_max_packet: u32::MAX,
+            subscriptions: HashMap::new(),
+            groups: HashMap::new(),
+            members: HashMap::default(),
+            next_member: 0,
+            next_request: 0,
+            subacks: VecDeque::new(),
+            inflight: Inflight::default(),
+            pending: VecDeque::new(),
+            inbound: VecDeque::new(),
+            awaiting_rel: HashSet::new(),
+            out: OutQueue::default(),
+            events: VecDeque::new(),
+            released: 0,
+            stats: Stats::default(),
+            close_reason: None,
+        }
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// Feeds bytes received from the peer; returns how many were consumed (whole packets only).
+    /// The shell keeps the rest and calls again once more arrive. Stops early while a CONNECT
+    /// awaits [`Session::accept_connect`] (call again afterwards) and once the session is closed.
+    pub fn handle_input(&mut self, now: Instant, buf: &[u8]) -> usize {
+        let mut consumed = 0;
+        while matches!(self.state, State::AwaitingConnect | State::Connected) {
+            let rest = &buf[consumed..];
+            // [MQTT-3.1.2-24] / spec 2.6: refuse an oversized packet from its fixed header,
+            // before buffering its body.
+            let len = match protocol::frame_len(rest, self.config.max_packet_size) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    self.decode_failed(e);
+                    break;
+                }
+            };
+            consumed += len;
+            self.last_rx = now;
+            let version = (self.state == State::Connected).then_some(self.version);
+            match protocol::decode(&rest[..len], version) {
+                Ok(packet) => self.handle_packet(now, packet),
+                Err(e) => self.decode_failed(e),
+            }
+        }
+        consumed
+    }
+
+    /// The connection is accepted: send CONNACK and start serving.
+    pub fn accept_connect(&mut self, now: Instant, identity: Identity) {
+        if self.state != State::Authenticating {
+            return;
+        }
+        self.identity = identity;
+        self.state = State::Connected;
+        self.last_rx = now;
+        let mut properties = Properties::default();
+        if self.version == Version::V5 {
+            // Spec 2.6: what CONNACK advertises.
+            properties.receive_maximum = Some(self.config.server_receive_maximum);
+            properties.maximum_packet_size = Some(self.config.max_packet_size);
+            properties.topic_alias_maximum = Some(0);
+            properties.retain_available = Some(0);
+            properties.wildcard_subscription_available = Some(1);
+            properties.subscription_identifier_available = Some(1);
+            properties.shared_subscription_available = Some(1);
+            if let Some(ka) = self.config.server_keep_alive {
+                properties.server_keep_alive = Some(ka);
+            }
+            if self.client_id_assigned {
+                properties.assigned_client_identifier = Some(&self.client_id);
+            }
+        }
+        let connack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::SUCCESS,
+            properties,
+        });
+        encode_into(&mut self.out, self.version, &connack);
+    }
+
+    /// The connection is refused: send CONNACK with the reason and close.
+    pub fn reject_connect(&mut self, refusal: ConnectRefusal) {
+        if self.state != State::Authenticating {
+            return;
+        }
+        let connack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: refusal.code(self.version),
+            properties: Properties::default(),
+        });
+        encode_into(&mut self.out, self.version, &connack);
+        self.finish(CloseReason::ConnectRefused(refusal));
+    }
+
+    /// The backend answered a [`SessionEvent::Join`].
+    pub fn joined(&mut self, member: u32, request: u64, result: Result<(), BackendError>) {
+        let Some(pos) = self.subacks.iter().position(|s| s.waiting.iter().any(|w| w.0 == request)) else {
+            if let Err(e) = result {
+                tracing::warn!(conn = ?self.conn, member, "updating a subscription failed: {e}");
+            }
+            return;
+        };
+        let suback = &mut self.subacks[pos];
+        let w = suback.waiting.iter().position(|w| w.0 == request).unwrap_or(0);
+        let (_, group, indices) = suback.waiting.swap_remove(w);
+        if let Err(e) = result {
+            tracing::warn!(conn = ?self.conn, ?group, "subscription refused by the backend: {e}");
+            for i in indices {
+                if let Some(c) = suback.codes.get_mut(i) {
+                    *c = ReasonCode::UNSPECIFIED_ERROR;
+                }
+            }
+            // The group never started: forget its filters.
+            self.subscriptions.retain(|_, s| s.group != group);
+            if let Some(m) = self.groups.remove(&group) {
+                self.members.remove(&m);
+            }
+        }
+        self.flush_subacks();
+    }
+
+    /// Events from the backend for this connection.
+    pub fn deliver(&mut self, delivery: Delivery) {
+        if self.state != State::Connected || !self.members.contains_key(&delivery.member) {
+            // Unsubscribed or closing: QoS 1 events of it are not acknowledged and will be
+            // delivered again to whoever reads the group next.
+            self.released += u64::from(delivery.cost);
+            return;
+        }
+        match delivery.qos {
+            QoS::AtMostOnce => self.send_delivery(delivery, None),
+            _ if self.pending.is_empty() && self.inflight.len() < usize::from(self.client_receive_max) => {
+                let id = self.inflight.insert(delivery.ack);
+                self.send_delivery(delivery, Some(id));
+            }
+            _ => self.pending.push_back(delivery),
+        }
+    }
+
+    /// The backend answered a [`SessionEvent::Command`] (QoS 1 and 2 only).
+    pub fn command_done(&mut self, packet_id: u16, result: Result<(), BackendError>) {
+        let code = match &result {
+            Ok(()) => ReasonCode::SUCCESS,
+            Err(BackendError::QuotaExceeded(_)) => ReasonCode::QUOTA_EXCEEDED,
+            Err(_) => ReasonCode::UNSPECIFIED_ERROR,
+        };
+        if let Err(e) = result {
+            if self.version == Version::V311 {
+                self.finish(CloseReason::CommandFailed(e.to_string()));
+                return;
+            }
+        }
+        if let Some(slot) = self.inbound.iter_mut().find(|a| a.packet_id == packet_id && a.result.is_none()) {
+            slot.result = Some(code);
+        }
+        self.flush_inbound();
+    }
+
+    /// Checks the connect timeout and keep-alive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else { return };
+        if now < deadline {
+            return;
+        }
+        match self.state {
+            State::AwaitingConnect | State::Authenticating => self.finish(CloseReason::ConnectTimeout),
+            State::Connected => {
+                // [MQTT-3.1.2-24] close after 1.5 × Keep Alive without a packet.
+                self.disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive timeout", CloseReason::KeepAliveTimeout);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// Another connection took this client id (spec 2.6).
+    pub fn taken_over(&mut self) {
+        self.disconnect(
+            ReasonCode::SESSION_TAKEN_OVER,
+            "another connection with the same client id",
+            CloseReason::TakenOver,
+        );
+    }
+
+    /// The server is stopping (spec 6).
+    pub fn shutdown(&mut self) {
+        self.disconnect(ReasonCode::SERVER_SHUTTING_DOWN, "server shutting down", CloseReason::ServerShutdown);
+    }
+
+    /// The session is going away: the groups to leave; every queued cost is released.
+    pub fn teardown(&mut self) -> Vec<GroupKey> {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+        }
+        self.released += self.pending.drain(..).map(|d| u64::from(d.cost)).sum::<u64>();
+        self.released += u64::from(self.out.release_all());
+        self.subscriptions.clear();
+        self.members.clear();
+        self.groups.drain().map(|(g, _)| g).collect()
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitingConnect | State::Authenticating => Some(self.created + self.config.connect_timeout),
+            State::Connected => self.keep_alive.map(|ka| self.last_rx + ka + ka / 2),
+            State::Closed => None,
+        }
+    }
+
+    /// The bytes to write. After writing, call [`OutQueue::consume`] and pass the released cost
+    /// on with [`Session::take_released`] (the shell owns the connection's byte credit).
+    pub fn out(&mut self) -> &mut OutQueue {
+        &mut self.out
+    }
+
+    /// Delivery cost released by the session itself (dropped or discarded deliveries).
+    pub fn take_released(&mut self) -> u64 {
+        std::mem::take(&mut self.released)
+    }
+
+    pub fn take_stats(&mut self) -> Stats {
+        std::mem::take(&mut self.stats)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    // ----- packet handling ----------------------------------------------------------------
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet<'_>) {
+        match (self.state, packet) {
+            (State::AwaitingConnect, Packet::Connect(c)) => self.handle_connect(now, c),
+            (State::AwaitingConnect, _) => {
+                // [MQTT-3.1.0-1] the first packet must be CONNECT.
+                self.finish(CloseReason::ProtocolViolation {
+                    code: ReasonCode::PROTOCOL_ERROR,
+                    detail: "first packet was not CONNECT".into(),
+                });
+            }
+            (State::Connected, Packet::Publish(p)) => self.handle_publish(p),
+            (State::Connected, Packet::PubAck(a)) => self.handle_puback(a),
+            (State::Connected, Packet::PubRel(a)) => self.handle_pubrel(a),
+            (State::Connected, Packet::Subscribe(s)) => self.handle_subscribe(s),
+            (State::Connected, Packet::Unsubscribe(u)) => self.handle_unsubscribe(u),
+            (State::Connected, Packet::PingReq) => encode_into(&mut self.out, self.version, &Packet::PingResp),
+            (State::Connected, Packet::Disconnect(d)) => self.finish(CloseReason::ClientDisconnect(d.code)),
+            (State::Connected, Packet::Connect(_)) => self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT"),
+            (State::Connected, Packet::Auth(_)) => {
+                // [MQTT-4.12.0-1] AUTH only follows a CONNECT that named an Authentication Method.
+                self.violation(ReasonCode::PROTOCOL_ERROR, "AUTH without an authentication method")
+            }
+            (State::Connected, Packet::PubRec(_) | Packet::PubComp(_)) => {
+                self.violation(ReasonCode::PROTOCOL_ERROR, "PUBREC/PUBCOMP: the server never sends QoS 2")
+            }
+            (State::Connected, _) => self.violation(ReasonCode::PROTOCOL_ERROR, "packet only a server may send"),
+            (State::Authenticating | State::Closed, _) => {}
+        }
+    }
+
+    fn handle_connect(&mut self, now: Instant, c: Connect<'_>) {
+        self.version = c.version;
+        self.created = now;
+        if c.client_id.is_empty() && !c.clean_start && c.version == Version::V311 {
+            // [MQTT-3.1.3-8] empty client id needs Clean Session 1: return code 2.
+            let connack = Packet::ConnAck(ConnAck {
+                session_present: false,
+                code: ReasonCode(2),
+                properties: Properties::default(),
+            });
+            encode_into(&mut self.out, self.version, &connack);
+            self.finish(CloseReason::ProtocolViolation {
+                code: ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                detail: "empty client id with clean session 0".into(),
+            });
+            return;
+        }
+        if c.properties.authentication_method.is_some() {
+            let connack = Packet::ConnAck(ConnAck {
+                session_present: false,
+                code: ReasonCode::BAD_AUTHENTICATION_METHOD,
+                properties: Properties::default(),
+            });
+            encode_into(&mut self.out, self.version, &connack);
+            self.finish(CloseReason::ProtocolViolation {
+                code: ReasonCode::BAD_AUTHENTICATION_METHOD,
+                detail: "enhanced authentication is not supported".into(),
+            });
+            return;
+        }
+        // Will messages are accepted and discarded (spec 2.5).
+        let (receive_max, max_packet) = match c.version {
+            // [MQTT-3.1.2-?] v5: absent Receive Maximum means 65,535.
+            Version::V5 => (
+                c.properties.receive_maximum.unwrap_or(u16::MAX),
+                c.properties.maximum_packet_size.unwrap_or(u32::MAX),
+            ),
+            Version::V311 => (self.config.default_receive_maximum, u32::MAX),
+        };
+        self.client_receive_max = receive_max.min(self.config.max_inflight).max(1);
+        self.client_max_packet = max_packet;
+        let keep_alive = match (c.version, self.config.server_keep_alive) {
+            (Version::V5, Some(server)) => server,
+            _ => c.keep_alive,
+        };
+        self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        if c.client_id.is_empty() {
+            // [MQTT-3.1.3-6] the server assigns an id; its groups stay ephemeral (spec 2.1).
+            self.client_id = Arc::from(format!(
+                "auto-{}-{}-{}",
+                self.conn.shard, self.conn.slot, self.conn.generation
+            ));
+            self.client_id_assigned = true;
+        } else {
+            self.client_id = Arc::from(c.client_id);
+        }
+        self.state = State::Authenticating;
+        self.events.push_back(SessionEvent::Connect(ConnectRequest {
+            version: c.version,
+            client_id: self.client_id.to_string(),
+            clean_start: c.clean_start,
+            username: c.username.map(str::to_owned),
+            password: c.password.map(Bytes::copy_from_slice),
+        }));
+    }
+
+    fn handle_publish(&mut self, p: Publish<'_>) {
+        let v5 = self.version == Version::V5;
+        if v5 && p.properties.topic_alias.is_some() {
+            // We advertise Topic Alias Maximum 0 [MQTT-3.3.2-9].
+            return self.violation(ReasonCode::TOPIC_ALIAS_INVALID, "topic aliases are not supported");
+        }
+        if v5 && p.retain {
+            // [MQTT-3.3.1-?] Retain Available 0: a retained PUBLISH is a protocol error (0x9A).
+            return self.violation(ReasonCode::RETAIN_NOT_SUPPORTED, "retained messages are not supported");
+        }
+        let packet_id = p.packet_id.unwrap_or(0);
+        if p.qos == QoS::ExactlyOnce && self.awaiting_rel.contains(&packet_id) {
+            // [MQTT-4.3.3] a re-sent QoS 2 PUBLISH we already accepted: PUBREC again, once.
+            let pubrec = Packet::PubRec(Ack { packet_id, code: ReasonCode::SUCCESS, properties: Properties::default() });
+            return encode_into(&mut self.out, self.version, &pubrec);
+        }
+        if p.qos != QoS::AtMostOnce
+            && self.inbound.len() + self.awaiting_rel.len() >= usize::from(self.config.server_receive_maximum)
+        {
+            // [MQTT-3.3.4-9] more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
+            return self.violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+        }
+        let Some(target) = parse_command_topic(p.topic) else {
+            return self.refuse_command(&p, CommandRefusal::InvalidTopic);
+        };
+        if let Err(e) = self.config.registry.authorize_device_write(&self.identity, target.app, target.device) {
+            tracing::info!(client = %self.client_id, topic = p.topic, "command refused: {e}");
+            return self.refuse_command(&p, CommandRefusal::NotAuthorized);
+        }
+        if p.qos != QoS::AtMostOnce {
+            self.inbound.push_back(InboundAck { packet_id, qos: p.qos, result: None });
+        }
+        self.events.push_back(SessionEvent::Command(Command {
+            packet_id,
+            app: target.app.to_owned(),
+            device: target.device.to_owned(),
+            command: target.command.to_owned(),
+            content_type: p.properties.content_type.map(str::to_owned),
+            payload: Bytes::copy_from_slice(p.payload),
+        }));
+    }
+
+    fn refuse_command(&mut self, p: &Publish<'_>, reason: CommandRefusal) {
+        self.events.push_back(SessionEvent::CommandRefused { reason, topic: p.topic.to_owned() });
+        if p.qos == QoS::AtMostOnce {
+            return; // spec 2.5: a failed QoS 0 command is dropped (and counted).
+        }
+        let code = match reason {
+            CommandRefusal::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
+            CommandRefusal::InvalidTopic => ReasonCode::TOPIC_NAME_INVALID,
+        };
+        if self.version == Version::V311 {
+            // Spec 2.5: MQTT 3.1.1 has no negative PUBACK; the connection is closed.
+            return self.finish(CloseReason::CommandFailed(format!("{reason:?} on topic {}", p.topic)));
+        }
+        self.inbound.push_back(InboundAck { packet_id: p.packet_id.unwrap_or(0), qos: p.qos, result: Some(code) });
+        self.flush_inbound();
+    }
+
+    /// [MQTT-4.6.0-2/3] PUBACKs and PUBRECs go out in the order the PUBLISHes came in, even
+    /// though the backend may confirm them out of order.
+    fn flush_inbound(&mut self) {
+        while let Some(front) = self.inbound.front() {
+            let Some(code) = front.result else { break };
+            let (packet_id, qos) = (front.packet_id, front.qos);
+            self.inbound.pop_front();
+            let ack = Ack { packet_id, code, properties: Properties::default() };
+            let packet = if qos == QoS::ExactlyOnce {
+                if code == ReasonCode::SUCCESS {
+                    self.awaiting_rel.insert(packet_id);
+                }
+                Packet::PubRec(ack)
+            } else {
+                Packet::PubAck(ack)
+            };
+            encode_into(&mut self.out, self.version, &packet);
+        }
+    }
+
+    fn handle_pubrel(&mut self, a: Ack<'_>) {
+        let code = if self.awaiting_rel.remove(&a.packet_id) {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        let pubcomp = Packet::PubComp(Ack { packet_id: a.packet_id, code, properties: Properties::default() });
+        encode_into(&mut self.out, self.version, &pubcomp);
+    }
+
+    fn handle_puback(&mut self, a: Ack<'_>) {
+        if let Some(token) = self.inflight.remove(a.packet_id) {
+            self.stats.acked += 1;
+            self.events.push_back(SessionEvent::Ack(token));
+            self.fill_window();
+        }
+    }
+
+    fn fill_window(&mut self) {
+        while self.inflight.len() < usize::from(self.client_receive_max) {
+            let Some(d) = self.pending.pop_front() else { break };
+            if !self.members.contains_key(&d.member) {
+                self.released += u64::from(d.cost);
+                continue;
+            }
+            let id = self.inflight.insert(d.ack);
+            self.send_delivery(d, Some(id));
+        }
+    }
+
+    fn handle_subscribe(&mut self, s: Subscribe<'_>) {
+        let v5 = self.version == Version::V5;
+        // Spec 2.1: MQTT 5 user property `content-mode` picks the encoding for this SUBSCRIBE.
+        let mode = match s.properties.user_properties.iter().rev().find(|(k, _)| *k == "content-mode") {
+            None => Ok(Mode::Structured),
+            Some((_, "structured")) => Ok(Mode::Structured),
+            Some((_, "binary")) => Ok(Mode::Binary),
+            Some((_, other)) => Err(*other),
+        };
+        let subscription_id = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut touched: Vec<(GroupKey, Arc<str>, Vec<usize>)> = Vec::new();
+        for (i, f) in s.filters.iter().enumerate() {
+            let refuse = |v5_code: ReasonCode| if v5 { v5_code } else { ReasonCode(0x80) };
+            let target = match parse_filter(f.filter) {
+                Ok(t) => t,
+                Err(FilterError::WildcardNotSupported) => {
+                    codes.push(refuse(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+                    continue;
+                }
+                Err(FilterError::Invalid) => {
+                    codes.push(refuse(ReasonCode::TOPIC_FILTER_INVALID));
+                    continue;
+                }
+            };
+            let mode = match mode {
+                Ok(m) => m,
+                Err(other) => {
+                    tracing::info!(client = %self.client_id, "unknown content-mode `{other}`");
+                    codes.push(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
+                    continue;
+                }
+            };
+            if let Err(e) = self.config.registry.authorize(&self.identity, target.app, Access::Read) {
+                tracing::info!(client = %self.client_id, filter = f.filter, "subscription refused: {e}");
+                codes.push(refuse(ReasonCode::NOT_AUTHORIZED));
+                continue;
+            }
+            let group = match target.share {
+                Some(share) => GroupKey::shared(target.app, share),
+                None if !self.client_id_assigned => GroupKey::client(target.app, &self.client_id),
+                None => GroupKey::Ephemeral { app: Arc::from(target.app), conn: self.conn },
+            };
+            // Spec 2.1: QoS 2 is granted as QoS 1.
+            let qos = if f.options.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+            let filter: Arc<str> = Arc::from(f.filter);
+            // [MQTT-3.8.4-3] a filter the client already holds is replaced.
+            self.subscriptions.insert(
+                filter.clone(),
+                Subscription {
+                    group: group.clone(),
+                    filter: MemberFilter { filter, selector: target.selector, qos, subscription_id, mode },
+                },
+            );
+            codes.push(ReasonCode(qos as u8));
+            match touched.iter_mut().find(|t| t.0 == group) {
+                Some(t) => t.2.push(i),
+                None => touched.push((group, Arc::from(target.app), vec![i])),
+            }
+        }
+        let mut waiting = Vec::with_capacity(touched.len());
+        for (group, app, indices) in touched {
+            let request = self.join(app, group.clone());
+            waiting.push((request, group, indices));
+        }
+        self.subacks.push_back(PendingSubAck { packet_id: s.packet_id, codes, waiting });
+        self.flush_subacks();
+    }
+
+    /// Sends a Join carrying every filter the session holds for `group`; returns its request id.
+    fn join(&mut self, app: Arc<str>, group: GroupKey) -> u64 {
+        let member = match self.groups.get(&group) {
+            Some(m) => *m,
+            None => {
+                self.next_member = self.next_member.wrapping_add(1);
+                self.groups.insert(group.clone(), self.next_member);
+                self.members.insert(self.next_member, group.clone());
+                self.next_member
+            }
+        };
+        self.next_request += 1;
+        let filters = self.subscriptions.values().filter(|s| s.group == group).map(|s| s.filter.clone()).collect();
+        self.events.push_back(SessionEvent::Join { member, request: self.next_request, app, group, filters });
+        self.next_request
+    }
+
+    /// SUBACKs go out in SUBSCRIBE order, each once its groups are joined.
+    fn flush_subacks(&mut self) {
+        while self.subacks.front().is_some_and(|s| s.waiting.is_empty()) {
+            let Some(s) = self.subacks.pop_front() else { break };
+            let suback = Packet::SubAck(SubAck { packet_id: s.packet_id, properties: Properties::default(), codes: s.codes });
+            encode_into(&mut self.out, self.version, &suback);
+        }
+    }
+
+    fn handle_unsubscribe(&mut self, u: Unsubscribe<'_>) {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        let mut touched: Vec<(GroupKey, Arc<str>)> = Vec::new();
+        for f in &u.filters {
+            match self.subscriptions.remove(*f) {
+                Some(s) => {
+                    codes.push(ReasonCode::SUCCESS);
+                    if !touched.iter().any(|t| t.0 == s.group) {
+                        let app = match &s.group {
+                            GroupKey::Ephemeral { app, .. } => app.clone(),
+                            GroupKey::Durable(_) => Arc::from(app_of(&s.filter)),
+                        };
+                        touched.push((s.group, app));
+                    }
+                }
+                None => codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED),
+            }
+        }
+        for (group, app) in touched {
+            if self.subscriptions.values().any(|s| s.group == group) {
+                self.join(app, group);
+            } else if let Some(member) = self.groups.remove(&group) {
+                self.members.remove(&member);
+                self.events.push_back(SessionEvent::Leave(group));
+            }
+        }
+        let unsuback = Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: Properties::default(), codes });
+        encode_into(&mut self.out, self.version, &unsuback);
+    }
+
+    fn send_delivery(&mut self, d: Delivery, packet_id: Option<u16>) {
+        let record = &d.record;
+        let v5 = self.version == Version::V5;
+        let (payload, props) = match d.mode {
+            Mode::Structured => (
+                record.structured(),
+                PublishProperties {
+                    payload_format_indicator: v5.then_some(1),
+                    content_type: v5.then_some(STRUCTURED_CONTENT_TYPE),
+                    subscription_identifiers: &d.subscription_ids,
+                    user_properties: &[],
+                    raw: &[],
+                },
+            ),
+            Mode::Binary => (
+                &record.event.data,
+                PublishProperties {
+                    payload_format_indicator: None,
+                    content_type: record.event.datacontenttype.as_deref(),
+                    subscription_identifiers: &d.subscription_ids,
+                    user_properties: &[],
+                    raw: record.binary_properties(),
+                },
+            ),
+        };
+        let header = PublishHeader {
+            dup: d.dup && packet_id.is_some(),
+            qos: if packet_id.is_some() { QoS::AtLeastOnce } else { QoS::AtMostOnce },
+            retain: false,
+            topic: &d.topic,
+            packet_id,
+        };
+        if v5 && protocol::publish_packet_size(self.version, &header, &props, payload.len()) > self.client_max_packet as usize {
+            // [MQTT-3.1.2-25] too large for the client: discard as if delivered.
+            tracing::debug!(client = %self.client_id, "event larger than the client's Maximum Packet Size, discarded");
+            self.released += u64::from(d.cost);
+            if let Some(id) = packet_id {
+                if let Some(token) = self.inflight.remove(id) {
+                    self.events.push_back(SessionEvent::Ack(token));
+                }
+            }
+            return;
+        }
+        let tail = self.out.tail();
+        let before = tail.len();
+        if let Err(e) = protocol::encode_publish_header(self.version, &header, &props, payload.len(), tail) {
+            tracing::warn!(client = %self.client_id, "cannot encode event: {e}");
+            tail.truncate(before);
+            self.released += u64::from(d.cost);
+            return;
+        }
+        let appended = tail.len() - before;
+        self.out.commit_tail(appended);
+        self.out.push_payload(payload);
+        self.out.charge_here(d.cost);
+        let mode = usize::from(d.mode == Mode::Binary);
+        self.stats.delivered[mode][usize::from(packet_id.is_some())] += 1;
+    }
+
+    // ----- closing ------------------------------------------------------------------------
+
+    fn decode_failed(&mut self, e: DecodeError) {
+        match (self.state, &e) {
+            (State::AwaitingConnect, DecodeError::UnsupportedProtocolVersion { .. }) => {
+                // [MQTT-3.1.2-2] answer an unknown protocol level with return code 1 (the 3.1.1
+                // form: a client of an unknown version cannot be assumed to read v5 properties).
+                let connack = Packet::ConnAck(ConnAck { session_present: false, code: ReasonCode(1), properties: Properties::default() });
+                encode_into(&mut self.out, Version::V311, &connack);
+                self.finish(CloseReason::ProtocolViolation { code: e.reason_code(), detail: e.to_string() });
+            }
+            (State::AwaitingConnect, _) => {
+                self.finish(CloseReason::ProtocolViolation { code: e.reason_code(), detail: e.to_string() });
+            }
+            _ => {
+                let detail = e.to_string();
+                self.disconnect(e.reason_code(), &detail, CloseReason::ProtocolViolation { code: e.reason_code(), detail: detail.clone() });
+            }
+        }
+    }
+
+    fn violation(&mut self, code: ReasonCode, detail: &str) {
+        self.disconnect(code, detail, CloseReason::ProtocolViolation { code, detail: detail.to_owned() });
+    }
+
+    /// Closes, telling a connected v5 client why with DISCONNECT and a Reason String.
+    fn disconnect(&mut self, code: ReasonCode, reason: &str, why: CloseReason) {
+        if self.state == State::Connected && self.version == Version::V5 {
+            let properties = Properties { reason_string: Some(reason), ..Properties::default() };
+            encode_into(&mut self.out, Version::V5, &Packet::Disconnect(Disconnect { code, properties }));
+        }
+        self.finish(why);
+    }
+
+    fn finish(&mut self, why: CloseReason) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.close_reason = Some(why);
+        }
+    }
+}
+
+fn encode_into(out: &mut OutQueue, version: Version, packet: &Packet<'_>) {
+    let tail = out.tail();
+    let before = tail.len();
+    match packet.encode(version, tail) {
+        Ok(()) => {
+            let appended = tail.len() - before;
+            out.commit_tail(appended);
+        }
+        Err(e) => {
+            tail.truncate(before);
+            tracing::error!("cannot encode {packet:?}: {e}");
+        }
+    }
+}
+
+/// The application a durable member filter belongs to, from its normalised selector or filter.
+fn app_of(filter: &MemberFilter) -> &str {
+    parse_filter(&filter.filter).map(|t| t.app).unwrap_or_default()
+}

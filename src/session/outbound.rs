@@ -1,0 +1,181 @@
+//! The bytes a session has queued for its socket, ready for one vectored write.
+//!
+//! Small packets (acks, headers, small payloads) are appended to a tail buffer; a large payload
+//! (a shared structured event, or a backend buffer in binary mode) is queued as its own `Bytes`
+//! chunk without copying. Delivery costs (see [`crate::backend::ConnFlow`]) are attached to byte
+//! positions, so they are released exactly when the socket has taken the PUBLISH.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Payloads at least this long are queued by reference instead of copied into the tail.
+/// Below it, a copy is cheaper than an extra iovec and a reference count (see benches/codec.rs).
+pub const ZERO_COPY_THRESHOLD: usize = 1024;
+
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    /// Bytes ever queued / ever written: positions for cost accounting.
+    queued_total: u64,
+    written_total: u64,
+    costs: VecDeque<(u64, u32)>,
+}
+
+impl OutQueue {
+    /// Buffer to encode small packets into; call [`OutQueue::commit_tail`] after writing.
+    pub fn tail(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
+    /// Accounts for bytes appended to the tail since the last call.
+    pub fn commit_tail(&mut self, appended: usize) {
+        self.queued_total += appended as u64;
+    }
+
+    /// Queues a payload: copied into the tail when small, referenced when large.
+    pub fn push_payload(&mut self, payload: &Bytes) {
+        if payload.len() < ZERO_COPY_THRESHOLD {
+            self.tail.extend_from_slice(payload);
+        } else {
+            if !self.tail.is_empty() {
+                self.chunks.push_back(self.tail.split().freeze());
+            }
+            self.chunks.push_back(payload.clone());
+        }
+        self.queued_total += payload.len() as u64;
+    }
+
+    /// Attaches `cost` to everything queued so far: released once it is all written.
+    pub fn charge_here(&mut self, cost: u32) {
+        if cost > 0 {
+            self.costs.push_back((self.queued_total, cost));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.tail.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        (self.queued_total - self.written_total) as usize
+    }
+
+    /// Fills `dst` with the queued bytes in order; returns how many slices were filled.
+    pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for c in &self.chunks {
+            if n == dst.len() {
+                return n;
+            }
+            dst[n] = IoSlice::new(c);
+            n += 1;
+        }
+        if n < dst.len() && !self.tail.is_empty() {
+            dst[n] = IoSlice::new(&self.tail);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops `written` bytes from the front. Returns the delivery cost released by it.
+    pub fn consume(&mut self, mut written: usize) -> u32 {
+        self.written_total += written as u64;
+        while written > 0 {
+            if let Some(front) = self.chunks.front_mut() {
+                if front.len() <= written {
+                    written -= front.len();
+                    self.chunks.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            } else {
+                let k = written.min(self.tail.len());
+                self.tail.advance(k);
+                written = 0;
+            }
+        }
+        if self.tail.is_empty() && self.tail.capacity() > 64 * 1024 {
+            // Give back a buffer a burst grew, so idle connections stay small.
+            self.tail = BytesMut::new();
+        }
+        let mut released = 0u32;
+        while let Some(&(end, cost)) = self.costs.front() {
+            if end > self.written_total {
+                break;
+            }
+            released = released.saturating_add(cost);
+            self.costs.pop_front();
+        }
+        released
+    }
+
+    /// Releases every outstanding cost (the connection is going away).
+    pub fn release_all(&mut self) -> u32 {
+        let total = self.costs.iter().map(|c| c.1).fold(0u32, u32::saturating_add);
+        self.costs.clear();
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut OutQueue, step: usize) -> (Vec<u8>, u32) {
+        let mut out = Vec::new();
+        let mut released = 0;
+        loop {
+            let mut slices = [IoSlice::new(&[]); 8];
+            let n = q.io_slices(&mut slices);
+            if n == 0 {
+                break;
+            }
+            let mut take = step;
+            let mut written = 0;
+            for s in &slices[..n] {
+                let k = take.min(s.len());
+                out.extend_from_slice(&s[..k]);
+                written += k;
+                take -= k;
+                if take == 0 {
+                    break;
+                }
+            }
+            released += q.consume(written);
+        }
+        (out, released)
+    }
+
+    #[test]
+    fn keeps_order_and_releases_costs_when_written() {
+        let mut q = OutQueue::default();
+        q.tail().extend_from_slice(b"ab");
+        q.commit_tail(2);
+        let big = Bytes::from(vec![b'x'; 2000]);
+        q.push_payload(&big);
+        q.charge_here(7);
+        q.tail().extend_from_slice(b"cd");
+        q.commit_tail(2);
+        q.push_payload(&Bytes::from_static(b"small"));
+        q.charge_here(5);
+        assert_eq!(q.len(), 2 + 2000 + 2 + 5);
+        let (out, released) = drain(&mut q, 333);
+        assert_eq!(&out[..2], b"ab");
+        assert_eq!(&out[2002..], b"cdsmall");
+        assert_eq!(released, 12);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn partial_write_releases_only_completed_packets() {
+        let mut q = OutQueue::default();
+        q.push_payload(&Bytes::from(vec![1u8; 1500]));
+        q.charge_here(3);
+        assert_eq!(q.consume(1499), 0);
+        assert_eq!(q.consume(1), 3);
+    }
+}
