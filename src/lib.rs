@@ -12,6 +12,7 @@
 //! - [`http`]: ingest and operations routes.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod cloudevents;
@@ -21,4 +22,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod session;
+pub mod server;
 pub mod shard;

@@ -1,1 +1,69 @@
-fn main() {}
+//! The `mqtt-integration` binary: command line, configuration, signals.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mqtt_integration::cli::{self, Cli, Command};
+use mqtt_integration::config::Config;
+use mqtt_integration::server::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match cli::check_config(&file) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(cli::EXIT_CONFIG as u8)
+            }
+        },
+        None => run(cli.config.as_deref()),
+    }
+}
+
+fn run(config_path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(config_path, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(cli::EXIT_CONFIG as u8);
+        }
+    };
+    // Register for signals before starting, so an early SIGTERM is not lost.
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::from(cli::EXIT_RUNTIME as u8);
+        }
+    };
+    let server = match Server::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(cli::EXIT_RUNTIME as u8);
+        }
+    };
+    tracing::info!(
+        mqtt = ?server.mqtt_addrs(),
+        http = %server.http_addr(),
+        backend = ?config.backend.kind,
+        "mqtt-integration is ready"
+    );
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "shutting down");
+    }
+    server.shutdown();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -461,6 +461,10 @@ impl Session {
         self.close_reason.as_ref()
     }
 
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }

@@ -1,0 +1,201 @@
+//! Wiring: configuration in, a running service out.
+//!
+//! [`Server::start`] builds the registry, starts the backend, binds every listener (so a bind
+//! error is reported before anything runs), spawns the shards and the HTTP server; the binary
+//! and the integration tests both start the service this way.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::auth::Authenticator;
+use crate::backend::embedded::{self, EmbeddedLog, EmbeddedOptions};
+use crate::backend::Backend;
+use crate::config::{BackendKind, Config, ListenerKind};
+use crate::http::{AnonymousOnly, HttpServer, HttpState};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::session::SessionConfig;
+use crate::shard::{self, ClientIds, Control, ShardContext, ShardPeer};
+
+/// Our Receive Maximum: unacknowledged QoS 1/2 commands per client.
+const SERVER_RECEIVE_MAXIMUM: u16 = 64;
+/// Cap on any client's QoS 1 window, whatever it announces (v5 default is 65,535).
+const MAX_INFLIGHT: u16 = 1024;
+const HTTP_THREADS: usize = 2;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({kind}): {source}; is another process using the port?")]
+    Bind {
+        addr: SocketAddr,
+        kind: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot start {what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+pub struct Server {
+    shards: Vec<(ShardPeer, JoinHandle<()>)>,
+    backend: Option<Backend>,
+    http: Option<HttpServer>,
+    mqtt_addrs: Vec<SocketAddr>,
+    http_addr: SocketAddr,
+    embedded: Option<Arc<EmbeddedLog>>,
+    metrics: Arc<Metrics>,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    pub fn start(config: &Config) -> Result<Server, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(Registry::from_config(config));
+        let threads = config.server.shard_threads();
+
+        // Bind first: a port in use is the most common start-up failure, report it before
+        // anything else runs.
+        let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut mqtt_addrs = Vec::new();
+        for l in &config.listeners {
+            let kind = match l.kind {
+                ListenerKind::Mqtt => "mqtt",
+                other => {
+                    return Err(StartError::Unsupported(format!(
+                        "listener kind `{other:?}` on {} is not available in this build yet (TLS and WebSocket come with the security work); use kind = \"mqtt\"",
+                        l.bind
+                    )))
+                }
+            };
+            let socks = shard::bind_shared(l.bind, threads).map_err(|source| StartError::Bind { addr: l.bind, kind, source })?;
+            mqtt_addrs.extend(shard::local_addrs(&socks[..1]));
+            for (i, s) in socks.into_iter().enumerate() {
+                per_shard[i].push(s);
+            }
+        }
+
+        let (backend, embedded) = match config.backend.kind {
+            BackendKind::Embedded => {
+                let e = &config.backend.embedded;
+                let options = EmbeddedOptions {
+                    partitions: e.partitions,
+                    retention_events: e.retention_events,
+                    retention_bytes: e.retention_bytes,
+                    consumer_threads: e.consumer_threads,
+                };
+                let apps = config.apps.iter().map(|a| a.name.clone());
+                let (backend, log) = embedded::start(options, apps, metrics.clone())
+                    .map_err(|source| StartError::Io { what: "the embedded backend", source })?;
+                (backend, Some(log))
+            }
+            BackendKind::Kafka => {
+                return Err(StartError::Unsupported(
+                    "backend.kind = \"kafka\" is not available in this build yet; use \"embedded\"".into(),
+                ))
+            }
+        };
+
+        let session = Arc::new(SessionConfig {
+            max_packet_size: config.server.max_packet_size,
+            default_receive_maximum: config.mqtt.default_receive_maximum,
+            server_receive_maximum: SERVER_RECEIVE_MAXIMUM,
+            max_inflight: MAX_INFLIGHT,
+            connect_timeout: config.server.connect_timeout,
+            server_keep_alive: config.mqtt.server_keep_alive,
+            registry: registry.clone(),
+        });
+        let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "mqtt-integration".into());
+        let ctx = Arc::new(ShardContext {
+            session,
+            backend: backend.handle(),
+            producer: backend.producer.clone(),
+            auth: Authenticator::new(config.auth.allow_anonymous),
+            metrics: metrics.clone(),
+            clients: ClientIds::default(),
+            max_queued_bytes: config.mqtt.max_queued_bytes,
+            max_connections: config.server.max_connections,
+            connections: AtomicUsize::new(0),
+            instance: instance.clone(),
+        });
+        let shards = shard::spawn(ctx, per_shard).map_err(|source| StartError::Io { what: "the shards", source })?;
+
+        let listeners_ready = Arc::new(AtomicBool::new(false));
+        let state = HttpState {
+            registry,
+            producer: backend.producer.clone(),
+            metrics: metrics.clone(),
+            auth: Arc::new(AnonymousOnly { allow_anonymous: config.auth.allow_anonymous }),
+            listeners_ready: listeners_ready.clone(),
+            instance,
+            max_body_size: config.http.max_body_size,
+        };
+        let http = HttpServer::start(config.http.bind, state, HTTP_THREADS).map_err(|source| StartError::Bind {
+            addr: config.http.bind,
+            kind: "http",
+            source,
+        })?;
+        let http_addr = http.local_addr();
+        listeners_ready.store(true, Ordering::Release);
+        Ok(Server {
+            shards,
+            backend: Some(backend),
+            http: Some(http),
+            mqtt_addrs,
+            http_addr,
+            embedded,
+            metrics,
+            shutdown_timeout: config.server.shutdown_timeout,
+        })
+    }
+
+    /// The bound MQTT addresses, in listener order (port 0 resolved).
+    pub fn mqtt_addrs(&self) -> &[SocketAddr] {
+        &self.mqtt_addrs
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The embedded backend's log (to read commands back in tests), if that is the backend.
+    pub fn embedded_log(&self) -> Option<&Arc<EmbeddedLog>> {
+        self.embedded.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Spec 6: stop accepting, tell v5 clients (DISCONNECT 0x8B), commit acknowledged offsets,
+    /// all within `server.shutdown_timeout`.
+    pub fn shutdown(mut self) {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        for (peer, _) in &self.shards {
+            peer.send(Control::Shutdown);
+        }
+        for (_, handle) in std::mem::take(&mut self.shards) {
+            while !handle.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                tracing::warn!("a shard did not stop within the shutdown timeout");
+            }
+        }
+        if let Some(backend) = self.backend.take() {
+            backend.shutdown(deadline.saturating_duration_since(Instant::now()));
+        }
+        if let Some(http) = self.http.take() {
+            http.shutdown();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! One accepted socket and the session it carries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+
+use crate::backend::{ConnFlow, ConnId};
+use crate::session::Session;
+
+pub struct Connection {
+    pub id: ConnId,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub session: Session,
+    /// Bytes of an incomplete packet. Empty (and unallocated) between packets: reads go to the
+    /// shard's scratch buffer and only a partial packet is kept here, so idle connections cost
+    /// no buffer.
+    pub inbuf: BytesMut,
+    pub flow: Arc<ConnFlow>,
+    /// Whether the client id is registered in [`super::clients::ClientIds`].
+    pub claimed: bool,
+    /// Subscriptions counted in the process gauge.
+    pub counted_subscriptions: usize,
+    /// Queued for a flush at the end of this loop turn.
+    pub dirty: bool,
+}
