@@ -1,1 +1,160 @@
-//! (being written)
+//! Command-line parsing (spec §6). Running the server is `main`'s job; this module only says
+//! what was asked for, and implements `check-config`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+
+/// Exit code for a configuration error.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code for a failure while running.
+pub const EXIT_RUNTIME: i32 = 1;
+
+/// Streams IoT device events from an event log to MQTT subscribers as CloudEvents, and carries
+/// commands back.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqtt-integration",
+    version,
+    after_help = "Every configuration key can be overridden by an environment variable \
+                  MQTT_INTEGRATION__SECTION__KEY, e.g. MQTT_INTEGRATION__SERVER__THREADS=4.\n\
+                  Exit codes: 0 success, 1 runtime failure, 2 configuration error."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, the built-in defaults: embedded backend, MQTT on
+    /// 127.0.0.1:1883, HTTP on 127.0.0.1:8081, anonymous access to application `demo`.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do; without a command, run the service.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands other than running the service.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Validate a configuration file (with environment overrides applied) and exit: 0 if it is
+    /// valid, 2 with a message naming the key and the problem if not.
+    CheckConfig {
+        /// The configuration file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// Loads and checks `file` as the service would (with the process's `MQTT_INTEGRATION__…`
+/// overrides) and returns the one-line summary to print on success:
+/// `FILE: ok (N listeners, M applications, backend embedded)`.
+pub fn check_config(file: &Path) -> Result<String, ConfigError> {
+    check_config_with_env(file, config::process_environment())
+}
+
+fn check_config_with_env(
+    file: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<String, ConfigError> {
+    let config = Config::load(Some(file), env)?;
+    Ok(format!(
+        "{}: ok ({}, {}, backend {})",
+        file.display(),
+        count(config.listeners.len(), "listener", "listeners"),
+        count(config.apps.len(), "application", "applications"),
+        config.backend.kind,
+    ))
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mqtt-integration").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_arguments_runs_with_builtin_defaults() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.config, None);
+        assert_eq!(cli.command, None);
+    }
+
+    #[test]
+    fn config_option() {
+        let cli = parse(&["--config", "my.toml"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(Path::new("my.toml")));
+        assert_eq!(cli.command, None);
+        let cli = parse(&["-c", "my.toml"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(Path::new("my.toml")));
+    }
+
+    #[test]
+    fn check_config_command() {
+        let cli = parse(&["check-config", "x.toml"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::CheckConfig {
+                file: "x.toml".into()
+            })
+        );
+        assert!(parse(&["check-config"]).is_err());
+        assert!(parse(&["api-key", "alice"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn help_describes_commands() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("check-config"), "{help}");
+        assert!(help.contains("--config"), "{help}");
+        assert!(help.contains("MQTT_INTEGRATION__SECTION__KEY"), "{help}");
+    }
+
+    #[test]
+    fn check_config_summarises_a_valid_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let summary = check_config_with_env(&path, std::iter::empty()).unwrap();
+        assert_eq!(
+            summary,
+            format!(
+                "{}: ok (1 listener, 1 application, backend embedded)",
+                path.display()
+            )
+        );
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let summary = check_config_with_env(&example, std::iter::empty()).unwrap();
+        assert!(
+            summary.ends_with(": ok (1 listener, 2 applications, backend embedded)"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn check_config_reports_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nthreads = \"x\"\n").unwrap();
+        let err = check_config_with_env(&path, std::iter::empty()).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("server.threads"));
+        assert!(err.to_string().contains(&path.display().to_string()));
+        let env = [(
+            "MQTT_INTEGRATION__SERVER__THREADS".to_owned(),
+            "2".to_owned(),
+        )];
+        assert!(check_config_with_env(&path, env).is_ok());
+        let missing = dir.path().join("missing.toml");
+        assert!(check_config(&missing).unwrap_err().is_unreadable());
+    }
+}

@@ -1,1 +1,66 @@
-//! (being written)
+//! The typed configuration file.
+//!
+//! A TOML file (or the built-in `config/default.toml`) is parsed into a tree, environment
+//! overrides (`MQTT_INTEGRATION__SECTION__KEY`, see [`env`]) are applied to the tree, the tree is
+//! deserialized into [`Config`] (unknown keys and wrong types are errors naming the key), and the
+//! result is checked once for values that parse but make no sense. Every failure is a
+//! [`ConfigError`] naming the source, the key and the problem. See `docs/configuration.md`.
+
+mod app;
+mod auth;
+mod backend;
+mod check;
+pub mod env;
+mod error;
+mod http;
+mod key_path;
+mod listener;
+mod load;
+mod mqtt;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use serde::Deserialize;
+
+pub use app::{AppConfig, DeviceConfig, Role, ANONYMOUS_MEMBER};
+pub use auth::{AuthConfig, KeySource, OAuthConfig, UserConfig};
+pub use backend::{BackendConfig, BackendKind, EmbeddedConfig, KafkaConfig};
+pub use env::{process_environment, ENV_PREFIX};
+pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
+pub use http::HttpConfig;
+pub use listener::{ListenerConfig, ListenerKind, DEFAULT_WS_PATH};
+pub use load::DEFAULT_TOML;
+pub use mqtt::MqttConfig;
+pub use server::{ServerConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
+
+/// The whole configuration. Every section may be left out and takes its defaults; a file with
+/// only `[[app]]` entries is valid.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[mqtt]`.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// `[[listener]]`; without any, plain MQTT on 127.0.0.1:1883.
+    #[serde(default = "listener::default_listeners", rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// `[http]`.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// `[backend]`.
+    #[serde(default)]
+    pub backend: BackendConfig,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[[user]]`.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    /// `[[app]]`.
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppConfig>,
+}

@@ -1,0 +1,111 @@
+//! `[backend]`: the event log that holds device events and commands.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::server::resolve_threads;
+
+/// Which event log to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In-process partitioned log: one machine, tests and benchmarks.
+    #[default]
+    Embedded,
+    /// Apache Kafka through librdkafka: production.
+    Kafka,
+}
+
+impl BackendKind {
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Kafka => "kafka",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[backend]`. Both sub-sections are always present (with defaults); only the one named by
+/// `kind` is used, so switching backends is a one-line change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `embedded` or `kafka`. Use `kafka` when events must survive the process or come from
+    /// other services.
+    pub kind: BackendKind,
+    /// Settings of the embedded log.
+    pub embedded: EmbeddedConfig,
+    /// Settings of the Kafka backend.
+    pub kafka: KafkaConfig,
+}
+
+/// `[backend.embedded]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Partitions per application log; events of one device stay in one partition. More
+    /// partitions let more shared subscribers of one group work in parallel. At least 1.
+    pub partitions: u32,
+    /// Events kept per application log before the oldest are dropped. Raise it to let
+    /// subscribers fall further behind without losing events.
+    pub retention_events: u64,
+    /// Bytes kept per application log before the oldest events are dropped; the memory bound.
+    pub retention_bytes: u64,
+    /// Threads that read the log for consumer groups; 0 = one per core.
+    pub consumer_threads: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            partitions: 4,
+            retention_events: 1_000_000,
+            retention_bytes: 1024 * 1024 * 1024,
+            consumer_threads: 0,
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// The number of consumer threads to start: `consumer_threads`, or one per core when 0.
+    pub fn consumer_thread_count(&self) -> usize {
+        resolve_threads(self.consumer_threads)
+    }
+}
+
+/// `[backend.kafka]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of Kafka brokers to bootstrap from.
+    pub bootstrap_servers: String,
+    /// Topic commands are written to (key `<app>/<device>`). Change it to match the topic your
+    /// command consumers read.
+    pub command_topic: String,
+    /// Extra librdkafka settings, passed as is (`security.protocol`, `sasl.*`,
+    /// `fetch.wait.max.ms`, …). Use it for authentication and tuning.
+    pub properties: BTreeMap<String, String>,
+    /// Create missing event and command topics at start-up. Leave it off where topics are
+    /// provisioned by an operator.
+    pub create_topics: bool,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            command_topic: "iot-commands".to_owned(),
+            properties: BTreeMap::new(),
+            create_topics: false,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! `[http]`: the operations and ingest HTTP server.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::Deserialize;
+
+/// `[http]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the health, readiness, metrics and ingest routes. Bind a public address (or
+    /// `0.0.0.0`) to let probes and devices outside the machine reach it.
+    pub bind: SocketAddr,
+    /// Largest request body accepted by ingest, in bytes; larger requests get `413`. Raise it for
+    /// large batches or payloads.
+    pub max_body_size: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8081)),
+            max_body_size: 1024 * 1024,
+        }
+    }
+}
