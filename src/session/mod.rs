@@ -9,6 +9,8 @@
 mod filter;
 mod inflight;
 mod outbound;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
