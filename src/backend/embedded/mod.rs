@@ -1,1 +1,130 @@
-//! The embedded in-process event log (being written).
+//! The embedded in-process event log (spec 4, `backend.kind = "embedded"`): partitioned logs per
+//! application, consumer groups with committed offsets, retention by count and bytes.
+//!
+//! How it fits together:
+//! - [`EmbeddedLog`] (`log`) holds one partitioned log per application (`partition`), the
+//!   command stream (`commands`), the committed offsets of durable groups (`store`) and the
+//!   doorbells that wake workers after an append (`wake`). Partitioning is by a stable hash of
+//!   the device (`hash`).
+//! - [`EmbeddedProducer`] (`producer`) is the seam's writing side.
+//! - Worker threads (`worker`) own consumer groups (`group`): each group's members get
+//!   partitions assigned (`assignment`), each partition has a read/commit position (`cursor`),
+//!   and a pass hands deliveries to the shards in one batch per shard (`outbox`).
+//!
+//! Start it with [`start`]; stop it with [`Backend::shutdown`], which commits what is
+//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts.
+
+mod assignment;
+mod commands;
+mod cursor;
+mod group;
+mod hash;
+mod log;
+mod outbox;
+mod partition;
+mod producer;
+mod store;
+mod wake;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+pub use log::EmbeddedLog;
+pub use producer::EmbeddedProducer;
+
+use crate::backend::{Backend, ToBackend};
+
+/// Tuning of the embedded log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// Partitions per application: the unit of order (per device) and of sharing a group.
+    pub partitions: u32,
+    /// Events kept per application, split evenly over its partitions; 0 = no limit.
+    pub retention_events: u64,
+    /// Bytes (estimated as [`crate::backend::Record::cost`]) kept per application, split evenly
+    /// over its partitions; 0 = no limit.
+    pub retention_bytes: u64,
+    /// Worker threads that dispatch to consumer groups; 0 = the available parallelism.
+    pub consumer_threads: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> EmbeddedOptions {
+        EmbeddedOptions {
+            partitions: 8,
+            retention_events: 1_000_000,
+            retention_bytes: 1 << 30,
+            consumer_threads: 0,
+        }
+    }
+}
+
+/// Why the embedded backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A log needs at least one partition.
+    #[error("embedded backend: partitions must be at least 1")]
+    NoPartitions,
+    /// The OS refused a worker thread.
+    #[error("embedded backend: cannot start worker thread {worker}: {source}")]
+    Spawn {
+        worker: usize,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Starts the embedded backend for the applications `apps` (known at start; events for other
+/// applications are refused with `UnknownStream`). Returns the seam's [`Backend`] and a handle on
+/// the log for tests, tools and metrics ([`EmbeddedLog::group_lag`], …).
+pub fn start<I, S>(
+    options: EmbeddedOptions,
+    apps: I,
+) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    if options.partitions == 0 {
+        return Err(StartError::NoPartitions);
+    }
+    let threads = match options.consumer_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    // Worker ids travel as u16 in ack tokens.
+    .min(usize::from(u16::MAX));
+    let (senders, receivers): (Vec<Sender<ToBackend>>, Vec<_>) =
+        (0..threads).map(|_| crossbeam_channel::unbounded()).unzip();
+    let apps = apps.into_iter().map(|a| Arc::from(a.as_ref())).collect();
+    let log = Arc::new(EmbeddedLog::new(
+        &options,
+        apps,
+        wake::Wakers::new(&senders),
+    ));
+    let mut handles = Vec::with_capacity(threads);
+    for (id, rx) in receivers.into_iter().enumerate() {
+        let worker = worker::Worker::new(id as u16, rx, log.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("embedded-worker-{id}"))
+            .spawn(move || worker.run());
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(source) => {
+                // Stop the workers already running before giving up.
+                let (tx, _rx) = crossbeam_channel::unbounded();
+                for s in &senders[..id] {
+                    let _ = s.send(ToBackend::Shutdown(tx.clone()));
+                }
+                return Err(StartError::Spawn { worker: id, source });
+            }
+        }
+    }
+    let producer = Arc::new(EmbeddedProducer::new(log.clone()));
+    Ok((Backend::new(producer, senders, handles), log))
+}
