@@ -42,8 +42,10 @@ impl<'a> Auth<'a> {
                 version,
             });
         }
-        let mut sizes = Sizes::default();
-        sizes.props = self.properties.content_len(NAME, PropertyContext::Auth)?;
+        let mut sizes = Sizes {
+            props: self.properties.content_len(NAME, PropertyContext::Auth)?,
+            ..Sizes::default()
+        };
         if sizes.props > 0 || self.code != ReasonCode::SUCCESS {
             sizes.remaining = 1 + var_int_len(sizes.props) + sizes.props;
         }

@@ -96,6 +96,9 @@ impl QoS {
 }
 
 /// One MQTT control packet (2.1.2).
+// CONNECT carries two property sets and is much larger than the others; the variants are kept
+// unboxed because packets live briefly on the stack and boxing would allocate per decode.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet<'a> {
     Connect(Connect<'a>),

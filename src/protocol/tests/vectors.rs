@@ -161,7 +161,8 @@ fn publish_variable_header_example() {
 /// packet id 10; MQTT 5 3.4.2.1 lets Success without properties use the same 2-byte form.
 #[test]
 fn ack_examples() {
-    let cases: [(u8, fn(Ack<'static>) -> Packet<'static>); 4] = [
+    type MakeAck = fn(Ack<'static>) -> Packet<'static>;
+    let cases: [(u8, MakeAck); 4] = [
         (0x40, Packet::PubAck),
         (0x50, Packet::PubRec),
         (0x62, Packet::PubRel),
