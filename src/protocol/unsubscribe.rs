@@ -1,0 +1,74 @@
+//! UNSUBSCRIBE (3.10; 3.1.1 section 3.10).
+
+use bytes::{BufMut, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::primitives::{field_len, var_int_len, write_string, Reader};
+use super::properties::{Properties, PropertyContext};
+use super::{Sizes, Version};
+
+const NAME: &str = "UNSUBSCRIBE";
+
+/// An UNSUBSCRIBE packet. Filters are not validated (an UNSUBACK code answers bad ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe<'a> {
+    pub packet_id: u16,
+    pub properties: Properties<'a>,
+    pub filters: Vec<&'a str>,
+}
+
+impl<'a> Unsubscribe<'a> {
+    pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
+        let packet_id = r.packet_id()?;
+        let properties = match version {
+            Version::V5 => Properties::decode(&mut r, PropertyContext::Unsubscribe)?,
+            Version::V311 => Properties::default(),
+        };
+        // [MQTT-3.10.3-2]: at least one Topic Filter.
+        if r.is_empty() {
+            return Err(r.protocol("no topic filter [MQTT-3.10.3-2]"));
+        }
+        let mut filters = Vec::with_capacity(1);
+        while !r.is_empty() {
+            filters.push(r.string()?);
+        }
+        Ok(Unsubscribe {
+            packet_id,
+            properties,
+            filters,
+        })
+    }
+
+    pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
+        if self.filters.is_empty() {
+            return Err(EncodeError::Invalid {
+                packet: NAME,
+                reason: "no topic filter [MQTT-3.10.3-2]",
+            });
+        }
+        let mut sizes = Sizes {
+            remaining: 2,
+            ..Sizes::default()
+        };
+        if version == Version::V5 {
+            sizes.props = self
+                .properties
+                .content_len(NAME, PropertyContext::Unsubscribe)?;
+            sizes.remaining += var_int_len(sizes.props) + sizes.props;
+        }
+        for f in &self.filters {
+            sizes.remaining += field_len(NAME, "topic filter", f.len())?;
+        }
+        Ok(sizes)
+    }
+
+    pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
+        out.put_u16(self.packet_id);
+        if version == Version::V5 {
+            self.properties.write(sizes.props, out);
+        }
+        for f in &self.filters {
+            write_string(out, f);
+        }
+    }
+}
