@@ -1,0 +1,175 @@
+//! Routing: which handler a request goes to, or `404`/`405`.
+//!
+//! Paths are split on `/` and each segment is percent-decoded on its own, so an encoded `%2F`
+//! stays inside its segment while the channel of single-event ingest may span several
+//! segments (everything after `/events/`).
+
+use percent_encoding::percent_decode_str;
+use tiny_http::{Method, Request};
+
+use super::response::{Outcome, Reply};
+use super::{ingest, ops, HttpState};
+
+/// The routes of spec 5.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Healthz,
+    Readyz,
+    Metrics,
+    /// `POST /api/v1/apps/<app>/devices/<device>/events/<channel>`
+    IngestOne {
+        app: String,
+        device: String,
+        channel: String,
+    },
+    /// `POST /api/v1/apps/<app>/events`
+    IngestBatch {
+        app: String,
+    },
+}
+
+const ROUTES_HINT: &str = "the routes are POST /api/v1/apps/<app>/devices/<device>/events/<channel>, \
+                           POST /api/v1/apps/<app>/events, GET /healthz, GET /readyz and GET /metrics";
+
+impl Route {
+    /// The route for a request target (path and optional query), `Ok(None)` if there is none.
+    pub fn parse(target: &str) -> Result<Option<Route>, Reply> {
+        // The query string means nothing to any route.
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        let Some(path) = path.strip_prefix('/') else {
+            return Ok(None);
+        };
+        let segments = path.split('/').map(decode).collect::<Result<Vec<_>, _>>()?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        Ok(match segments.as_slice() {
+            ["healthz"] => Some(Route::Healthz),
+            ["readyz"] => Some(Route::Readyz),
+            ["metrics"] => Some(Route::Metrics),
+            ["api", "v1", "apps", app, "events"] if !app.is_empty() => Some(Route::IngestBatch {
+                app: app.to_string(),
+            }),
+            ["api", "v1", "apps", app, "devices", device, "events", channel @ ..]
+                if !app.is_empty() && !device.is_empty() && !channel.is_empty() =>
+            {
+                let channel = channel.join("/");
+                (!channel.is_empty()).then(|| Route::IngestOne {
+                    app: app.to_string(),
+                    device: device.to_string(),
+                    channel,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// The methods the route answers, as the `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Healthz | Route::Readyz | Route::Metrics => "GET, HEAD",
+            Route::IngestOne { .. } | Route::IngestBatch { .. } => "POST",
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match self {
+            Route::Healthz | Route::Readyz | Route::Metrics => {
+                matches!(method, Method::Get | Method::Head)
+            }
+            Route::IngestOne { .. } | Route::IngestBatch { .. } => *method == Method::Post,
+        }
+    }
+}
+
+fn decode(segment: &str) -> Result<String, Reply> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| {
+            Reply::error(
+                400,
+                format!("path segment `{segment}` is not UTF-8 once percent-decoded; percent-encode names as UTF-8"),
+            )
+        })
+}
+
+/// Handles one request to the end, except for sending the reply.
+pub(crate) fn handle(state: &HttpState, request: &mut Request) -> Reply {
+    dispatch(state, request).unwrap_or_else(|reply| reply)
+}
+
+fn dispatch(state: &HttpState, request: &mut Request) -> Outcome {
+    let Some(route) = Route::parse(request.url())? else {
+        return Err(Reply::error(
+            404,
+            format!("no route for `{}`; {ROUTES_HINT}", request.url()),
+        ));
+    };
+    if !route.allows(request.method()) {
+        let allow = route.allow();
+        return Err(Reply::error(
+            405,
+            format!(
+                "method {} is not allowed here; use {allow}",
+                request.method()
+            ),
+        )
+        .with_header("Allow", allow));
+    }
+    match route {
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => ops::readyz(state),
+        Route::Metrics => Ok(ops::metrics(state)),
+        Route::IngestOne {
+            app,
+            device,
+            channel,
+        } => ingest::one(state, request, &app, &device, &channel),
+        Route::IngestBatch { app } => ingest::batch(state, request, &app),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(target: &str) -> Option<Route> {
+        Route::parse(target).unwrap()
+    }
+
+    #[test]
+    fn channel_spans_segments_and_segments_are_decoded() {
+        assert_eq!(
+            parse("/api/v1/apps/my%20app/devices/d%2F1/events/a/b%3F?x=1"),
+            Some(Route::IngestOne {
+                app: "my app".into(),
+                device: "d/1".into(),
+                channel: "a/b?".into(),
+            })
+        );
+        assert_eq!(
+            parse("/api/v1/apps/a/events"),
+            Some(Route::IngestBatch { app: "a".into() })
+        );
+    }
+
+    #[test]
+    fn incomplete_paths_have_no_route() {
+        for target in [
+            "/api/v1/apps/a/devices/d/events",
+            "/api/v1/apps/a/devices/d/events/",
+            "/api/v1/apps//events",
+            "/api/v1/apps/a/devices//events/c",
+            "/healthz/",
+            "healthz",
+            "/",
+        ] {
+            assert_eq!(parse(target), None, "{target}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_is_a_400() {
+        let err = Route::parse("/api/v1/apps/%FF/events").unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+}
