@@ -1,1 +1,34 @@
-//! (being written)
+//! The CloudEvents event model and its encodings.
+//!
+//! - [`Event`] is one event as it travels through the service ([`event`]).
+//! - Structured mode (the JSON event format) is written by [`Event::write_structured`] ([`structured`])
+//!   and read by [`Event::from_structured_json`] ([`parse`]); HTTP batch mode by [`parse_batch`] ([`batch`]).
+//! - Binary mode (MQTT 5 user properties) comes from [`Event::binary_attributes`] ([`binary`]).
+//! - Which form `data` takes in JSON is decided in [`content_type`].
+
+pub mod batch;
+pub mod binary;
+pub mod content_type;
+pub mod event;
+pub mod json_check;
+pub mod json_escape;
+pub mod parse;
+pub mod structured;
+
+#[cfg(test)]
+mod sdk_tests;
+
+pub use batch::{parse_batch, parse_batch_at, BatchError};
+pub use content_type::DataKind;
+pub use event::{Event, ExtensionValue, SpecVersion};
+pub use json_check::is_json;
+pub use parse::EventError;
+
+/// MQTT 5 Content Type of a structured-mode PUBLISH (spec 2.2).
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=utf-8";
+/// Content type of a structured-mode Kafka record, matched on its media type only (spec 4).
+pub const KAFKA_STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// Content type of an HTTP batch ingest request (spec 5).
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+/// `type` of the events this service writes, as Drogue Cloud endpoints write them (spec 2.3).
+pub const DEVICE_EVENT_TYPE: &str = "io.drogue.event.v1";
