@@ -20,12 +20,8 @@ pub enum Protocol {
     Wss,
 }
 
-/// The CloudEvents content mode of a delivered event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Structured,
-    Binary,
-}
+/// The CloudEvents content mode of a delivered event (the subscription's mode).
+pub use crate::backend::Mode;
 
 /// What became of a published command (spec 2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +95,15 @@ impl Metrics {
     /// One event delivered at `qos` (0, or 1 for anything higher: QoS 2 is granted as 1) with a
     /// payload of `payload_bytes`.
     pub fn delivered(&self, mode: Mode, qos: u8, payload_bytes: usize) {
-        self.delivered[mode as usize][usize::from(qos > 0)].add(1);
-        self.delivered_bytes[mode as usize].add(payload_bytes as u64);
+        self.add_delivered(mode, qos, 1, payload_bytes as u64);
+    }
+
+    /// A batch of deliveries counted at once (a shard adds its sessions' counts per turn).
+    pub fn add_delivered(&self, mode: Mode, qos: u8, events: u64, payload_bytes: u64) {
+        if events > 0 {
+            self.delivered[mode as usize][usize::from(qos > 0)].add(events);
+            self.delivered_bytes[mode as usize].add(payload_bytes);
+        }
     }
 
     pub fn acked(&self, n: u64) {

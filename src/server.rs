@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("cannot start the event backend: {0}")]
+    Backend(String),
     #[error("cannot start {what}: {source}")]
     Io {
         what: &'static str,
@@ -92,8 +94,8 @@ impl Server {
                     consumer_threads: e.consumer_threads,
                 };
                 let apps = config.apps.iter().map(|a| a.name.clone());
-                let (backend, log) = embedded::start(options, apps, metrics.clone())
-                    .map_err(|source| StartError::Io { what: "the embedded backend", source })?;
+                let (backend, log) =
+                    embedded::start(options, apps).map_err(|e| StartError::Backend(e.to_string()))?;
                 (backend, Some(log))
             }
             BackendKind::Kafka => {

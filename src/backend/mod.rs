@@ -23,7 +23,6 @@ mod record;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use crossbeam_channel::Sender;
 
 pub use flow::ConnFlow;

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::*;
 use crate::backend::{BackendError, Completion};
 use crate::cloudevents::{Event, ExtensionValue};
-use crate::registry::{App, Identity, Registry, Role};
+use crate::config::Config;
+use crate::registry::{Identity, Registry};
 
 /// How the test backend answers.
 #[derive(Clone)]
@@ -80,24 +81,27 @@ impl HttpAuthenticator for NamesAsTokens {
     }
 }
 
-/// The applications of every test. (With the real registry this is built from a config.)
+/// The applications of every test, built from configuration as the service builds them.
 fn registry() -> Registry {
-    let mut owned = App::new("owned")
-        .with_member("bob", Role::Reader)
-        .with_member("carol", Role::Manager)
-        .with_device("d", true);
-    owned.owner = Some("alice".into());
-    Registry::new([
-        App::new("demo")
-            .with_member("anonymous", Role::Manager)
-            .with_device("device1", true)
-            .with_device("device2", false)
-            .with_device("dev/ice 3", true),
-        App::new("readonly")
-            .with_member("anonymous", Role::Reader)
-            .with_device("device1", true),
-        owned,
-    ])
+    const APPS: &str = r#"
+[[app]]
+name = "demo"
+members = { anonymous = "manager" }
+devices = [ { name = "device1" }, { name = "device2", enabled = false }, { name = "dev:ice 3" } ]
+
+[[app]]
+name = "readonly"
+members = { anonymous = "reader" }
+devices = [ { name = "device1" } ]
+
+[[app]]
+name = "owned"
+owner = "alice"
+members = { bob = "reader", carol = "manager" }
+devices = [ { name = "d" } ]
+"#;
+    let config = Config::from_toml_str(APPS, "http test", Vec::new()).expect("test config");
+    Registry::from_config(&config)
 }
 
 struct Harness {
@@ -225,7 +229,7 @@ fn single_event_is_accepted_with_the_attributes_of_spec_2_3() {
     let h = Harness::new();
     let data = br#"{"temp": 21.5}"#;
     let r = h.post(
-        "/api/v1/apps/demo/devices/dev%2Fice%203/events/room/1",
+        "/api/v1/apps/demo/devices/dev%3Aice%203/events/room/1",
         &[("Content-Type", "application/json")],
         data,
     );
@@ -239,18 +243,18 @@ fn single_event_is_accepted_with_the_attributes_of_spec_2_3() {
     assert_eq!(app, "demo");
     assert!(uuid::Uuid::parse_str(&event.id).is_ok(), "{}", event.id);
     assert_eq!(event.ty, "io.drogue.event.v1");
-    assert_eq!(event.source, "drogue://demo/dev%2Fice%203");
+    assert_eq!(event.source, "drogue://demo/dev%3Aice%203");
     assert_eq!(event.subject.as_deref(), Some("room/1"));
     let time = event.time.as_deref().unwrap();
     assert!(time.ends_with('Z'), "{time}");
     assert!(humantime::parse_rfc3339_weak(time).is_ok(), "{time}");
     assert_eq!(event.datacontenttype.as_deref(), Some("application/json"));
     assert_eq!(ext(event, "application").as_deref(), Some("demo"));
-    assert_eq!(ext(event, "device").as_deref(), Some("dev/ice 3"));
-    assert_eq!(ext(event, "sender").as_deref(), Some("dev/ice 3"));
+    assert_eq!(ext(event, "device").as_deref(), Some("dev:ice 3"));
+    assert_eq!(ext(event, "sender").as_deref(), Some("dev:ice 3"));
     assert_eq!(
         ext(event, "partitionkey").as_deref(),
-        Some("demo/dev/ice 3")
+        Some("demo/dev:ice 3")
     );
     assert_eq!(ext(event, "instance").as_deref(), Some("test-instance"));
     assert_eq!(&event.data[..], data);
@@ -433,7 +437,7 @@ fn batch_is_accepted_in_order_with_missing_attributes_filled() {
     let h = Harness::new();
     let body = r#"[
         {"device":"device1","subject":"a","datacontenttype":"application/json","data":{"a":[2],"z":1}},
-        {"device":"dev/ice 3","id":"given-id","source":"ignored","partitionkey":"ignored","data":"text"},
+        {"device":"dev:ice 3","id":"given-id","source":"ignored","partitionkey":"ignored","data":"text"},
         {"device":"device1","type":"custom.type","data_base64":"AAEC"}
     ]"#;
     let r = h.batch("demo", body);
@@ -455,10 +459,10 @@ fn batch_is_accepted_in_order_with_missing_attributes_filled() {
     assert_eq!(&first.data[..], br#"{"a":[2],"z":1}"#);
     assert_eq!(&third.data[..], &[0u8, 1, 2]);
     assert_eq!(first.subject.as_deref(), Some("a"));
-    assert_eq!(second.source, "drogue://demo/dev%2Fice%203");
+    assert_eq!(second.source, "drogue://demo/dev%3Aice%203");
     assert_eq!(
         ext(second, "partitionkey").as_deref(),
-        Some("demo/dev/ice 3")
+        Some("demo/dev:ice 3")
     );
     for (app, event) in &events {
         assert_eq!(app, "demo");

@@ -20,10 +20,6 @@ impl Inflight {
         self.by_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// Reserves the next free packet identifier for `token`. The caller keeps the window, so at
     /// most 65,535 are ever in use and a free one always exists.
     pub fn insert(&mut self, token: AckToken) -> u16 {

@@ -152,8 +152,10 @@ enum State {
 /// Counters the shell moves into the process metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
-    /// Indexed by [mode][qos]: structured=0, binary=1.
+    /// Events delivered, indexed by [mode][qos]: structured=0, binary=1.
     pub delivered: [[u64; 2]; 2],
+    /// Payload bytes delivered, indexed by [mode][qos].
+    pub delivered_bytes: [[u64; 2]; 2],
     pub acked: u64,
 }
 
@@ -870,8 +872,9 @@ impl Session {
         self.out.commit_tail(appended);
         self.out.push_payload(payload);
         self.out.charge_here(d.cost);
-        let mode = usize::from(d.mode == Mode::Binary);
-        self.stats.delivered[mode][usize::from(packet_id.is_some())] += 1;
+        let (mode, qos) = (usize::from(d.mode == Mode::Binary), usize::from(packet_id.is_some()));
+        self.stats.delivered[mode][qos] += 1;
+        self.stats.delivered_bytes[mode][qos] += payload.len() as u64;
     }
 
     // ----- closing ------------------------------------------------------------------------

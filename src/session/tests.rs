@@ -32,11 +32,11 @@ devices = [ { name = "device1" } ]
 const CONN: ConnId = ConnId { shard: 0, slot: 7, generation: 1 };
 
 fn config() -> Arc<SessionConfig> {
-    let config = Config::from_toml_str(APPS, "test").expect("test config");
+    let config = Config::from_toml_str(APPS, "test", Vec::new()).expect("test config");
     Arc::new(SessionConfig {
         max_packet_size: 4096,
         default_receive_maximum: 3,
-        server_receive_maximum: 4,
+        server_receive_maximum: 8,
         max_inflight: 1024,
         connect_timeout: Duration::from_secs(5),
         server_keep_alive: None,
@@ -242,7 +242,7 @@ fn connack_advertises_the_capabilities_of_spec_2_6() {
     let out = c.received();
     let [Owned::ConnAck { code: 0, props }] = &out[..] else { panic!("{out:?}") };
     for expected in [
-        "receive_maximum: Some(4)",
+        "receive_maximum: Some(8)",
         "maximum_packet_size: Some(4096)",
         "topic_alias_maximum: Some(0)",
         "retain_available: Some(0)",
@@ -320,8 +320,10 @@ fn content_mode_property() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(4, &[("app/demo", QoS::AtMostOnce)], vec![("content-mode", "binary")], None);
     let events = c.events();
-    let [SessionEvent::Join { filters, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join { filters, member, request, .. }] = &events[..] else { panic!("{events:?}") };
     assert_eq!(filters[0].mode, Mode::Binary);
+    c.s.joined(*member, *request, Ok(()));
+    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 4, codes: vec![0] }]);
 
     c.subscribe(5, &[("app/readonly", QoS::AtMostOnce)], vec![("content-mode", "fancy")], None);
     assert!(c.events().is_empty());
@@ -464,6 +466,24 @@ fn commands_are_acknowledged_in_order_with_their_reason_codes() {
     c.events();
     c.s.command_done(7, Err(BackendError::Unavailable("down".into())));
     assert_eq!(c.received(), vec![Owned::PubAck { packet_id: 7, code: 0x80 }]);
+}
+
+#[test]
+fn more_unacknowledged_commands_than_receive_maximum_disconnect() {
+    let mut c = Client::connected(Version::V5, "c1", None);
+    for packet_id in 1..=9 {
+        c.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "command/demo/device1/set",
+            packet_id: Some(packet_id),
+            properties: Properties::default(),
+            payload: b"1",
+        }));
+    }
+    assert!(c.s.is_closed());
+    assert_eq!(c.received(), vec![Owned::Disconnect { code: 0x93 }]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use slab::Slab;
 use super::connection::Connection;
 use super::notify::ShardNotify;
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
-use crate::backend::{AckToken, ConnFlow, ConnId, ShardLink, ToBackend, ToShard};
+use crate::backend::{AckToken, ConnFlow, ConnId, Mode, ShardLink, ToBackend, ToShard};
 use crate::cloudevents::Event;
 use crate::metrics::{CommandOutcome, Protocol};
 use crate::registry::Identity;
@@ -226,7 +226,7 @@ impl Shard {
                     break;
                 }
                 Ok(n) => {
-                    self.ctx.metrics.bytes_received(n as u64);
+                    self.ctx.metrics.bytes_received(n);
                     self.feed(slot, &scratch[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -483,7 +483,14 @@ impl Shard {
             conn.counted_subscriptions = subs;
         }
         let stats = conn.session.take_stats();
-        self.ctx.metrics.session_stats(&stats);
+        for (m, mode) in [Mode::Structured, Mode::Binary].into_iter().enumerate() {
+            for qos in 0..2 {
+                self.ctx.metrics.add_delivered(mode, qos as u8, stats.delivered[m][qos], stats.delivered_bytes[m][qos]);
+            }
+        }
+        if stats.acked > 0 {
+            self.ctx.metrics.acked(stats.acked);
+        }
         let mut released = 0u64;
         let mut failed = None;
         loop {
@@ -500,7 +507,7 @@ impl Shard {
                 }
                 Ok(written) => {
                     released += u64::from(conn.session.out().consume(written));
-                    self.ctx.metrics.bytes_sent(written as u64);
+                    self.ctx.metrics.bytes_sent(written);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
