@@ -21,6 +21,6 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;
-pub mod session;
 pub mod server;
+pub mod session;
 pub mod shard;

@@ -50,6 +50,21 @@ pub struct Metrics {
     records_skipped: Counter,
     queued_bytes: Gauge,
     group_lag: Mutex<BTreeMap<String, i64>>,
+    collector: Collector,
+}
+
+/// Reads figures that live elsewhere (a backend's group lag) just before rendering.
+#[derive(Default)]
+struct Collector(std::sync::OnceLock<Box<dyn Fn(&Metrics) + Send + Sync>>);
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Collector(set)"
+        } else {
+            "Collector(none)"
+        })
+    }
 }
 
 impl Metrics {
@@ -76,6 +91,7 @@ impl Metrics {
             records_skipped: Counter::new(),
             queued_bytes: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
+            collector: Collector(std::sync::OnceLock::new()),
         }
     }
 
@@ -154,8 +170,30 @@ impl Metrics {
         self.group_lag.lock().remove(group);
     }
 
+    /// Replaces every group's lag at once (for a backend that reports them all together).
+    pub fn replace_group_lags(&self, lags: impl IntoIterator<Item = (String, i64)>) {
+        *self.group_lag.lock() = lags.into_iter().collect();
+    }
+
+    /// Raises the skipped-records counter to `total` (for a backend that keeps its own count).
+    pub fn raise_records_skipped(&self, total: u64) {
+        let now = self.records_skipped.0.load(Relaxed);
+        if total > now {
+            self.records_skipped.add(total - now);
+        }
+    }
+
+    /// Installs the function that refreshes figures kept elsewhere before each render.
+    /// Only the first call has an effect.
+    pub fn set_collector(&self, collect: impl Fn(&Metrics) + Send + Sync + 'static) {
+        let _ = self.collector.0.set(Box::new(collect));
+    }
+
     /// Every family in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
+        if let Some(collect) = self.collector.0.get() {
+            collect(self);
+        }
         let mut out = String::with_capacity(4096);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, i128)]| {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -65,7 +65,8 @@ impl Server {
 
         // Bind first: a port in use is the most common start-up failure, report it before
         // anything else runs.
-        let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<std::net::TcpListener>> =
+            (0..threads).map(|_| Vec::new()).collect();
         let mut mqtt_addrs = Vec::new();
         for l in &config.listeners {
             let kind = match l.kind {
@@ -77,33 +78,44 @@ impl Server {
                     )))
                 }
             };
-            let socks = shard::bind_shared(l.bind, threads).map_err(|source| StartError::Bind { addr: l.bind, kind, source })?;
+            let socks = shard::bind_shared(l.bind, threads).map_err(|source| StartError::Bind {
+                addr: l.bind,
+                kind,
+                source,
+            })?;
             mqtt_addrs.extend(shard::local_addrs(&socks[..1]));
             for (i, s) in socks.into_iter().enumerate() {
                 per_shard[i].push(s);
             }
         }
 
-        let (backend, embedded) = match config.backend.kind {
-            BackendKind::Embedded => {
-                let e = &config.backend.embedded;
-                let options = EmbeddedOptions {
-                    partitions: e.partitions,
-                    retention_events: e.retention_events,
-                    retention_bytes: e.retention_bytes,
-                    consumer_threads: e.consumer_threads,
-                };
-                let apps = config.apps.iter().map(|a| a.name.clone());
-                let (backend, log) =
-                    embedded::start(options, apps).map_err(|e| StartError::Backend(e.to_string()))?;
-                (backend, Some(log))
-            }
-            BackendKind::Kafka => {
-                return Err(StartError::Unsupported(
-                    "backend.kind = \"kafka\" is not available in this build yet; use \"embedded\"".into(),
-                ))
-            }
-        };
+        let (backend, embedded) =
+            match config.backend.kind {
+                BackendKind::Embedded => {
+                    let e = &config.backend.embedded;
+                    let options = EmbeddedOptions {
+                        partitions: e.partitions,
+                        retention_events: e.retention_events,
+                        retention_bytes: e.retention_bytes,
+                        consumer_threads: e.consumer_threads,
+                    };
+                    let apps = config.apps.iter().map(|a| a.name.clone());
+                    let (backend, log) = embedded::start(options, apps)
+                        .map_err(|e| StartError::Backend(e.to_string()))?;
+                    let lags = log.clone();
+                    metrics.set_collector(move |m| {
+                        m.replace_group_lags(
+                            lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
+                        );
+                        m.raise_records_skipped(lags.skipped_records());
+                    });
+                    (backend, Some(log))
+                }
+                BackendKind::Kafka => return Err(StartError::Unsupported(
+                    "backend.kind = \"kafka\" is not available in this build yet; use \"embedded\""
+                        .into(),
+                )),
+            };
 
         let session = Arc::new(SessionConfig {
             max_packet_size: config.server.max_packet_size,
@@ -127,22 +139,29 @@ impl Server {
             connections: AtomicUsize::new(0),
             instance: instance.clone(),
         });
-        let shards = shard::spawn(ctx, per_shard).map_err(|source| StartError::Io { what: "the shards", source })?;
+        let shards = shard::spawn(ctx, per_shard).map_err(|source| StartError::Io {
+            what: "the shards",
+            source,
+        })?;
 
         let listeners_ready = Arc::new(AtomicBool::new(false));
         let state = HttpState {
             registry,
             producer: backend.producer.clone(),
             metrics: metrics.clone(),
-            auth: Arc::new(AnonymousOnly { allow_anonymous: config.auth.allow_anonymous }),
+            auth: Arc::new(AnonymousOnly {
+                allow_anonymous: config.auth.allow_anonymous,
+            }),
             listeners_ready: listeners_ready.clone(),
             instance,
             max_body_size: config.http.max_body_size,
         };
-        let http = HttpServer::start(config.http.bind, state, HTTP_THREADS).map_err(|source| StartError::Bind {
-            addr: config.http.bind,
-            kind: "http",
-            source,
+        let http = HttpServer::start(config.http.bind, state, HTTP_THREADS).map_err(|source| {
+            StartError::Bind {
+                addr: config.http.bind,
+                kind: "http",
+                source,
+            }
         })?;
         let http_addr = http.local_addr();
         listeners_ready.store(true, Ordering::Release);

@@ -71,9 +71,16 @@ mod tests {
         assert_eq!(GroupKey::client("demo", "c1").name(), Some("demo.c1"));
         let eph = GroupKey::Ephemeral {
             app: "demo".into(),
-            conn: ConnId { shard: 0, slot: 1, generation: 1 },
+            conn: ConnId {
+                shard: 0,
+                slot: 1,
+                generation: 1,
+            },
         };
         assert_eq!(eph.name(), None);
-        assert_eq!(GroupKey::client("demo", "c1").hash64(), GroupKey::client("demo", "c1").hash64());
+        assert_eq!(
+            GroupKey::client("demo", "c1").hash64(),
+            GroupKey::client("demo", "c1").hash64()
+        );
     }
 }

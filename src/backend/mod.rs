@@ -182,7 +182,11 @@ impl Backend {
         workers: Vec<Sender<ToBackend>>,
         threads: Vec<std::thread::JoinHandle<()>>,
     ) -> Backend {
-        Backend { producer, workers, threads }
+        Backend {
+            producer,
+            workers,
+            threads,
+        }
     }
 
     /// Handles for shards: cheap to clone, one per shard.

@@ -50,7 +50,10 @@ impl Record {
                 // An attribute longer than an MQTT string (64 KiB) cannot be sent; skip it
                 // rather than fail the event.
                 if protocol::encode_user_property(k, &v, &mut out).is_err() {
-                    tracing::warn!(attribute = k, "attribute too long for an MQTT user property, left out");
+                    tracing::warn!(
+                        attribute = k,
+                        "attribute too long for an MQTT user property, left out"
+                    );
                 }
             }
             out.freeze()

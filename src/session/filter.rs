@@ -127,7 +127,10 @@ mod tests {
     fn whole_application_and_aliases() {
         for f in ["app/demo", "a/demo", "application/demo"] {
             let t = parse(f).unwrap();
-            assert_eq!((t.app, t.share, t.selector), ("demo", None, Selector::WholeApp));
+            assert_eq!(
+                (t.app, t.share, t.selector),
+                ("demo", None, Selector::WholeApp)
+            );
         }
         let t = parse("$share/g1/app/demo").unwrap();
         assert_eq!((t.app, t.share), ("demo", Some("g1")));
@@ -135,22 +138,60 @@ mod tests {
 
     #[test]
     fn extension_filters_are_normalised_to_app_prefix() {
-        assert_eq!(parse("a/demo/d1/temp").unwrap().selector, sel("app/demo/d1/temp"));
-        assert_eq!(parse("app/demo/+/temp").unwrap().selector, sel("app/demo/+/temp"));
-        assert_eq!(parse("app/demo/d1/+").unwrap().selector, sel("app/demo/d1/+"));
+        assert_eq!(
+            parse("a/demo/d1/temp").unwrap().selector,
+            sel("app/demo/d1/temp")
+        );
+        assert_eq!(
+            parse("app/demo/+/temp").unwrap().selector,
+            sel("app/demo/+/temp")
+        );
+        assert_eq!(
+            parse("app/demo/d1/+").unwrap().selector,
+            sel("app/demo/d1/+")
+        );
         assert_eq!(parse("app/demo/#").unwrap().selector, sel("app/demo/#"));
-        assert_eq!(parse("app/demo/d1/#").unwrap().selector, sel("app/demo/d1/#"));
-        assert_eq!(parse("app/demo/d1/a/b").unwrap().selector, sel("app/demo/d1/a/b"));
-        assert_eq!(parse("$share/g/app/demo/+/+").unwrap().selector, sel("app/demo/+/+"));
+        assert_eq!(
+            parse("app/demo/d1/#").unwrap().selector,
+            sel("app/demo/d1/#")
+        );
+        assert_eq!(
+            parse("app/demo/d1/a/b").unwrap().selector,
+            sel("app/demo/d1/a/b")
+        );
+        assert_eq!(
+            parse("$share/g/app/demo/+/+").unwrap().selector,
+            sel("app/demo/+/+")
+        );
     }
 
     #[test]
     fn wildcards_elsewhere_are_not_supported() {
         use FilterError::*;
-        for f in ["#", "+", "app/+", "app/#", "+/demo", "app/demo/d1/a/#", "app/demo/d1/+/b", "$share/g/#", "foo/+"] {
+        for f in [
+            "#",
+            "+",
+            "app/+",
+            "app/#",
+            "+/demo",
+            "app/demo/d1/a/#",
+            "app/demo/d1/+/b",
+            "$share/g/#",
+            "foo/+",
+        ] {
             assert_eq!(parse(f), Err(WildcardNotSupported), "{f}");
         }
-        for f in ["foo/bar", "app", "app/", "app/demo/d1", "app/demo//x", "$share//app/demo", "$share/g", "a/#/b", ""] {
+        for f in [
+            "foo/bar",
+            "app",
+            "app/",
+            "app/demo/d1",
+            "app/demo//x",
+            "$share//app/demo",
+            "$share/g",
+            "a/#/b",
+            "",
+        ] {
             assert_eq!(parse(f), Err(Invalid), "{f}");
         }
         assert_eq!(parse("$share/g+/app/demo"), Err(Invalid));
@@ -160,7 +201,13 @@ mod tests {
     fn command_topics() {
         let c = parse_command_topic("command/app/dev/set").unwrap();
         assert_eq!((c.app, c.device, c.command), ("app", "dev", "set"));
-        for t in ["command/app/dev", "command/app/dev/a/b", "command//dev/x", "cmd/a/d/c", "command/a/d/"] {
+        for t in [
+            "command/app/dev",
+            "command/app/dev/a/b",
+            "command//dev/x",
+            "cmd/a/d/c",
+            "command/a/d/",
+        ] {
             assert_eq!(parse_command_topic(t), None, "{t}");
         }
     }

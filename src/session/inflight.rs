@@ -70,7 +70,13 @@ mod tests {
     use super::*;
 
     fn token(offset: u64) -> AckToken {
-        AckToken { worker: 0, group: 0, partition: 0, epoch: 0, offset }
+        AckToken {
+            worker: 0,
+            group: 0,
+            partition: 0,
+            epoch: 0,
+            offset,
+        }
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub use outbound::OutQueue;
 use crate::backend::{AckToken, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
 use crate::protocol::{
-    self, Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, PublishHeader,
-    PublishProperties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe, Version,
+    self, Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
+    PublishHeader, PublishProperties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    Version,
 };
 use crate::registry::{Access, Identity, Registry};
 
@@ -67,7 +68,10 @@ pub enum SessionEvent {
     /// Write a command to the backend; answer with [`Session::command_done`] unless QoS 0.
     Command(Command),
     /// A command was refused before reaching the backend (for metrics and logs).
-    CommandRefused { reason: CommandRefusal, topic: String },
+    CommandRefused {
+        reason: CommandRefusal,
+        topic: String,
+    },
     /// A QoS 1 delivery was acknowledged by the client.
     Ack(AckToken),
 }
@@ -131,7 +135,10 @@ pub enum CloseReason {
     /// The client sent DISCONNECT.
     ClientDisconnect(ReasonCode),
     /// The client broke the protocol; v5 clients were told with this code.
-    ProtocolViolation { code: ReasonCode, detail: String },
+    ProtocolViolation {
+        code: ReasonCode,
+        detail: String,
+    },
     ConnectTimeout,
     KeepAliveTimeout,
     ConnectRefused(ConnectRefusal),
@@ -319,14 +326,22 @@ impl Session {
 
     /// The backend answered a [`SessionEvent::Join`].
     pub fn joined(&mut self, member: u32, request: u64, result: Result<(), BackendError>) {
-        let Some(pos) = self.subacks.iter().position(|s| s.waiting.iter().any(|w| w.0 == request)) else {
+        let Some(pos) = self
+            .subacks
+            .iter()
+            .position(|s| s.waiting.iter().any(|w| w.0 == request))
+        else {
             if let Err(e) = result {
                 tracing::warn!(conn = ?self.conn, member, "updating a subscription failed: {e}");
             }
             return;
         };
         let suback = &mut self.subacks[pos];
-        let w = suback.waiting.iter().position(|w| w.0 == request).unwrap_or(0);
+        let w = suback
+            .waiting
+            .iter()
+            .position(|w| w.0 == request)
+            .unwrap_or(0);
         let (_, group, indices) = suback.waiting.swap_remove(w);
         if let Err(e) = result {
             tracing::warn!(conn = ?self.conn, ?group, "subscription refused by the backend: {e}");
@@ -354,7 +369,9 @@ impl Session {
         }
         match delivery.qos {
             QoS::AtMostOnce => self.send_delivery(delivery, None),
-            _ if self.pending.is_empty() && self.inflight.len() < usize::from(self.client_receive_max) => {
+            _ if self.pending.is_empty()
+                && self.inflight.len() < usize::from(self.client_receive_max) =>
+            {
                 let id = self.inflight.insert(delivery.ack);
                 self.send_delivery(delivery, Some(id));
             }
@@ -375,7 +392,11 @@ impl Session {
                 return;
             }
         }
-        if let Some(slot) = self.inbound.iter_mut().find(|a| a.packet_id == packet_id && a.result.is_none()) {
+        if let Some(slot) = self
+            .inbound
+            .iter_mut()
+            .find(|a| a.packet_id == packet_id && a.result.is_none())
+        {
             slot.result = Some(code);
         }
         self.flush_inbound();
@@ -383,15 +404,23 @@ impl Session {
 
     /// Checks the connect timeout and keep-alive.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.poll_timeout() else { return };
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
         if now < deadline {
             return;
         }
         match self.state {
-            State::AwaitingConnect | State::Authenticating => self.finish(CloseReason::ConnectTimeout),
+            State::AwaitingConnect | State::Authenticating => {
+                self.finish(CloseReason::ConnectTimeout)
+            }
             State::Connected => {
                 // [MQTT-3.1.2-24] close after 1.5 × Keep Alive without a packet.
-                self.disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive timeout", CloseReason::KeepAliveTimeout);
+                self.disconnect(
+                    ReasonCode::KEEP_ALIVE_TIMEOUT,
+                    "keep alive timeout",
+                    CloseReason::KeepAliveTimeout,
+                );
             }
             State::Closed => {}
         }
@@ -408,7 +437,11 @@ impl Session {
 
     /// The server is stopping (spec 6).
     pub fn shutdown(&mut self) {
-        self.disconnect(ReasonCode::SERVER_SHUTTING_DOWN, "server shutting down", CloseReason::ServerShutdown);
+        self.disconnect(
+            ReasonCode::SERVER_SHUTTING_DOWN,
+            "server shutting down",
+            CloseReason::ServerShutdown,
+        );
     }
 
     /// The session is going away: the groups to leave; every queued cost is released.
@@ -416,7 +449,11 @@ impl Session {
         if self.state != State::Closed {
             self.state = State::Closed;
         }
-        self.released += self.pending.drain(..).map(|d| u64::from(d.cost)).sum::<u64>();
+        self.released += self
+            .pending
+            .drain(..)
+            .map(|d| u64::from(d.cost))
+            .sum::<u64>();
         self.released += u64::from(self.out.release_all());
         self.subscriptions.clear();
         self.members.clear();
@@ -432,7 +469,9 @@ impl Session {
     /// When [`Session::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitingConnect | State::Authenticating => Some(self.created + self.config.connect_timeout),
+            State::AwaitingConnect | State::Authenticating => {
+                Some(self.created + self.config.connect_timeout)
+            }
             State::Connected => self.keep_alive.map(|ka| self.last_rx + ka + ka / 2),
             State::Closed => None,
         }
@@ -502,17 +541,29 @@ impl Session {
             (State::Connected, Packet::PubRel(a)) => self.handle_pubrel(a),
             (State::Connected, Packet::Subscribe(s)) => self.handle_subscribe(s),
             (State::Connected, Packet::Unsubscribe(u)) => self.handle_unsubscribe(u),
-            (State::Connected, Packet::PingReq) => encode_into(&mut self.out, self.version, &Packet::PingResp),
-            (State::Connected, Packet::Disconnect(d)) => self.finish(CloseReason::ClientDisconnect(d.code)),
-            (State::Connected, Packet::Connect(_)) => self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT"),
+            (State::Connected, Packet::PingReq) => {
+                encode_into(&mut self.out, self.version, &Packet::PingResp)
+            }
+            (State::Connected, Packet::Disconnect(d)) => {
+                self.finish(CloseReason::ClientDisconnect(d.code))
+            }
+            (State::Connected, Packet::Connect(_)) => {
+                self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT")
+            }
             (State::Connected, Packet::Auth(_)) => {
                 // [MQTT-4.12.0-1] AUTH only follows a CONNECT that named an Authentication Method.
-                self.violation(ReasonCode::PROTOCOL_ERROR, "AUTH without an authentication method")
+                self.violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method",
+                )
             }
-            (State::Connected, Packet::PubRec(_) | Packet::PubComp(_)) => {
-                self.violation(ReasonCode::PROTOCOL_ERROR, "PUBREC/PUBCOMP: the server never sends QoS 2")
+            (State::Connected, Packet::PubRec(_) | Packet::PubComp(_)) => self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "PUBREC/PUBCOMP: the server never sends QoS 2",
+            ),
+            (State::Connected, _) => {
+                self.violation(ReasonCode::PROTOCOL_ERROR, "packet only a server may send")
             }
-            (State::Connected, _) => self.violation(ReasonCode::PROTOCOL_ERROR, "packet only a server may send"),
             (State::Authenticating | State::Closed, _) => {}
         }
     }
@@ -587,33 +638,55 @@ impl Session {
         let v5 = self.version == Version::V5;
         if v5 && p.properties.topic_alias.is_some() {
             // We advertise Topic Alias Maximum 0 [MQTT-3.3.2-9].
-            return self.violation(ReasonCode::TOPIC_ALIAS_INVALID, "topic aliases are not supported");
+            return self.violation(
+                ReasonCode::TOPIC_ALIAS_INVALID,
+                "topic aliases are not supported",
+            );
         }
         if v5 && p.retain {
             // [MQTT-3.3.1-?] Retain Available 0: a retained PUBLISH is a protocol error (0x9A).
-            return self.violation(ReasonCode::RETAIN_NOT_SUPPORTED, "retained messages are not supported");
+            return self.violation(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained messages are not supported",
+            );
         }
         let packet_id = p.packet_id.unwrap_or(0);
         if p.qos == QoS::ExactlyOnce && self.awaiting_rel.contains(&packet_id) {
             // [MQTT-4.3.3] a re-sent QoS 2 PUBLISH we already accepted: PUBREC again, once.
-            let pubrec = Packet::PubRec(Ack { packet_id, code: ReasonCode::SUCCESS, properties: Properties::default() });
+            let pubrec = Packet::PubRec(Ack {
+                packet_id,
+                code: ReasonCode::SUCCESS,
+                properties: Properties::default(),
+            });
             return encode_into(&mut self.out, self.version, &pubrec);
         }
         if p.qos != QoS::AtMostOnce
-            && self.inbound.len() + self.awaiting_rel.len() >= usize::from(self.config.server_receive_maximum)
+            && self.inbound.len() + self.awaiting_rel.len()
+                >= usize::from(self.config.server_receive_maximum)
         {
             // [MQTT-3.3.4-9] more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
-            return self.violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+            return self.violation(
+                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                "receive maximum exceeded",
+            );
         }
         let Some(target) = parse_command_topic(p.topic) else {
             return self.refuse_command(&p, CommandRefusal::InvalidTopic);
         };
-        if let Err(e) = self.config.registry.authorize_device_write(&self.identity, target.app, target.device) {
+        if let Err(e) =
+            self.config
+                .registry
+                .authorize_device_write(&self.identity, target.app, target.device)
+        {
             tracing::info!(client = %self.client_id, topic = p.topic, "command refused: {e}");
             return self.refuse_command(&p, CommandRefusal::NotAuthorized);
         }
         if p.qos != QoS::AtMostOnce {
-            self.inbound.push_back(InboundAck { packet_id, qos: p.qos, result: None });
+            self.inbound.push_back(InboundAck {
+                packet_id,
+                qos: p.qos,
+                result: None,
+            });
         }
         self.events.push_back(SessionEvent::Command(Command {
             packet_id,
@@ -626,7 +699,10 @@ impl Session {
     }
 
     fn refuse_command(&mut self, p: &Publish<'_>, reason: CommandRefusal) {
-        self.events.push_back(SessionEvent::CommandRefused { reason, topic: p.topic.to_owned() });
+        self.events.push_back(SessionEvent::CommandRefused {
+            reason,
+            topic: p.topic.to_owned(),
+        });
         if p.qos == QoS::AtMostOnce {
             return; // spec 2.5: a failed QoS 0 command is dropped (and counted).
         }
@@ -636,9 +712,16 @@ impl Session {
         };
         if self.version == Version::V311 {
             // Spec 2.5: MQTT 3.1.1 has no negative PUBACK; the connection is closed.
-            return self.finish(CloseReason::CommandFailed(format!("{reason:?} on topic {}", p.topic)));
+            return self.finish(CloseReason::CommandFailed(format!(
+                "{reason:?} on topic {}",
+                p.topic
+            )));
         }
-        self.inbound.push_back(InboundAck { packet_id: p.packet_id.unwrap_or(0), qos: p.qos, result: Some(code) });
+        self.inbound.push_back(InboundAck {
+            packet_id: p.packet_id.unwrap_or(0),
+            qos: p.qos,
+            result: Some(code),
+        });
         self.flush_inbound();
     }
 
@@ -649,7 +732,11 @@ impl Session {
             let Some(code) = front.result else { break };
             let (packet_id, qos) = (front.packet_id, front.qos);
             self.inbound.pop_front();
-            let ack = Ack { packet_id, code, properties: Properties::default() };
+            let ack = Ack {
+                packet_id,
+                code,
+                properties: Properties::default(),
+            };
             let packet = if qos == QoS::ExactlyOnce {
                 if code == ReasonCode::SUCCESS {
                     self.awaiting_rel.insert(packet_id);
@@ -668,7 +755,11 @@ impl Session {
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
-        let pubcomp = Packet::PubComp(Ack { packet_id: a.packet_id, code, properties: Properties::default() });
+        let pubcomp = Packet::PubComp(Ack {
+            packet_id: a.packet_id,
+            code,
+            properties: Properties::default(),
+        });
         encode_into(&mut self.out, self.version, &pubcomp);
     }
 
@@ -682,7 +773,9 @@ impl Session {
 
     fn fill_window(&mut self) {
         while self.inflight.len() < usize::from(self.client_receive_max) {
-            let Some(d) = self.pending.pop_front() else { break };
+            let Some(d) = self.pending.pop_front() else {
+                break;
+            };
             if !self.members.contains_key(&d.member) {
                 self.released += u64::from(d.cost);
                 continue;
@@ -695,7 +788,13 @@ impl Session {
     fn handle_subscribe(&mut self, s: Subscribe<'_>) {
         let v5 = self.version == Version::V5;
         // Spec 2.1: MQTT 5 user property `content-mode` picks the encoding for this SUBSCRIBE.
-        let mode = match s.properties.user_properties.iter().rev().find(|(k, _)| *k == "content-mode") {
+        let mode = match s
+            .properties
+            .user_properties
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "content-mode")
+        {
             None => Ok(Mode::Structured),
             Some((_, "structured")) => Ok(Mode::Structured),
             Some((_, "binary")) => Ok(Mode::Binary),
@@ -725,7 +824,11 @@ impl Session {
                     continue;
                 }
             };
-            if let Err(e) = self.config.registry.authorize(&self.identity, target.app, Access::Read) {
+            if let Err(e) = self
+                .config
+                .registry
+                .authorize(&self.identity, target.app, Access::Read)
+            {
                 tracing::info!(client = %self.client_id, filter = f.filter, "subscription refused: {e}");
                 codes.push(refuse(ReasonCode::NOT_AUTHORIZED));
                 continue;
@@ -733,17 +836,30 @@ impl Session {
             let group = match target.share {
                 Some(share) => GroupKey::shared(target.app, share),
                 None if !self.client_id_assigned => GroupKey::client(target.app, &self.client_id),
-                None => GroupKey::Ephemeral { app: Arc::from(target.app), conn: self.conn },
+                None => GroupKey::Ephemeral {
+                    app: Arc::from(target.app),
+                    conn: self.conn,
+                },
             };
             // Spec 2.1: QoS 2 is granted as QoS 1.
-            let qos = if f.options.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+            let qos = if f.options.qos == QoS::AtMostOnce {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
             let filter: Arc<str> = Arc::from(f.filter);
             // [MQTT-3.8.4-3] a filter the client already holds is replaced.
             self.subscriptions.insert(
                 filter.clone(),
                 Subscription {
                     group: group.clone(),
-                    filter: MemberFilter { filter, selector: target.selector, qos, subscription_id, mode },
+                    filter: MemberFilter {
+                        filter,
+                        selector: target.selector,
+                        qos,
+                        subscription_id,
+                        mode,
+                    },
                 },
             );
             codes.push(ReasonCode(qos as u8));
@@ -757,7 +873,11 @@ impl Session {
             let request = self.join(app, group.clone());
             waiting.push((request, group, indices));
         }
-        self.subacks.push_back(PendingSubAck { packet_id: s.packet_id, codes, waiting });
+        self.subacks.push_back(PendingSubAck {
+            packet_id: s.packet_id,
+            codes,
+            waiting,
+        });
         self.flush_subacks();
     }
 
@@ -773,16 +893,33 @@ impl Session {
             }
         };
         self.next_request += 1;
-        let filters = self.subscriptions.values().filter(|s| s.group == group).map(|s| s.filter.clone()).collect();
-        self.events.push_back(SessionEvent::Join { member, request: self.next_request, app, group, filters });
+        let filters = self
+            .subscriptions
+            .values()
+            .filter(|s| s.group == group)
+            .map(|s| s.filter.clone())
+            .collect();
+        self.events.push_back(SessionEvent::Join {
+            member,
+            request: self.next_request,
+            app,
+            group,
+            filters,
+        });
         self.next_request
     }
 
     /// SUBACKs go out in SUBSCRIBE order, each once its groups are joined.
     fn flush_subacks(&mut self) {
         while self.subacks.front().is_some_and(|s| s.waiting.is_empty()) {
-            let Some(s) = self.subacks.pop_front() else { break };
-            let suback = Packet::SubAck(SubAck { packet_id: s.packet_id, properties: Properties::default(), codes: s.codes });
+            let Some(s) = self.subacks.pop_front() else {
+                break;
+            };
+            let suback = Packet::SubAck(SubAck {
+                packet_id: s.packet_id,
+                properties: Properties::default(),
+                codes: s.codes,
+            });
             encode_into(&mut self.out, self.version, &suback);
         }
     }
@@ -813,7 +950,11 @@ impl Session {
                 self.events.push_back(SessionEvent::Leave(group));
             }
         }
-        let unsuback = Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: Properties::default(), codes });
+        let unsuback = Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            codes,
+        });
         encode_into(&mut self.out, self.version, &unsuback);
     }
 
@@ -844,12 +985,19 @@ impl Session {
         };
         let header = PublishHeader {
             dup: d.dup && packet_id.is_some(),
-            qos: if packet_id.is_some() { QoS::AtLeastOnce } else { QoS::AtMostOnce },
+            qos: if packet_id.is_some() {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            },
             retain: false,
             topic: &d.topic,
             packet_id,
         };
-        if v5 && protocol::publish_packet_size(self.version, &header, &props, payload.len()) > self.client_max_packet as usize {
+        if v5
+            && protocol::publish_packet_size(self.version, &header, &props, payload.len())
+                > self.client_max_packet as usize
+        {
             // [MQTT-3.1.2-25] too large for the client: discard as if delivered.
             tracing::debug!(client = %self.client_id, "event larger than the client's Maximum Packet Size, discarded");
             self.released += u64::from(d.cost);
@@ -862,7 +1010,9 @@ impl Session {
         }
         let tail = self.out.tail();
         let before = tail.len();
-        if let Err(e) = protocol::encode_publish_header(self.version, &header, &props, payload.len(), tail) {
+        if let Err(e) =
+            protocol::encode_publish_header(self.version, &header, &props, payload.len(), tail)
+        {
             tracing::warn!(client = %self.client_id, "cannot encode event: {e}");
             tail.truncate(before);
             self.released += u64::from(d.cost);
@@ -872,7 +1022,10 @@ impl Session {
         self.out.commit_tail(appended);
         self.out.push_payload(payload);
         self.out.charge_here(d.cost);
-        let (mode, qos) = (usize::from(d.mode == Mode::Binary), usize::from(packet_id.is_some()));
+        let (mode, qos) = (
+            usize::from(d.mode == Mode::Binary),
+            usize::from(packet_id.is_some()),
+        );
         self.stats.delivered[mode][qos] += 1;
         self.stats.delivered_bytes[mode][qos] += payload.len() as u64;
     }
@@ -884,29 +1037,60 @@ impl Session {
             (State::AwaitingConnect, DecodeError::UnsupportedProtocolVersion { .. }) => {
                 // [MQTT-3.1.2-2] answer an unknown protocol level with return code 1 (the 3.1.1
                 // form: a client of an unknown version cannot be assumed to read v5 properties).
-                let connack = Packet::ConnAck(ConnAck { session_present: false, code: ReasonCode(1), properties: Properties::default() });
+                let connack = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ReasonCode(1),
+                    properties: Properties::default(),
+                });
                 encode_into(&mut self.out, Version::V311, &connack);
-                self.finish(CloseReason::ProtocolViolation { code: e.reason_code(), detail: e.to_string() });
+                self.finish(CloseReason::ProtocolViolation {
+                    code: e.reason_code(),
+                    detail: e.to_string(),
+                });
             }
             (State::AwaitingConnect, _) => {
-                self.finish(CloseReason::ProtocolViolation { code: e.reason_code(), detail: e.to_string() });
+                self.finish(CloseReason::ProtocolViolation {
+                    code: e.reason_code(),
+                    detail: e.to_string(),
+                });
             }
             _ => {
                 let detail = e.to_string();
-                self.disconnect(e.reason_code(), &detail, CloseReason::ProtocolViolation { code: e.reason_code(), detail: detail.clone() });
+                self.disconnect(
+                    e.reason_code(),
+                    &detail,
+                    CloseReason::ProtocolViolation {
+                        code: e.reason_code(),
+                        detail: detail.clone(),
+                    },
+                );
             }
         }
     }
 
     fn violation(&mut self, code: ReasonCode, detail: &str) {
-        self.disconnect(code, detail, CloseReason::ProtocolViolation { code, detail: detail.to_owned() });
+        self.disconnect(
+            code,
+            detail,
+            CloseReason::ProtocolViolation {
+                code,
+                detail: detail.to_owned(),
+            },
+        );
     }
 
     /// Closes, telling a connected v5 client why with DISCONNECT and a Reason String.
     fn disconnect(&mut self, code: ReasonCode, reason: &str, why: CloseReason) {
         if self.state == State::Connected && self.version == Version::V5 {
-            let properties = Properties { reason_string: Some(reason), ..Properties::default() };
-            encode_into(&mut self.out, Version::V5, &Packet::Disconnect(Disconnect { code, properties }));
+            let properties = Properties {
+                reason_string: Some(reason),
+                ..Properties::default()
+            };
+            encode_into(
+                &mut self.out,
+                Version::V5,
+                &Packet::Disconnect(Disconnect { code, properties }),
+            );
         }
         self.finish(why);
     }
@@ -936,5 +1120,7 @@ fn encode_into(out: &mut OutQueue, version: Version, packet: &Packet<'_>) {
 
 /// The application a durable member filter belongs to, from its normalised selector or filter.
 fn app_of(filter: &MemberFilter) -> &str {
-    parse_filter(&filter.filter).map(|t| t.app).unwrap_or_default()
+    parse_filter(&filter.filter)
+        .map(|t| t.app)
+        .unwrap_or_default()
 }

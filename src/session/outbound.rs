@@ -115,7 +115,11 @@ impl OutQueue {
 
     /// Releases every outstanding cost (the connection is going away).
     pub fn release_all(&mut self) -> u32 {
-        let total = self.costs.iter().map(|c| c.1).fold(0u32, u32::saturating_add);
+        let total = self
+            .costs
+            .iter()
+            .map(|c| c.1)
+            .fold(0u32, u32::saturating_add);
         self.costs.clear();
         total
     }

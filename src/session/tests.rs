@@ -29,7 +29,11 @@ owner = "alice"
 devices = [ { name = "device1" } ]
 "#;
 
-const CONN: ConnId = ConnId { shard: 0, slot: 7, generation: 1 };
+const CONN: ConnId = ConnId {
+    shard: 0,
+    slot: 7,
+    generation: 1,
+};
 
 fn config() -> Arc<SessionConfig> {
     let config = Config::from_toml_str(APPS, "test", Vec::new()).expect("test config");
@@ -54,7 +58,11 @@ struct Client {
 impl Client {
     fn new(version: Version) -> Client {
         let now = Instant::now();
-        Client { s: Session::new(CONN, config(), now), version, now }
+        Client {
+            s: Session::new(CONN, config(), now),
+            version,
+            now,
+        }
     }
 
     /// A client that connected anonymously with `client_id` and `receive_maximum` (v5).
@@ -78,13 +86,17 @@ impl Client {
         }
         c.s.accept_connect(c.now, Identity::Anonymous);
         let out = c.received();
-        assert!(matches!(&out[..], [Owned::ConnAck { code: 0, .. }]), "{out:?}");
+        assert!(
+            matches!(&out[..], [Owned::ConnAck { code: 0, .. }]),
+            "{out:?}"
+        );
         c
     }
 
     fn send(&mut self, p: &Packet<'_>) {
         let mut buf = BytesMut::new();
-        p.encode(self.version, &mut buf).expect("client packet encodes");
+        p.encode(self.version, &mut buf)
+            .expect("client packet encodes");
         self.send_raw(&buf);
     }
 
@@ -95,7 +107,13 @@ impl Client {
         }
     }
 
-    fn subscribe(&mut self, packet_id: u16, filters: &[(&str, QoS)], user_properties: Vec<(&str, &str)>, sub_id: Option<u32>) {
+    fn subscribe(
+        &mut self,
+        packet_id: u16,
+        filters: &[(&str, QoS)],
+        user_properties: Vec<(&str, &str)>,
+        sub_id: Option<u32>,
+    ) {
         let mut properties = Properties::default();
         properties.user_properties = user_properties;
         properties.subscription_identifiers = sub_id.into_iter().collect();
@@ -103,10 +121,19 @@ impl Client {
             .iter()
             .map(|(f, qos)| SubscribeFilter {
                 filter: f,
-                options: SubscribeOptions { qos: *qos, no_local: false, retain_as_published: false, retain_handling: 0 },
+                options: SubscribeOptions {
+                    qos: *qos,
+                    no_local: false,
+                    retain_as_published: false,
+                    retain_handling: 0,
+                },
             })
             .collect();
-        self.send(&Packet::Subscribe(Subscribe { packet_id, properties, filters }));
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id,
+            properties,
+            filters,
+        }));
     }
 
     fn events(&mut self) -> Vec<SessionEvent> {
@@ -133,7 +160,8 @@ impl Client {
         let mut packets = Vec::new();
         let mut rest = &bytes[..];
         while let Some(len) = protocol::frame_len(rest, u32::MAX).expect("server output frames") {
-            let p = protocol::decode(&rest[..len], Some(self.version)).expect("server output decodes");
+            let p =
+                protocol::decode(&rest[..len], Some(self.version)).expect("server output decodes");
             packets.push(Owned::from(p));
             rest = &rest[len..];
         }
@@ -145,14 +173,42 @@ impl Client {
 /// Server packets with what the tests look at, owned.
 #[derive(Debug, Clone, PartialEq)]
 enum Owned {
-    ConnAck { code: u8, props: String },
-    SubAck { packet_id: u16, codes: Vec<u8> },
-    UnsubAck { packet_id: u16, codes: Vec<u8> },
-    Publish { topic: String, qos: u8, dup: bool, packet_id: Option<u16>, sub_ids: Vec<u32>, payload: Vec<u8>, content_type: Option<String> },
-    PubAck { packet_id: u16, code: u8 },
-    PubRec { packet_id: u16, code: u8 },
-    PubComp { packet_id: u16, code: u8 },
-    Disconnect { code: u8 },
+    ConnAck {
+        code: u8,
+        props: String,
+    },
+    SubAck {
+        packet_id: u16,
+        codes: Vec<u8>,
+    },
+    UnsubAck {
+        packet_id: u16,
+        codes: Vec<u8>,
+    },
+    Publish {
+        topic: String,
+        qos: u8,
+        dup: bool,
+        packet_id: Option<u16>,
+        sub_ids: Vec<u32>,
+        payload: Vec<u8>,
+        content_type: Option<String>,
+    },
+    PubAck {
+        packet_id: u16,
+        code: u8,
+    },
+    PubRec {
+        packet_id: u16,
+        code: u8,
+    },
+    PubComp {
+        packet_id: u16,
+        code: u8,
+    },
+    Disconnect {
+        code: u8,
+    },
     PingResp,
     Other(String),
 }
@@ -160,9 +216,18 @@ enum Owned {
 impl From<Packet<'_>> for Owned {
     fn from(p: Packet<'_>) -> Owned {
         match p {
-            Packet::ConnAck(c) => Owned::ConnAck { code: c.code.0, props: format!("{:?}", c.properties) },
-            Packet::SubAck(s) => Owned::SubAck { packet_id: s.packet_id, codes: s.codes.iter().map(|c| c.0).collect() },
-            Packet::UnsubAck(s) => Owned::UnsubAck { packet_id: s.packet_id, codes: s.codes.iter().map(|c| c.0).collect() },
+            Packet::ConnAck(c) => Owned::ConnAck {
+                code: c.code.0,
+                props: format!("{:?}", c.properties),
+            },
+            Packet::SubAck(s) => Owned::SubAck {
+                packet_id: s.packet_id,
+                codes: s.codes.iter().map(|c| c.0).collect(),
+            },
+            Packet::UnsubAck(s) => Owned::UnsubAck {
+                packet_id: s.packet_id,
+                codes: s.codes.iter().map(|c| c.0).collect(),
+            },
             Packet::Publish(p) => Owned::Publish {
                 topic: p.topic.to_owned(),
                 qos: p.qos as u8,
@@ -172,9 +237,18 @@ impl From<Packet<'_>> for Owned {
                 payload: p.payload.to_vec(),
                 content_type: p.properties.content_type.map(str::to_owned),
             },
-            Packet::PubAck(a) => Owned::PubAck { packet_id: a.packet_id, code: a.code.0 },
-            Packet::PubRec(a) => Owned::PubRec { packet_id: a.packet_id, code: a.code.0 },
-            Packet::PubComp(a) => Owned::PubComp { packet_id: a.packet_id, code: a.code.0 },
+            Packet::PubAck(a) => Owned::PubAck {
+                packet_id: a.packet_id,
+                code: a.code.0,
+            },
+            Packet::PubRec(a) => Owned::PubRec {
+                packet_id: a.packet_id,
+                code: a.code.0,
+            },
+            Packet::PubComp(a) => Owned::PubComp {
+                packet_id: a.packet_id,
+                code: a.code.0,
+            },
             Packet::Disconnect(d) => Owned::Disconnect { code: d.code.0 },
             Packet::PingResp => Owned::PingResp,
             other => Owned::Other(format!("{other:?}")),
@@ -207,7 +281,13 @@ fn delivery(member: u32, offset: u64, qos: QoS, mode: Mode) -> Delivery {
         subscription_ids: Default::default(),
         dup: false,
         cost: 100,
-        ack: AckToken { worker: 0, group: 1, partition: 0, epoch: 0, offset },
+        ack: AckToken {
+            worker: 0,
+            group: 1,
+            partition: 0,
+            epoch: 0,
+            offset,
+        },
     }
 }
 
@@ -215,7 +295,9 @@ fn delivery(member: u32, offset: u64, qos: QoS, mode: Mode) -> Delivery {
 fn join(c: &mut Client, filter: &str, qos: QoS) -> u32 {
     c.subscribe(1, &[(filter, qos)], vec![], None);
     let (member, request) = match &c.events()[..] {
-        [SessionEvent::Join { member, request, .. }] => (*member, *request),
+        [SessionEvent::Join {
+            member, request, ..
+        }] => (*member, *request),
         other => panic!("expected one Join, got {other:?}"),
     };
     c.s.joined(member, request, Ok(()));
@@ -236,11 +318,18 @@ fn connack_advertises_the_capabilities_of_spec_2_6() {
         password: None,
         properties: Properties::default(),
     }));
-    let Some(SessionEvent::Connect(req)) = c.s.poll_event() else { panic!("no Connect event") };
-    assert!(req.client_id.starts_with("auto-"), "an empty client id gets one assigned");
+    let Some(SessionEvent::Connect(req)) = c.s.poll_event() else {
+        panic!("no Connect event")
+    };
+    assert!(
+        req.client_id.starts_with("auto-"),
+        "an empty client id gets one assigned"
+    );
     c.s.accept_connect(c.now, Identity::Anonymous);
     let out = c.received();
-    let [Owned::ConnAck { code: 0, props }] = &out[..] else { panic!("{out:?}") };
+    let [Owned::ConnAck { code: 0, props }] = &out[..] else {
+        panic!("{out:?}")
+    };
     for expected in [
         "receive_maximum: Some(8)",
         "maximum_packet_size: Some(4096)",
@@ -251,7 +340,10 @@ fn connack_advertises_the_capabilities_of_spec_2_6() {
         "shared_subscription_available: Some(1)",
         "assigned_client_identifier: Some(\"auto-",
     ] {
-        assert!(props.contains(expected), "CONNACK lacks {expected}: {props}");
+        assert!(
+            props.contains(expected),
+            "CONNACK lacks {expected}: {props}"
+        );
     }
 }
 
@@ -276,7 +368,10 @@ fn v311_empty_client_id_needs_clean_session() {
         password: None,
         properties: Properties::default(),
     }));
-    assert!(matches!(&c.received()[..], [Owned::ConnAck { code: 2, .. }]));
+    assert!(matches!(
+        &c.received()[..],
+        [Owned::ConnAck { code: 2, .. }]
+    ));
     assert!(c.s.is_closed());
 }
 
@@ -285,14 +380,35 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(9, &[("app/demo", QoS::ExactlyOnce)], vec![], Some(5));
     let events = c.events();
-    let [SessionEvent::Join { member, request, app, group, filters }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join {
+        member,
+        request,
+        app,
+        group,
+        filters,
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
     assert_eq!(&**app, "demo");
     assert_eq!(group, &GroupKey::client("demo", "c1"));
     assert_eq!(filters.len(), 1);
-    assert_eq!((filters[0].qos, filters[0].subscription_id, filters[0].mode), (QoS::AtLeastOnce, Some(5), Mode::Structured));
-    assert!(c.received().is_empty(), "no SUBACK before the start position is fixed");
+    assert_eq!(
+        (filters[0].qos, filters[0].subscription_id, filters[0].mode),
+        (QoS::AtLeastOnce, Some(5), Mode::Structured)
+    );
+    assert!(
+        c.received().is_empty(),
+        "no SUBACK before the start position is fixed"
+    );
     c.s.joined(*member, *request, Ok(()));
-    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 9, codes: vec![1] }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 9,
+            codes: vec![1]
+        }]
+    );
 }
 
 #[test]
@@ -300,46 +416,130 @@ fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(
         2,
-        &[("#", QoS::AtMostOnce), ("foo/bar", QoS::AtMostOnce), ("app/demo", QoS::AtMostOnce), ("app/private", QoS::AtMostOnce), ("app/+", QoS::AtLeastOnce), ("app/nope", QoS::AtMostOnce)],
+        &[
+            ("#", QoS::AtMostOnce),
+            ("foo/bar", QoS::AtMostOnce),
+            ("app/demo", QoS::AtMostOnce),
+            ("app/private", QoS::AtMostOnce),
+            ("app/+", QoS::AtLeastOnce),
+            ("app/nope", QoS::AtMostOnce),
+        ],
         vec![],
         None,
     );
     let events = c.events();
-    let [SessionEvent::Join { member, request, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join {
+        member, request, ..
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
     c.s.joined(*member, *request, Ok(()));
-    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 2, codes: vec![0xA2, 0x8F, 0x00, 0x87, 0xA2, 0x87] }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 2,
+            codes: vec![0xA2, 0x8F, 0x00, 0x87, 0xA2, 0x87]
+        }]
+    );
 
     let mut c = Client::connected(Version::V311, "c3", None);
-    c.subscribe(3, &[("#", QoS::AtMostOnce), ("foo/bar", QoS::AtMostOnce), ("app/private", QoS::AtMostOnce)], vec![], None);
+    c.subscribe(
+        3,
+        &[
+            ("#", QoS::AtMostOnce),
+            ("foo/bar", QoS::AtMostOnce),
+            ("app/private", QoS::AtMostOnce),
+        ],
+        vec![],
+        None,
+    );
     assert!(c.events().is_empty());
-    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 3, codes: vec![0x80, 0x80, 0x80] }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 3,
+            codes: vec![0x80, 0x80, 0x80]
+        }]
+    );
 }
 
 #[test]
 fn content_mode_property() {
     let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(4, &[("app/demo", QoS::AtMostOnce)], vec![("content-mode", "binary")], None);
+    c.subscribe(
+        4,
+        &[("app/demo", QoS::AtMostOnce)],
+        vec![("content-mode", "binary")],
+        None,
+    );
     let events = c.events();
-    let [SessionEvent::Join { filters, member, request, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join {
+        filters,
+        member,
+        request,
+        ..
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
     assert_eq!(filters[0].mode, Mode::Binary);
     c.s.joined(*member, *request, Ok(()));
-    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 4, codes: vec![0] }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 4,
+            codes: vec![0]
+        }]
+    );
 
-    c.subscribe(5, &[("app/readonly", QoS::AtMostOnce)], vec![("content-mode", "fancy")], None);
+    c.subscribe(
+        5,
+        &[("app/readonly", QoS::AtMostOnce)],
+        vec![("content-mode", "fancy")],
+        None,
+    );
     assert!(c.events().is_empty());
-    assert_eq!(c.received(), vec![Owned::SubAck { packet_id: 5, codes: vec![0x83] }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 5,
+            codes: vec![0x83]
+        }]
+    );
 }
 
 #[test]
 fn resubscribing_replaces_and_shares_one_group_per_application() {
     let mut c = Client::connected(Version::V5, "c1", None);
     let member = join(&mut c, "app/demo", QoS::AtMostOnce);
-    c.subscribe(2, &[("app/demo", QoS::AtLeastOnce), ("app/demo/device1/#", QoS::AtMostOnce)], vec![], Some(3));
+    c.subscribe(
+        2,
+        &[
+            ("app/demo", QoS::AtLeastOnce),
+            ("app/demo/device1/#", QoS::AtMostOnce),
+        ],
+        vec![],
+        Some(3),
+    );
     let events = c.events();
-    let [SessionEvent::Join { member: m2, filters, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join {
+        member: m2,
+        filters,
+        ..
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
     assert_eq!(*m2, member, "same group, same member");
-    assert_eq!(filters.len(), 2, "the first app/demo was replaced, not duplicated");
-    assert!(filters.iter().any(|f| f.selector == Selector::Topic(Arc::from("app/demo/device1/#"))));
+    assert_eq!(
+        filters.len(),
+        2,
+        "the first app/demo was replaced, not duplicated"
+    );
+    assert!(filters
+        .iter()
+        .any(|f| f.selector == Selector::Topic(Arc::from("app/demo/device1/#"))));
 }
 
 #[test]
@@ -347,7 +547,9 @@ fn shared_and_ephemeral_groups() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(1, &[("$share/g/app/demo", QoS::AtMostOnce)], vec![], None);
     let events = c.events();
-    let [SessionEvent::Join { group, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join { group, .. }] = &events[..] else {
+        panic!("{events:?}")
+    };
     assert_eq!(group.name(), Some("demo.g"));
 
     let mut c = Client::new(Version::V311);
@@ -365,7 +567,9 @@ fn shared_and_ephemeral_groups() {
     c.s.accept_connect(c.now, Identity::Anonymous);
     c.subscribe(1, &[("app/demo", QoS::AtMostOnce)], vec![], None);
     let events = c.events();
-    let [SessionEvent::Join { group, .. }] = &events[..] else { panic!("{events:?}") };
+    let [SessionEvent::Join { group, .. }] = &events[..] else {
+        panic!("{events:?}")
+    };
     assert_eq!(group.name(), None, "empty client id: ephemeral reader");
 }
 
@@ -381,7 +585,12 @@ fn qos1_window_is_respected_and_refilled_on_puback() {
     let ids: Vec<u16> = out
         .iter()
         .map(|p| match p {
-            Owned::Publish { packet_id: Some(id), qos: 1, content_type, .. } => {
+            Owned::Publish {
+                packet_id: Some(id),
+                qos: 1,
+                content_type,
+                ..
+            } => {
                 assert_eq!(content_type.as_deref(), Some(STRUCTURED_CONTENT_TYPE));
                 *id
             }
@@ -389,11 +598,21 @@ fn qos1_window_is_respected_and_refilled_on_puback() {
         })
         .collect();
     assert_eq!(c.s.inflight_len(), 2);
-    c.send(&Packet::PubAck(Ack { packet_id: ids[1], code: ReasonCode::SUCCESS, properties: Properties::default() }));
+    c.send(&Packet::PubAck(Ack {
+        packet_id: ids[1],
+        code: ReasonCode::SUCCESS,
+        properties: Properties::default(),
+    }));
     let events = c.events();
-    assert!(matches!(&events[..], [SessionEvent::Ack(t)] if t.offset == 1), "{events:?}");
+    assert!(
+        matches!(&events[..], [SessionEvent::Ack(t)] if t.offset == 1),
+        "{events:?}"
+    );
     let out = c.received();
-    assert!(matches!(&out[..], [Owned::Publish { payload, .. }] if String::from_utf8_lossy(payload).contains("\"n\":2")), "{out:?}");
+    assert!(
+        matches!(&out[..], [Owned::Publish { payload, .. }] if String::from_utf8_lossy(payload).contains("\"n\":2")),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -404,7 +623,16 @@ fn binary_mode_sends_data_as_is_with_attributes_as_user_properties() {
     d.subscription_ids.push(11);
     c.s.deliver(d);
     let out = c.received();
-    let [Owned::Publish { payload, content_type, sub_ids, qos: 0, .. }] = &out[..] else { panic!("{out:?}") };
+    let [Owned::Publish {
+        payload,
+        content_type,
+        sub_ids,
+        qos: 0,
+        ..
+    }] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
     assert_eq!(payload, b"{\"n\":0}");
     assert_eq!(content_type.as_deref(), Some("application/json"));
     assert_eq!(sub_ids, &vec![11]);
@@ -416,10 +644,23 @@ fn deliveries_of_a_left_group_are_dropped_and_released() {
     let member = join(&mut c, "app/demo", QoS::AtMostOnce);
     let mut props = Properties::default();
     props.user_properties = vec![];
-    c.send(&Packet::Unsubscribe(Unsubscribe { packet_id: 3, properties: props, filters: vec!["app/demo", "app/other"] }));
+    c.send(&Packet::Unsubscribe(Unsubscribe {
+        packet_id: 3,
+        properties: props,
+        filters: vec!["app/demo", "app/other"],
+    }));
     let events = c.events();
-    assert!(matches!(&events[..], [SessionEvent::Leave(g)] if g.name() == Some("demo.c1")), "{events:?}");
-    assert_eq!(c.received(), vec![Owned::UnsubAck { packet_id: 3, codes: vec![0x00, 0x11] }]);
+    assert!(
+        matches!(&events[..], [SessionEvent::Leave(g)] if g.name() == Some("demo.c1")),
+        "{events:?}"
+    );
+    assert_eq!(
+        c.received(),
+        vec![Owned::UnsubAck {
+            packet_id: 3,
+            codes: vec![0x00, 0x11]
+        }]
+    );
     c.s.deliver(delivery(member, 0, QoS::AtMostOnce, Mode::Structured));
     assert!(c.received().is_empty());
     assert_eq!(c.s.take_released(), 100);
@@ -446,26 +687,63 @@ fn commands_are_acknowledged_in_order_with_their_reason_codes() {
     c.send(&publish("command/demo/device1", 5));
     c.send(&publish("other/topic", 6));
     let events = c.events();
-    let SessionEvent::Command(cmd) = &events[0] else { panic!("{events:?}") };
-    assert_eq!((cmd.app.as_str(), cmd.device.as_str(), cmd.command.as_str(), cmd.packet_id), ("demo", "device1", "set", 1));
+    let SessionEvent::Command(cmd) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (
+            cmd.app.as_str(),
+            cmd.device.as_str(),
+            cmd.command.as_str(),
+            cmd.packet_id
+        ),
+        ("demo", "device1", "set", 1)
+    );
     assert_eq!(events.len(), 6, "one command and five refusals: {events:?}");
-    assert!(c.received().is_empty(), "acks wait for the first command [MQTT-4.6.0-2]");
+    assert!(
+        c.received().is_empty(),
+        "acks wait for the first command [MQTT-4.6.0-2]"
+    );
     c.s.command_done(1, Ok(()));
     assert_eq!(
         c.received(),
         vec![
-            Owned::PubAck { packet_id: 1, code: 0x00 },
-            Owned::PubAck { packet_id: 2, code: 0x87 },
-            Owned::PubAck { packet_id: 3, code: 0x87 },
-            Owned::PubAck { packet_id: 4, code: 0x87 },
-            Owned::PubAck { packet_id: 5, code: 0x90 },
-            Owned::PubAck { packet_id: 6, code: 0x90 },
+            Owned::PubAck {
+                packet_id: 1,
+                code: 0x00
+            },
+            Owned::PubAck {
+                packet_id: 2,
+                code: 0x87
+            },
+            Owned::PubAck {
+                packet_id: 3,
+                code: 0x87
+            },
+            Owned::PubAck {
+                packet_id: 4,
+                code: 0x87
+            },
+            Owned::PubAck {
+                packet_id: 5,
+                code: 0x90
+            },
+            Owned::PubAck {
+                packet_id: 6,
+                code: 0x90
+            },
         ]
     );
     c.send(&publish("command/demo/device1/set", 7));
     c.events();
     c.s.command_done(7, Err(BackendError::Unavailable("down".into())));
-    assert_eq!(c.received(), vec![Owned::PubAck { packet_id: 7, code: 0x80 }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::PubAck {
+            packet_id: 7,
+            code: 0x80
+        }]
+    );
 }
 
 #[test]
@@ -501,12 +779,37 @@ fn qos2_command_flow() {
     c.send(&publish);
     assert_eq!(c.events().len(), 1);
     c.s.command_done(10, Ok(()));
-    assert_eq!(c.received(), vec![Owned::PubRec { packet_id: 10, code: 0 }]);
+    assert_eq!(
+        c.received(),
+        vec![Owned::PubRec {
+            packet_id: 10,
+            code: 0
+        }]
+    );
     c.send(&publish);
-    assert!(c.events().is_empty(), "a re-sent QoS 2 command is not written twice");
-    assert_eq!(c.received(), vec![Owned::PubRec { packet_id: 10, code: 0 }]);
-    c.send(&Packet::PubRel(Ack { packet_id: 10, code: ReasonCode::SUCCESS, properties: Properties::default() }));
-    assert_eq!(c.received(), vec![Owned::PubComp { packet_id: 10, code: 0 }]);
+    assert!(
+        c.events().is_empty(),
+        "a re-sent QoS 2 command is not written twice"
+    );
+    assert_eq!(
+        c.received(),
+        vec![Owned::PubRec {
+            packet_id: 10,
+            code: 0
+        }]
+    );
+    c.send(&Packet::PubRel(Ack {
+        packet_id: 10,
+        code: ReasonCode::SUCCESS,
+        properties: Properties::default(),
+    }));
+    assert_eq!(
+        c.received(),
+        vec![Owned::PubComp {
+            packet_id: 10,
+            code: 0
+        }]
+    );
 }
 
 #[test]
@@ -522,7 +825,10 @@ fn v311_refused_command_closes_the_connection() {
         payload: b"x",
     }));
     assert!(c.s.is_closed());
-    assert!(matches!(c.s.close_reason(), Some(CloseReason::CommandFailed(_))));
+    assert!(matches!(
+        c.s.close_reason(),
+        Some(CloseReason::CommandFailed(_))
+    ));
 }
 
 #[test]
@@ -548,13 +854,19 @@ fn malformed_and_oversized_packets_disconnect_with_the_reason() {
     // SUBSCRIBE with reserved flags 0000 instead of 0010 [MQTT-3.8.1-1].
     c.send_raw(&[0x80, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, b'a']);
     assert!(c.s.is_closed());
-    assert!(matches!(&c.received()[..], [Owned::Disconnect { code: 0x81 }]));
+    assert!(matches!(
+        &c.received()[..],
+        [Owned::Disconnect { code: 0x81 }]
+    ));
 
     let mut c = Client::connected(Version::V5, "c1", None);
     // A PUBLISH announcing 100,000 bytes, over the 4096-byte maximum: refused from its header.
     c.send_raw(&[0x30, 0xA0, 0x8D, 0x06]);
     assert!(c.s.is_closed());
-    assert!(matches!(&c.received()[..], [Owned::Disconnect { code: 0x95 }]));
+    assert!(matches!(
+        &c.received()[..],
+        [Owned::Disconnect { code: 0x95 }]
+    ));
 }
 
 #[test]

@@ -15,7 +15,10 @@ pub struct ClientIds {
 impl ClientIds {
     /// Records `conn` as the holder of `client_id`; returns the connection it takes over.
     pub fn claim(&self, client_id: &str, conn: ConnId) -> Option<ConnId> {
-        self.by_id.lock().insert(client_id.to_owned(), conn).filter(|prev| *prev != conn)
+        self.by_id
+            .lock()
+            .insert(client_id.to_owned(), conn)
+            .filter(|prev| *prev != conn)
     }
 
     /// Forgets `client_id` if `conn` still holds it.
@@ -34,8 +37,16 @@ mod tests {
     #[test]
     fn takeover_and_release() {
         let ids = ClientIds::default();
-        let a = ConnId { shard: 0, slot: 1, generation: 1 };
-        let b = ConnId { shard: 1, slot: 1, generation: 1 };
+        let a = ConnId {
+            shard: 0,
+            slot: 1,
+            generation: 1,
+        };
+        let b = ConnId {
+            shard: 1,
+            slot: 1,
+            generation: 1,
+        };
         assert_eq!(ids.claim("c", a), None);
         assert_eq!(ids.claim("c", b), Some(a));
         ids.release("c", a); // a no longer holds it: b keeps it

@@ -23,6 +23,8 @@ pub struct Connection {
     pub claimed: bool,
     /// Subscriptions counted in the process gauge.
     pub counted_subscriptions: usize,
+    /// Unwritten bytes counted in the process gauge.
+    pub counted_queued: usize,
     /// Queued for a flush at the end of this loop turn.
     pub dirty: bool,
 }

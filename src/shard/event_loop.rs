@@ -70,7 +70,8 @@ impl Shard {
         let mut listeners = Vec::with_capacity(sockets.len());
         for (i, s) in sockets.into_iter().enumerate() {
             let mut l = TcpListener::from_std(s);
-            poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             listeners.push(l);
         }
         let workers = ctx.backend.workers();
@@ -151,7 +152,9 @@ impl Shard {
             return;
         }
         loop {
-            let Some(listener) = self.listeners.get(index) else { return };
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -183,8 +186,16 @@ impl Shard {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         self.generation = self.generation.wrapping_add(1);
-        let id = ConnId { shard: self.id, slot: slot as u32, generation: self.generation };
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE) {
+        let id = ConnId {
+            shard: self.id,
+            slot: slot as u32,
+            generation: self.generation,
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             tracing::warn!(%peer, "cannot register connection: {e}");
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
             return;
@@ -198,6 +209,7 @@ impl Shard {
             flow: Arc::new(ConnFlow::new(self.ctx.max_queued_bytes)),
             claimed: false,
             counted_subscriptions: 0,
+            counted_queued: 0,
             dirty: false,
         });
         self.ctx.metrics.connection_opened(Protocol::Mqtt);
@@ -248,7 +260,9 @@ impl Shard {
     }
 
     fn feed(&mut self, slot: usize, data: &[u8]) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let mut buf = std::mem::take(&mut conn.inbuf);
         let use_buf = !buf.is_empty();
         if use_buf {
@@ -256,17 +270,27 @@ impl Shard {
         }
         let mut consumed = 0;
         loop {
-            let input: &[u8] = if use_buf { &buf[consumed..] } else { &data[consumed..] };
-            let Some(conn) = self.conns.get_mut(slot) else { return };
+            let input: &[u8] = if use_buf {
+                &buf[consumed..]
+            } else {
+                &data[consumed..]
+            };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
             let n = conn.session.handle_input(Instant::now(), input);
             consumed += n;
             let progressed = self.process_events(slot);
-            let Some(conn) = self.conns.get(slot) else { return };
+            let Some(conn) = self.conns.get(slot) else {
+                return;
+            };
             if conn.session.is_closed() || (n == 0 && !progressed) {
                 break;
             }
         }
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         conn.inbuf = if use_buf {
             buf.advance(consumed);
             buf
@@ -283,8 +307,12 @@ impl Shard {
     fn process_events(&mut self, slot: usize) -> bool {
         let mut any = false;
         loop {
-            let Some(conn) = self.conns.get_mut(slot) else { return any };
-            let Some(event) = conn.session.poll_event() else { return any };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return any;
+            };
+            let Some(event) = conn.session.poll_event() else {
+                return any;
+            };
             any = true;
             let conn_id = conn.id;
             match event {
@@ -301,7 +329,13 @@ impl Shard {
                         conn.session.reject_connect(refusal);
                     }
                 },
-                SessionEvent::Join { member, request, app, group, filters } => {
+                SessionEvent::Join {
+                    member,
+                    request,
+                    app,
+                    group,
+                    filters,
+                } => {
                     let join = crate::backend::Join {
                         conn: conn_id,
                         member,
@@ -317,14 +351,23 @@ impl Shard {
                 }
                 SessionEvent::Leave(group) => {
                     let worker = self.ctx.backend.worker_of(&group);
-                    self.ctx.backend.send(worker, ToBackend::Leave { conn: conn_id, group });
+                    self.ctx.backend.send(
+                        worker,
+                        ToBackend::Leave {
+                            conn: conn_id,
+                            group,
+                        },
+                    );
                 }
                 SessionEvent::Command(cmd) => {
                     let sender = match conn.session.identity() {
                         Identity::Anonymous => "anonymous".to_owned(),
                         Identity::User { name, .. } => name.clone(),
                     };
-                    let content_type = cmd.content_type.clone().unwrap_or_else(|| guess_content_type(&cmd.payload).to_owned());
+                    let content_type = cmd
+                        .content_type
+                        .clone()
+                        .unwrap_or_else(|| guess_content_type(&cmd.payload).to_owned());
                     let event = Event::new_device_event(
                         &cmd.app,
                         &cmd.device,
@@ -341,7 +384,13 @@ impl Shard {
                         &cmd.app,
                         &cmd.device,
                         event,
-                        Box::new(move |result| link.send(ToShard::Produced { conn: conn_id, packet_id, result })),
+                        Box::new(move |result| {
+                            link.send(ToShard::Produced {
+                                conn: conn_id,
+                                packet_id,
+                                result,
+                            })
+                        }),
                     );
                 }
                 SessionEvent::CommandRefused { reason, topic } => {
@@ -370,7 +419,10 @@ impl Shard {
 
     fn kick_local(&mut self, id: ConnId) {
         if let Some(conn) = self.conn_mut(id) {
-            tracing::info!(client = conn.session.client_id(), "client id taken over by a new connection");
+            tracing::info!(
+                client = conn.session.client_id(),
+                "client id taken over by a new connection"
+            );
             conn.session.taken_over();
             self.mark_dirty(id.slot as usize);
         }
@@ -388,7 +440,12 @@ impl Shard {
         }
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
-                ToShard::Joined { conn, member, request, result } => {
+                ToShard::Joined {
+                    conn,
+                    member,
+                    request,
+                    result,
+                } => {
                     if let Some(c) = self.conn_mut(conn) {
                         c.session.joined(member, request, result);
                         self.mark_dirty(conn.slot as usize);
@@ -404,7 +461,11 @@ impl Shard {
                         // A connection that is gone has nothing to release: its credit went with it.
                     }
                 }
-                ToShard::Produced { conn, packet_id, result } => {
+                ToShard::Produced {
+                    conn,
+                    packet_id,
+                    result,
+                } => {
                     self.ctx.metrics.command(match &result {
                         Ok(()) => CommandOutcome::Accepted,
                         Err(_) if packet_id == 0 => CommandOutcome::Dropped,
@@ -425,7 +486,9 @@ impl Shard {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
-        self.conns.get_mut(id.slot as usize).filter(|c| c.id.generation == id.generation)
+        self.conns
+            .get_mut(id.slot as usize)
+            .filter(|c| c.id.generation == id.generation)
     }
 
     // ----- timers -------------------------------------------------------------------------
@@ -475,17 +538,26 @@ impl Shard {
 
     fn flush(&mut self, slot: usize) {
         self.process_events(slot);
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         conn.dirty = false;
         let subs = conn.session.subscription_count();
         if subs != conn.counted_subscriptions {
-            self.ctx.metrics.add_subscriptions(subs as i64 - conn.counted_subscriptions as i64);
+            self.ctx
+                .metrics
+                .add_subscriptions(subs as i64 - conn.counted_subscriptions as i64);
             conn.counted_subscriptions = subs;
         }
         let stats = conn.session.take_stats();
         for (m, mode) in [Mode::Structured, Mode::Binary].into_iter().enumerate() {
             for qos in 0..2 {
-                self.ctx.metrics.add_delivered(mode, qos as u8, stats.delivered[m][qos], stats.delivered_bytes[m][qos]);
+                self.ctx.metrics.add_delivered(
+                    mode,
+                    qos as u8,
+                    stats.delivered[m][qos],
+                    stats.delivered_bytes[m][qos],
+                );
             }
         }
         if stats.acked > 0 {
@@ -517,6 +589,13 @@ impl Shard {
                 }
             }
         }
+        let queued = conn.session.out().len();
+        if queued != conn.counted_queued {
+            self.ctx
+                .metrics
+                .add_queued_bytes(queued as i64 - conn.counted_queued as i64);
+            conn.counted_queued = queued;
+        }
         released += conn.session.take_released();
         if conn.flow.release(released as usize) {
             self.resume = true;
@@ -524,7 +603,11 @@ impl Shard {
         if let Some(why) = failed {
             self.close(slot, &why);
         } else if conn.session.is_closed() {
-            let why = conn.session.close_reason().map(|r| format!("{r:?}")).unwrap_or_default();
+            let why = conn
+                .session
+                .close_reason()
+                .map(|r| format!("{r:?}"))
+                .unwrap_or_default();
             self.close(slot, &why);
         }
     }
@@ -532,7 +615,9 @@ impl Shard {
     fn flush_acks(&mut self) {
         for (worker, batch) in self.acks.iter_mut().enumerate() {
             if !batch.is_empty() {
-                self.ctx.backend.send(worker as u16, ToBackend::Acks(std::mem::take(batch)));
+                self.ctx
+                    .backend
+                    .send(worker as u16, ToBackend::Acks(std::mem::take(batch)));
             }
         }
         if std::mem::take(&mut self.resume) {
@@ -553,14 +638,25 @@ impl Shard {
         tracing::debug!(peer = %conn.peer, client = conn.session.client_id(), "connection closed: {why}");
         for group in conn.session.teardown() {
             let worker = self.ctx.backend.worker_of(&group);
-            self.ctx.backend.send(worker, ToBackend::Leave { conn: conn.id, group });
+            self.ctx.backend.send(
+                worker,
+                ToBackend::Leave {
+                    conn: conn.id,
+                    group,
+                },
+            );
         }
         conn.flow.release(conn.session.take_released() as usize);
         if conn.claimed {
             self.ctx.clients.release(conn.session.client_id(), conn.id);
         }
+        self.ctx
+            .metrics
+            .add_queued_bytes(-(conn.counted_queued as i64));
         if conn.counted_subscriptions > 0 {
-            self.ctx.metrics.add_subscriptions(-(conn.counted_subscriptions as i64));
+            self.ctx
+                .metrics
+                .add_subscriptions(-(conn.counted_subscriptions as i64));
         }
         self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
         self.ctx.metrics.connection_closed(Protocol::Mqtt);

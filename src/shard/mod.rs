@@ -82,11 +82,21 @@ pub fn spawn(
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
         let notify = Arc::new(notify::ShardNotify::new(waker.clone()));
-        let link = ShardLink { sender: inbox_tx, notify: notify.clone() };
-        let peer = ShardPeer { control: control_tx, waker };
+        let link = ShardLink {
+            sender: inbox_tx,
+            notify: notify.clone(),
+        };
+        let peer = ShardPeer {
+            control: control_tx,
+            waker,
+        };
         prepared.push((i, poll, socks, control_rx, inbox_rx, notify, link, peer));
     }
-    let peers: Arc<[ShardPeer]> = prepared.iter().map(|p| p.7.clone()).collect::<Vec<_>>().into();
+    let peers: Arc<[ShardPeer]> = prepared
+        .iter()
+        .map(|p| p.7.clone())
+        .collect::<Vec<_>>()
+        .into();
     let mut out = Vec::with_capacity(prepared.len());
     for (i, poll, socks, control_rx, inbox_rx, notify, link, peer) in prepared {
         let shard = event_loop::Shard::new(
@@ -110,5 +120,8 @@ pub fn spawn(
 
 /// The addresses a set of listeners is bound to.
 pub fn local_addrs(listeners: &[std::net::TcpListener]) -> Vec<SocketAddr> {
-    listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
 }

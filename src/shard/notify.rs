@@ -16,7 +16,10 @@ pub struct ShardNotify {
 
 impl ShardNotify {
     pub fn new(waker: Arc<Waker>) -> ShardNotify {
-        ShardNotify { waker, pending: AtomicBool::new(false) }
+        ShardNotify {
+            waker,
+            pending: AtomicBool::new(false),
+        }
     }
 
     /// Called by the shard before it drains its channels.
