@@ -55,7 +55,9 @@ pub struct Metrics {
 
 /// Reads figures that live elsewhere (a backend's group lag) just before rendering.
 #[derive(Default)]
-struct Collector(std::sync::OnceLock<Box<dyn Fn(&Metrics) + Send + Sync>>);
+struct Collector(std::sync::OnceLock<CollectFn>);
+
+type CollectFn = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -68,8 +68,10 @@ impl Client {
     /// A client that connected anonymously with `client_id` and `receive_maximum` (v5).
     fn connected(version: Version, client_id: &str, receive_maximum: Option<u16>) -> Client {
         let mut c = Client::new(version);
-        let mut props = Properties::default();
-        props.receive_maximum = receive_maximum;
+        let props = Properties {
+            receive_maximum,
+            ..Properties::default()
+        };
         c.send(&Packet::Connect(Connect {
             version,
             clean_start: true,
@@ -81,7 +83,7 @@ impl Client {
             properties: props,
         }));
         match c.s.poll_event() {
-            Some(SessionEvent::Connect(req)) => assert_eq!(req.client_id.is_empty(), false),
+            Some(SessionEvent::Connect(req)) => assert!(!req.client_id.is_empty()),
             other => panic!("expected Connect event, got {other:?}"),
         }
         c.s.accept_connect(c.now, Identity::Anonymous);
@@ -114,9 +116,11 @@ impl Client {
         user_properties: Vec<(&str, &str)>,
         sub_id: Option<u32>,
     ) {
-        let mut properties = Properties::default();
-        properties.user_properties = user_properties;
-        properties.subscription_identifiers = sub_id.into_iter().collect();
+        let properties = Properties {
+            user_properties,
+            subscription_identifiers: sub_id.into_iter().collect(),
+            ..Properties::default()
+        };
         let filters = filters
             .iter()
             .map(|(f, qos)| SubscribeFilter {
@@ -642,11 +646,9 @@ fn binary_mode_sends_data_as_is_with_attributes_as_user_properties() {
 fn deliveries_of_a_left_group_are_dropped_and_released() {
     let mut c = Client::connected(Version::V5, "c1", None);
     let member = join(&mut c, "app/demo", QoS::AtMostOnce);
-    let mut props = Properties::default();
-    props.user_properties = vec![];
     c.send(&Packet::Unsubscribe(Unsubscribe {
         packet_id: 3,
-        properties: props,
+        properties: Properties::default(),
         filters: vec!["app/demo", "app/other"],
     }));
     let events = c.events();
