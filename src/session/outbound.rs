@@ -38,13 +38,24 @@ impl OutQueue {
     /// Queues a payload: copied into the tail when small, referenced when large.
     pub fn push_payload(&mut self, payload: &Bytes) {
         if payload.len() < ZERO_COPY_THRESHOLD {
-            self.tail.extend_from_slice(payload);
+            self.push_copy(payload);
         } else {
-            if !self.tail.is_empty() {
-                self.chunks.push_back(self.tail.split().freeze());
-            }
-            self.chunks.push_back(payload.clone());
+            self.push_shared(payload);
         }
+    }
+
+    /// Queues a payload by copying it into the tail.
+    pub fn push_copy(&mut self, payload: &[u8]) {
+        self.tail.extend_from_slice(payload);
+        self.queued_total += payload.len() as u64;
+    }
+
+    /// Queues a payload by reference (its own iovec at write time).
+    pub fn push_shared(&mut self, payload: &Bytes) {
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.chunks.push_back(payload.clone());
         self.queued_total += payload.len() as u64;
     }
 
