@@ -54,8 +54,22 @@ impl Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // `extra` lines before its first table header are [server] keys; they replace the
+        // defaults of the same name.
+        let server_keys: Vec<&str> = extra
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| l.split('=').next().map(str::trim))
+            .filter(|k| !k.is_empty())
+            .collect();
+        let mut server = String::from("[server]\n");
+        for (k, v) in [("threads", "2"), ("connect_timeout", "\"2s\""), ("shutdown_timeout", "\"5s\"")] {
+            if !server_keys.contains(&k) {
+                server.push_str(&format!("{k} = {v}\n"));
+            }
+        }
         let config = format!(
-            "[server]\nthreads = 2\nconnect_timeout = \"2s\"\nshutdown_timeout = \"5s\"\n{extra}\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"{mqtt}\"\n\n[http]\nbind = \"{http}\"\n{apps}"
+            "{server}{extra}\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"{mqtt}\"\n\n[http]\nbind = \"{http}\"\n{apps}"
         );
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).unwrap();
@@ -179,4 +193,365 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+// ---------------------------------------------------------------------------------------------
+// MQTT clients (rumqttc, sync API pumped by a thread) and raw MQTT packets.
+// ---------------------------------------------------------------------------------------------
+
+use std::io::Write;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+
+/// What a pump thread saw: an event of the client, or the error that ended the connection.
+pub enum Seen<E> {
+    Event(E),
+    Ended(String),
+}
+
+/// An rumqttc MQTT 5 client whose connection is driven by a background thread.
+pub struct V5 {
+    pub client: rumqttc::v5::Client,
+    pub rx: Receiver<Seen<rumqttc::v5::Event>>,
+    /// The CONNACK of the connection (set by `connect`).
+    pub connack: Option<rumqttc::v5::mqttbytes::v5::ConnAck>,
+}
+
+/// An rumqttc MQTT 3.1.1 client whose connection is driven by a background thread.
+pub struct V3 {
+    pub client: rumqttc::Client,
+    pub rx: Receiver<Seen<rumqttc::Event>>,
+}
+
+pub fn v5_options(addr: SocketAddr, id: &str) -> rumqttc::v5::MqttOptions {
+    let mut o = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+pub fn v3_options(addr: SocketAddr, id: &str) -> rumqttc::MqttOptions {
+    let mut o = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+impl V5 {
+    /// Connects and waits for a successful CONNACK.
+    pub fn connect(options: rumqttc::v5::MqttOptions) -> V5 {
+        let (client, mut conn) = rumqttc::v5::Client::new(options, 256);
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for e in conn.iter() {
+                match e {
+                    Ok(e) => {
+                        if tx.send(Seen::Event(e)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Seen::Ended(format!("{e:?}")));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut v = V5 { client, rx, connack: None };
+        match v.wait(Duration::from_secs(5), |e| {
+            matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(_)))
+        }) {
+            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(c))) => v.connack = Some(c),
+            _ => panic!("no CONNACK"),
+        }
+        v
+    }
+
+    /// Waits for an event matching `f` (other events are dropped); None on timeout or end.
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&rumqttc::v5::Event) -> bool,
+    ) -> Option<rumqttc::v5::Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Seen::Event(e)) if f(&e) => return Some(e),
+                Ok(Seen::Event(_)) => {}
+                Ok(Seen::Ended(e)) => panic!("connection ended: {e}"),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the connection to end; returns the error text (None on timeout).
+    pub fn wait_end(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Seen::Event(_)) => {}
+                Ok(Seen::Ended(e)) => return Some(e),
+                Err(RecvTimeoutError::Disconnected) => return Some("pump gone".into()),
+                Err(RecvTimeoutError::Timeout) => return None,
+            }
+        }
+    }
+
+    /// Subscribes and waits for the SUBACK.
+    pub fn subscribe(&self, filter: &str, qos: rumqttc::v5::mqttbytes::QoS, id: Option<usize>) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+        match id {
+            Some(id) => {
+                let props = rumqttc::v5::mqttbytes::v5::SubscribeProperties { id: Some(id), user_properties: vec![] };
+                self.client.subscribe_with_properties(filter, qos, props).unwrap()
+            }
+            None => self.client.subscribe(filter, qos).unwrap(),
+        }
+        match self.wait(Duration::from_secs(5), |e| {
+            matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_)))
+        }) {
+            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(s))) => s.return_codes,
+            _ => panic!("no SUBACK for {filter}"),
+        }
+    }
+
+    /// The next incoming PUBLISH within `timeout`.
+    pub fn next_publish(&self, timeout: Duration) -> Option<rumqttc::v5::mqttbytes::v5::Publish> {
+        match self.wait(timeout, |e| matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::Publish(_)))) {
+            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::Publish(p))) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl V3 {
+    pub fn connect(options: rumqttc::MqttOptions) -> V3 {
+        let (client, mut conn) = rumqttc::Client::new(options, 256);
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for e in conn.iter() {
+                match e {
+                    Ok(e) => {
+                        if tx.send(Seen::Event(e)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Seen::Ended(format!("{e:?}")));
+                        return;
+                    }
+                }
+            }
+        });
+        let v = V3 { client, rx };
+        let ok = v.wait(Duration::from_secs(5), |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))));
+        assert!(ok.is_some(), "no CONNACK");
+        v
+    }
+
+    pub fn wait(&self, timeout: Duration, mut f: impl FnMut(&rumqttc::Event) -> bool) -> Option<rumqttc::Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Seen::Event(e)) if f(&e) => return Some(e),
+                Ok(Seen::Event(_)) => {}
+                Ok(Seen::Ended(e)) => panic!("connection ended: {e}"),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn wait_end(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Seen::Event(_)) => {}
+                Ok(Seen::Ended(e)) => return Some(e),
+                Err(RecvTimeoutError::Disconnected) => return Some("pump gone".into()),
+                Err(RecvTimeoutError::Timeout) => return None,
+            }
+        }
+    }
+
+    pub fn subscribe(&self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
+        self.client.subscribe(filter, qos).unwrap();
+        match self.wait(Duration::from_secs(5), |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) {
+            Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(s))) => s.return_codes,
+            _ => panic!("no SUBACK for {filter}"),
+        }
+    }
+
+    pub fn next_publish(&self, timeout: Duration) -> Option<rumqttc::Publish> {
+        match self.wait(timeout, |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)))) {
+            Some(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The structured CloudEvent of a delivered payload.
+pub fn cloudevent(payload: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(payload).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(payload)))
+}
+
+/// `data.seq` of a structured CloudEvent payload (events ingested with `{"seq": N}`).
+pub fn seq_of(payload: &[u8]) -> u64 {
+    let ce = cloudevent(payload);
+    ce["data"]["seq"].as_u64().unwrap_or_else(|| panic!("no data.seq in {ce}"))
+}
+
+impl Service {
+    /// Ingests `{"seq": n}` for `device` of app `demo` on channel `seq`; asserts 202.
+    pub fn ingest_seq(&self, device: &str, n: u64) {
+        let status = self.ingest("demo", device, "seq", "application/json", format!("{{\"seq\":{n}}}").as_bytes());
+        assert_eq!(status, 202, "ingest of seq {n} failed");
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+// --- raw packets ---
+
+pub fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+pub fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// A packet: first byte, then remaining length, then `body`.
+pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    varint(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// CONNECT with protocol `level` (4 = 3.1.1, 5 = 5), clean start, no credentials.
+pub fn connect_packet(level: u8, client_id: &str, keep_alive: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    mqtt_str(b"MQTT", &mut b);
+    b.push(level);
+    b.push(0x02);
+    b.extend_from_slice(&keep_alive.to_be_bytes());
+    if level == 5 {
+        b.push(0); // no properties
+    }
+    mqtt_str(client_id.as_bytes(), &mut b);
+    packet(0x10, &b)
+}
+
+/// SUBSCRIBE (flags 0010) of one filter.
+pub fn subscribe_packet(level: u8, pkid: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut b = pkid.to_be_bytes().to_vec();
+    if level == 5 {
+        b.push(0);
+    }
+    mqtt_str(filter.as_bytes(), &mut b);
+    b.push(qos);
+    packet(0x82, &b)
+}
+
+/// Reads one whole packet (first byte, body); None on timeout, EOF or error.
+pub fn read_packet(s: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).ok()?;
+    let mut len = 0usize;
+    let mut mult = 1usize;
+    for _ in 0..4 {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        len += (b[0] & 0x7f) as usize * mult;
+        mult *= 128;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((first[0], body))
+}
+
+/// Connects raw, sends CONNECT, asserts a successful CONNACK.
+pub fn raw_connect(svc: &Service, level: u8, client_id: &str, keep_alive: u16) -> TcpStream {
+    let mut s = svc.raw();
+    s.write_all(&connect_packet(level, client_id, keep_alive)).unwrap();
+    let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no CONNACK");
+    assert_eq!(h, 0x20, "not a CONNACK: {h:#x} {body:?}");
+    assert_eq!(body[1], 0, "CONNACK refused: {body:?}");
+    s
+}
+
+/// After a v5 DISCONNECT from the server: its reason code (0 when the body is empty).
+pub fn disconnect_reason(body: &[u8]) -> u8 {
+    body.first().copied().unwrap_or(0)
+}
+
+/// Reads packets until a DISCONNECT (returns its reason), EOF (None) or timeout (panics).
+pub fn expect_disconnect(s: &mut TcpStream, timeout: Duration) -> Option<u8> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "neither DISCONNECT nor close within {timeout:?}");
+        s.set_read_timeout(Some(left)).unwrap();
+        let mut first = [0u8; 1];
+        match s.read(&mut first) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("neither DISCONNECT nor close within {timeout:?}")
+            }
+            Err(_) => return None,
+        }
+        let mut len = 0usize;
+        let mut mult = 1usize;
+        for _ in 0..4 {
+            let mut b = [0u8; 1];
+            if s.read_exact(&mut b).is_err() {
+                return None;
+            }
+            len += (b[0] & 0x7f) as usize * mult;
+            mult *= 128;
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        if s.read_exact(&mut body).is_err() {
+            return None;
+        }
+        if first[0] == 0xE0 {
+            return Some(disconnect_reason(&body));
+        }
+    }
+}
+
+/// True when the peer has closed the socket (EOF or reset) within `timeout`; data is skipped.
+pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    read_until_closed(s, timeout).1
 }
