@@ -41,7 +41,9 @@ fn run(q: &mut OutQueue, tx: &mut UnixStream, payload: &Bytes, share: bool) {
     while !q.is_empty() {
         let mut slices = [IoSlice::new(&[]); 64];
         let n = q.io_slices(&mut slices);
-        let written = tx.write_vectored(&slices[..n]).expect("write to the drain socket");
+        let written = tx
+            .write_vectored(&slices[..n])
+            .expect("write to the drain socket");
         q.consume(written);
     }
 }

@@ -34,7 +34,11 @@ fn run(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, 
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (code, std::fs::read_to_string(out).unwrap_or_default(), std::fs::read_to_string(err).unwrap_or_default())
+    (
+        code,
+        std::fs::read_to_string(out).unwrap_or_default(),
+        std::fs::read_to_string(err).unwrap_or_default(),
+    )
 }
 
 /// A valid configuration on free ports.
@@ -52,7 +56,10 @@ const T: Duration = Duration::from_secs(10);
 fn check_config_accepts_the_example() {
     let (code, out, err) = run(&["check-config", "config/example.toml"], &[], T);
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
-    assert!(out.to_lowercase().contains("ok") || err.to_lowercase().contains("ok"), "no `ok`: {out} / {err}");
+    assert!(
+        out.to_lowercase().contains("ok") || err.to_lowercase().contains("ok"),
+        "no `ok`: {out} / {err}"
+    );
 }
 
 #[test]
@@ -64,27 +71,50 @@ fn config_errors_exit_2_naming_file_and_key() {
     let typo_s = typo.to_str().unwrap();
     let (code, _, err) = run(&["check-config", typo_s], &[], T);
     assert_eq!(code, Some(2), "check-config typo: {err}");
-    assert!(err.contains(typo_s) && err.contains("threadz"), "stderr must name file and key: {err}");
+    assert!(
+        err.contains(typo_s) && err.contains("threadz"),
+        "stderr must name file and key: {err}"
+    );
     let (code, _, err) = run(&["--config", typo_s], &[], T);
     assert_eq!(code, Some(2), "run typo: {err}");
-    assert!(err.contains(typo_s) && err.contains("threadz"), "stderr must name file and key: {err}");
+    assert!(
+        err.contains(typo_s) && err.contains("threadz"),
+        "stderr must name file and key: {err}"
+    );
 
     let bad_type = dir.path().join("type.toml");
-    std::fs::write(&bad_type, format!("[server]\nmax_connections = \"many\"\n{}", valid_config())).unwrap();
+    std::fs::write(
+        &bad_type,
+        format!("[server]\nmax_connections = \"many\"\n{}", valid_config()),
+    )
+    .unwrap();
     let (code, _, err) = run(&["--config", bad_type.to_str().unwrap()], &[], T);
     assert_eq!(code, Some(2), "bad type: {err}");
-    assert!(err.contains("max_connections") && err.contains(bad_type.to_str().unwrap()), "stderr must name file and key: {err}");
+    assert!(
+        err.contains("max_connections") && err.contains(bad_type.to_str().unwrap()),
+        "stderr must name file and key: {err}"
+    );
 
     let missing = dir.path().join("missing.toml");
     let (code, _, err) = run(&["--config", missing.to_str().unwrap()], &[], T);
     assert_eq!(code, Some(2), "missing file: {err}");
-    assert!(err.contains(missing.to_str().unwrap()), "stderr must name the path: {err}");
+    assert!(
+        err.contains(missing.to_str().unwrap()),
+        "stderr must name the path: {err}"
+    );
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, valid_config()).unwrap();
-    let (code, _, err) = run(&["--config", good.to_str().unwrap()], &[("MQTT_INTEGRATION__SERVER__THREADS", "abc")], T);
+    let (code, _, err) = run(
+        &["--config", good.to_str().unwrap()],
+        &[("MQTT_INTEGRATION__SERVER__THREADS", "abc")],
+        T,
+    );
     assert_eq!(code, Some(2), "bad env value: {err}");
-    assert!(err.contains("MQTT_INTEGRATION__SERVER__THREADS"), "stderr must name the variable: {err}");
+    assert!(
+        err.contains("MQTT_INTEGRATION__SERVER__THREADS"),
+        "stderr must name the variable: {err}"
+    );
 }
 
 #[test]
@@ -100,7 +130,10 @@ fn port_in_use_exits_1() {
     .unwrap();
     let (code, _, err) = run(&["--config", path.to_str().unwrap()], &[], T);
     assert_eq!(code, Some(1), "port in use: {err}");
-    assert!(err.contains(&addr.to_string()), "stderr must name {addr}: {err}");
+    assert!(
+        err.contains(&addr.to_string()),
+        "stderr must name {addr}: {err}"
+    );
     drop(taken);
 }
 
@@ -117,7 +150,20 @@ fn sigterm_tells_v5_clients_and_exits_0() {
     let mut s = raw_connect(&svc, 5, "cli-sigterm", 30);
     let started = Instant::now();
     let status = svc.terminate();
-    assert_eq!(expect_disconnect(&mut s, Duration::from_secs(3)), Some(0x8B), "DISCONNECT server shutting down");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM:\n{}", svc.log());
-    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    assert_eq!(
+        expect_disconnect(&mut s, Duration::from_secs(3)),
+        Some(0x8B),
+        "DISCONNECT server shutting down"
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM:\n{}",
+        svc.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -33,16 +33,29 @@ fn ext<'a>(e: &'a mqtt_integration::cloudevents::Event, name: &str) -> Option<&'
 
 /// Publishes at QoS 1 and returns the PUBACK reason (rumqttc ends the connection on a failure
 /// reason and reports it as `PubAckFail`).
-fn publish_qos1(c: &common::V5, topic: &str, payload: &[u8], props: Option<PublishProperties>) -> String {
+fn publish_qos1(
+    c: &common::V5,
+    topic: &str,
+    payload: &[u8],
+    props: Option<PublishProperties>,
+) -> String {
     match props {
-        Some(p) => c.client.publish_with_properties(topic, QoS::AtLeastOnce, false, payload.to_vec(), p).unwrap(),
-        None => c.client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).unwrap(),
+        Some(p) => c
+            .client
+            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload.to_vec(), p)
+            .unwrap(),
+        None => c
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .unwrap(),
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match c.rx.recv_timeout(left) {
-            Ok(common::Seen::Event(Event::Incoming(Incoming::PubAck(a)))) => return format!("{:?}", a.reason),
+            Ok(common::Seen::Event(Event::Incoming(Incoming::PubAck(a)))) => {
+                return format!("{:?}", a.reason)
+            }
             Ok(common::Seen::Event(_)) => {}
             Ok(common::Seen::Ended(e)) => return e,
             Err(_) => panic!("no PUBACK for {topic}"),
@@ -58,7 +71,15 @@ fn commands_reach_the_command_stream() {
 
     // JSON payload, no content type.
     let before = log.commands_appended();
-    assert_eq!(publish_qos1(&c, "command/demo/device1/setTemperature", br#"{"value":1.23}"#, None), format!("{:?}", PubAckReason::Success));
+    assert_eq!(
+        publish_qos1(
+            &c,
+            "command/demo/device1/setTemperature",
+            br#"{"value":1.23}"#,
+            None
+        ),
+        format!("{:?}", PubAckReason::Success)
+    );
     let cmds = log.commands_since(before);
     assert_eq!(cmds.len(), 1, "one command record");
     let e = &cmds[0].event;
@@ -72,26 +93,56 @@ fn commands_reach_the_command_stream() {
 
     // A v5 Content Type property becomes datacontenttype.
     let before = log.commands_appended();
-    let props = PublishProperties { content_type: Some("text/plain; charset=utf-8".into()), ..Default::default() };
-    assert_eq!(publish_qos1(&c, "command/demo/device2/say", b"hello", Some(props)), "Success");
+    let props = PublishProperties {
+        content_type: Some("text/plain; charset=utf-8".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        publish_qos1(&c, "command/demo/device2/say", b"hello", Some(props)),
+        "Success"
+    );
     let cmds = log.commands_since(before);
     assert_eq!(cmds.len(), 1);
-    assert_eq!(cmds[0].event.datacontenttype.as_deref(), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        cmds[0].event.datacontenttype.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(&cmds[0].event.data[..], b"hello");
     assert_eq!(ext(&cmds[0].event, "device"), Some("device2"));
 
     // Not JSON, no content type: application/octet-stream.
     let before = log.commands_appended();
-    assert_eq!(publish_qos1(&c, "command/demo/device1/raw", &[0xde, 0xad, 0xbe, 0xef], None), "Success");
+    assert_eq!(
+        publish_qos1(
+            &c,
+            "command/demo/device1/raw",
+            &[0xde, 0xad, 0xbe, 0xef],
+            None
+        ),
+        "Success"
+    );
     let cmds = log.commands_since(before);
     assert_eq!(cmds.len(), 1);
-    assert_eq!(cmds[0].event.datacontenttype.as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        cmds[0].event.datacontenttype.as_deref(),
+        Some("application/octet-stream")
+    );
     assert_eq!(&cmds[0].event.data[..], &[0xde, 0xad, 0xbe, 0xef]);
 
     // QoS 0 is written too.
     let before = log.commands_appended();
-    c.client.publish("command/demo/device3/q0", QoS::AtMostOnce, false, b"{\"q\":0}".to_vec()).unwrap();
-    assert!(common::eventually(Duration::from_secs(3), || log.commands_appended() > before), "QoS 0 command not written");
+    c.client
+        .publish(
+            "command/demo/device3/q0",
+            QoS::AtMostOnce,
+            false,
+            b"{\"q\":0}".to_vec(),
+        )
+        .unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(3), || log.commands_appended() > before),
+        "QoS 0 command not written"
+    );
     let cmds = log.commands_since(before);
     assert_eq!(cmds.len(), 1);
     assert_eq!(cmds[0].event.subject.as_deref(), Some("q0"));
@@ -111,11 +162,18 @@ fn commands_reach_the_command_stream() {
     {
         let c = client(&server, &format!("cmd-refused-{i}"));
         let got = publish_qos1(&c, topic, br#"{"value":1}"#, None);
-        assert!(got.contains(&format!("{want:?}")), "{topic}: expected {want:?}, got {got}");
+        assert!(
+            got.contains(&format!("{want:?}")),
+            "{topic}: expected {want:?}, got {got}"
+        );
     }
     std::thread::sleep(Duration::from_millis(200));
     let leaked = log.commands_since(before);
-    assert!(leaked.is_empty(), "refused commands were written: {:?}", leaked.iter().map(|r| &r.event).collect::<Vec<_>>());
+    assert!(
+        leaked.is_empty(),
+        "refused commands were written: {:?}",
+        leaked.iter().map(|r| &r.event).collect::<Vec<_>>()
+    );
 
     drop(c);
     server.shutdown();
@@ -127,15 +185,31 @@ fn qos2_command_written_once() {
     let log = server.embedded_log().expect("embedded backend").clone();
     let c = client(&server, "cmd-qos2");
     let before = log.commands_appended();
-    c.client.publish("command/demo/device4/exactly", QoS::ExactlyOnce, false, br#"{"once":true}"#.to_vec()).unwrap();
-    let rec = c.wait(Duration::from_secs(5), |e| matches!(e, Event::Incoming(Incoming::PubRec(_))));
+    c.client
+        .publish(
+            "command/demo/device4/exactly",
+            QoS::ExactlyOnce,
+            false,
+            br#"{"once":true}"#.to_vec(),
+        )
+        .unwrap();
+    let rec = c.wait(Duration::from_secs(5), |e| {
+        matches!(e, Event::Incoming(Incoming::PubRec(_)))
+    });
     match rec {
         Some(Event::Incoming(Incoming::PubRec(r))) => {
             assert_eq!(r.reason, rumqttc::v5::mqttbytes::v5::PubRecReason::Success)
         }
         _ => panic!("no PUBREC"),
     }
-    assert!(c.wait(Duration::from_secs(5), |e| matches!(e, Event::Incoming(Incoming::PubComp(_)))).is_some(), "no PUBCOMP");
+    assert!(
+        c.wait(Duration::from_secs(5), |e| matches!(
+            e,
+            Event::Incoming(Incoming::PubComp(_))
+        ))
+        .is_some(),
+        "no PUBCOMP"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let cmds = log.commands_since(before);
     assert_eq!(cmds.len(), 1, "QoS 2 command written {} times", cmds.len());
@@ -153,7 +227,8 @@ fn qos2_retransmission_written_once() {
     let server = start();
     let log = server.embedded_log().expect("embedded backend").clone();
     let mut s = std::net::TcpStream::connect(server.mqtt_addrs()[0]).unwrap();
-    s.write_all(&common::connect_packet(5, "cmd-qos2-raw", 30)).unwrap();
+    s.write_all(&common::connect_packet(5, "cmd-qos2-raw", 30))
+        .unwrap();
     let (h, b) = common::read_packet(&mut s, Duration::from_secs(3)).expect("CONNACK");
     assert_eq!((h, b[1]), (0x20, 0));
     let before = log.commands_appended();
@@ -174,7 +249,12 @@ fn qos2_retransmission_written_once() {
     assert_eq!((h, &b[..2]), (0x70, &7u16.to_be_bytes()[..]));
     std::thread::sleep(Duration::from_millis(200));
     let cmds = log.commands_since(before);
-    assert_eq!(cmds.len(), 1, "QoS 2 retransmission written {} times", cmds.len());
+    assert_eq!(
+        cmds.len(),
+        1,
+        "QoS 2 retransmission written {} times",
+        cmds.len()
+    );
     drop(s);
     server.shutdown();
 }
@@ -186,9 +266,15 @@ fn v311_refused_command_closes() {
     let server = start();
     let log = server.embedded_log().expect("embedded backend").clone();
     let before = log.commands_appended();
-    for topic in ["command/demo/off/x", "command/readonly/device1/x", "command/demo/device1", "other/topic"] {
+    for topic in [
+        "command/demo/off/x",
+        "command/readonly/device1/x",
+        "command/demo/device1",
+        "other/topic",
+    ] {
         let mut s = std::net::TcpStream::connect(server.mqtt_addrs()[0]).unwrap();
-        s.write_all(&common::connect_packet(4, "cmd-v311-refused", 30)).unwrap();
+        s.write_all(&common::connect_packet(4, "cmd-v311-refused", 30))
+            .unwrap();
         let (h, b) = common::read_packet(&mut s, Duration::from_secs(3)).expect("CONNACK");
         assert_eq!((h, b[1]), (0x20, 0));
         let mut body = Vec::new();
@@ -200,6 +286,10 @@ fn v311_refused_command_closes() {
         assert!(closed, "{topic}: v3.1.1 connection not closed");
         assert!(bytes.is_empty(), "{topic}: v3.1.1 got {bytes:?}");
     }
-    assert_eq!(log.commands_appended(), before, "a refused command was written");
+    assert_eq!(
+        log.commands_appended(),
+        before,
+        "a refused command was written"
+    );
     server.shutdown();
 }

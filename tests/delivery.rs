@@ -21,7 +21,6 @@ fn v311_window_commit_and_redelivery() {
 /// Spec 2.4 / MQTT 3.3.1.1: DUP=1 only on events that were sent before; events the service had
 /// queued for the connection but never sent (held back by the window) must arrive with DUP=0.
 #[test]
-#[ignore = "BUG: events queued for a connection but never sent (held back by the QoS 1 window) are marked DUP=1 after the group resumes (dispatched_end counts queued, not sent, events)"]
 fn v311_never_sent_events_are_not_dup() {
     v311_window(true);
 }
@@ -29,11 +28,18 @@ fn v311_never_sent_events_are_not_dup() {
 fn v311_window(strict_dup: bool) {
     use rumqttc::QoS;
     let svc = Service::start("[mqtt]\ndefault_receive_maximum = 5");
-    let id = if strict_dup { "delivery-v311-strict" } else { "delivery-v311-window" };
+    let id = if strict_dup {
+        "delivery-v311-strict"
+    } else {
+        "delivery-v311-window"
+    };
     let mut o = v3_options(svc.mqtt, id);
     o.set_manual_acks(true);
     let c = V3::connect(o);
-    assert_eq!(c.subscribe("app/demo", QoS::AtLeastOnce), vec![rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+    assert_eq!(
+        c.subscribe("app/demo", QoS::AtLeastOnce),
+        vec![rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
 
     // One device = one partition: the order is fully defined.
     for n in 0..20 {
@@ -41,10 +47,15 @@ fn v311_window(strict_dup: bool) {
     }
     let mut first = Vec::new();
     while first.len() < 5 {
-        let p = c.next_publish(Duration::from_secs(5)).expect("fewer than 5 events arrived");
+        let p = c
+            .next_publish(Duration::from_secs(5))
+            .expect("fewer than 5 events arrived");
         first.push(p);
     }
-    assert!(c.next_publish(QUIET).is_none(), "more than the window of 5 arrived without PUBACKs");
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "more than the window of 5 arrived without PUBACKs"
+    );
     let seqs: Vec<u64> = first.iter().map(|p| seq_of(&p.payload)).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
     assert!(first.iter().all(|p| p.qos == QoS::AtLeastOnce && !p.dup));
@@ -53,13 +64,25 @@ fn v311_window(strict_dup: bool) {
     c.client.ack(&first[1]).unwrap();
     let mut more = Vec::new();
     while more.len() < 2 {
-        more.push(c.next_publish(Duration::from_secs(5)).expect("the window did not move after 2 PUBACKs"));
+        more.push(
+            c.next_publish(Duration::from_secs(5))
+                .expect("the window did not move after 2 PUBACKs"),
+        );
     }
-    assert!(c.next_publish(QUIET).is_none(), "more than 2 events arrived after 2 PUBACKs");
-    assert_eq!(more.iter().map(|p| seq_of(&p.payload)).collect::<Vec<_>>(), vec![5, 6]);
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "more than 2 events arrived after 2 PUBACKs"
+    );
+    assert_eq!(
+        more.iter().map(|p| seq_of(&p.payload)).collect::<Vec<_>>(),
+        vec![5, 6]
+    );
 
     c.client.disconnect().unwrap();
-    assert!(c.wait_end(Duration::from_secs(5)).is_some(), "client did not disconnect");
+    assert!(
+        c.wait_end(Duration::from_secs(5)).is_some(),
+        "client did not disconnect"
+    );
     drop(c);
 
     // Same client id again: resumes from the committed position (after seq 1).
@@ -73,11 +96,23 @@ fn v311_window(strict_dup: bool) {
         again.push((seq_of(&p.payload), p.dup));
         assert!(again.len() <= 40, "runaway redelivery: {again:?}");
     }
-    assert_eq!(again.iter().map(|&(s, _)| s).collect::<Vec<_>>(), (2..20).collect::<Vec<_>>(), "order after resuming");
-    assert!(again[..5].iter().all(|&(_, dup)| dup), "the 5 unacknowledged events must come with DUP=1: {again:?}");
+    assert_eq!(
+        again.iter().map(|&(s, _)| s).collect::<Vec<_>>(),
+        (2..20).collect::<Vec<_>>(),
+        "order after resuming"
+    );
+    assert!(
+        again[..5].iter().all(|&(_, dup)| dup),
+        "the 5 unacknowledged events must come with DUP=1: {again:?}"
+    );
     if strict_dup {
         let expected: Vec<(u64, bool)> = (2..20).map(|n| (n, n <= 6)).collect();
-        assert_eq!(again, expected, "(seq, dup) after resuming: never-sent events must have DUP=0\n{}", svc.log());
+        assert_eq!(
+            again,
+            expected,
+            "(seq, dup) after resuming: never-sent events must have DUP=0\n{}",
+            svc.log()
+        );
     }
     assert!(c.next_publish(QUIET).is_none());
 }
@@ -90,7 +125,6 @@ fn v5_receive_maximum_commit_and_redelivery() {
 }
 
 #[test]
-#[ignore = "BUG: events queued for a connection but never sent (held back by Receive Maximum) are marked DUP=1 after the group resumes"]
 fn v5_never_sent_events_are_not_dup() {
     v5_window(true);
 }
@@ -98,7 +132,11 @@ fn v5_never_sent_events_are_not_dup() {
 fn v5_window(strict_dup: bool) {
     use rumqttc::v5::mqttbytes::QoS;
     let svc = Service::start("[mqtt]\ndefault_receive_maximum = 50");
-    let id = if strict_dup { "delivery-v5-strict" } else { "delivery-v5-recvmax" };
+    let id = if strict_dup {
+        "delivery-v5-strict"
+    } else {
+        "delivery-v5-recvmax"
+    };
     let mut o = v5_options(svc.mqtt, id);
     o.set_manual_acks(true);
     o.set_receive_maximum(Some(3));
@@ -111,15 +149,29 @@ fn v5_window(strict_dup: bool) {
     }
     let mut first = Vec::new();
     while first.len() < 3 {
-        first.push(c.next_publish(Duration::from_secs(5)).expect("fewer than 3 events arrived"));
+        first.push(
+            c.next_publish(Duration::from_secs(5))
+                .expect("fewer than 3 events arrived"),
+        );
     }
-    assert!(c.next_publish(QUIET).is_none(), "more than Receive Maximum 3 in flight");
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "more than Receive Maximum 3 in flight"
+    );
     c.client.ack(&first[0]).unwrap();
-    let fourth = c.next_publish(Duration::from_secs(5)).expect("the window did not move after a PUBACK");
-    assert!(c.next_publish(QUIET).is_none(), "more than 1 event after 1 PUBACK");
+    let fourth = c
+        .next_publish(Duration::from_secs(5))
+        .expect("the window did not move after a PUBACK");
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "more than 1 event after 1 PUBACK"
+    );
     let acked = seq_of(&first[0].payload);
-    let unacked: BTreeSet<u64> =
-        first[1..].iter().chain(std::iter::once(&fourth)).map(|p| seq_of(&p.payload)).collect();
+    let unacked: BTreeSet<u64> = first[1..]
+        .iter()
+        .chain(std::iter::once(&fourth))
+        .map(|p| seq_of(&p.payload))
+        .collect();
     assert_eq!(unacked.len(), 3);
 
     c.client.disconnect().unwrap();
@@ -131,22 +183,37 @@ fn v5_window(strict_dup: bool) {
     let mut second: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
     let mut union: BTreeSet<u64> = unacked.iter().copied().chain([acked]).collect();
     while union.len() < 12 || second.len() < 11 {
-        let p = c
-            .next_publish(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("resumed stream stopped; second session so far {second:?}\n{}", svc.log()));
+        let p = c.next_publish(Duration::from_secs(5)).unwrap_or_else(|| {
+            panic!(
+                "resumed stream stopped; second session so far {second:?}\n{}",
+                svc.log()
+            )
+        });
         let s = seq_of(&p.payload);
         union.insert(s);
         second.entry(s).or_default().push(p.dup);
     }
     assert!(c.next_publish(QUIET).is_none());
     assert_eq!(union, (0..12).collect::<BTreeSet<_>>(), "a gap");
-    assert!(!second.contains_key(&acked), "the acknowledged event {acked} came again");
+    assert!(
+        !second.contains_key(&acked),
+        "the acknowledged event {acked} came again"
+    );
     for (s, dups) in &second {
-        assert_eq!(dups.len(), 1, "seq {s} delivered {} times in one session", dups.len());
+        assert_eq!(
+            dups.len(),
+            1,
+            "seq {s} delivered {} times in one session",
+            dups.len()
+        );
         if unacked.contains(s) {
             assert!(dups[0], "unacknowledged seq {s} redelivered without DUP=1");
         } else if strict_dup {
-            assert!(!dups[0], "seq {s} was never sent before but came with DUP=1 (unacked: {unacked:?})\n{}", svc.log());
+            assert!(
+                !dups[0],
+                "seq {s} was never sent before but came with DUP=1 (unacked: {unacked:?})\n{}",
+                svc.log()
+            );
         }
     }
 }
@@ -165,14 +232,19 @@ fn resubscription_replaces() {
     }
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     while seen.len() < 6 {
-        let p = c.next_publish(Duration::from_secs(5)).unwrap_or_else(|| panic!("missing events: {seen:?}"));
+        let p = c
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("missing events: {seen:?}"));
         assert_eq!(p.qos, QoS::AtLeastOnce, "the replacing subscription's QoS");
         *seen.entry(seq_of(&p.payload)).or_default() += 1;
     }
     while let Some(p) = c.next_publish(QUIET) {
         *seen.entry(seq_of(&p.payload)).or_default() += 1;
     }
-    assert!(seen.values().all(|&n| n == 1), "an event came more than once: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "an event came more than once: {seen:?}"
+    );
 
     // v3.1.1 too.
     use rumqttc::QoS as Q3;
@@ -183,7 +255,11 @@ fn resubscription_replaces() {
         svc.ingest_seq("device2", n);
     }
     let mut seen3 = Vec::new();
-    while let Some(p) = c3.next_publish(if seen3.len() < 4 { Duration::from_secs(5) } else { QUIET }) {
+    while let Some(p) = c3.next_publish(if seen3.len() < 4 {
+        Duration::from_secs(5)
+    } else {
+        QUIET
+    }) {
         seen3.push(seq_of(&p.payload));
     }
     assert_eq!(seen3, vec![100, 101, 102, 103]);
@@ -204,17 +280,29 @@ fn two_groups_on_one_connection() {
     let mut ids: BTreeMap<u64, Vec<Vec<usize>>> = BTreeMap::new();
     let mut count = 0;
     while count < 8 {
-        let p = c.next_publish(Duration::from_secs(5)).unwrap_or_else(|| panic!("missing deliveries: {ids:?}"));
+        let p = c
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("missing deliveries: {ids:?}"));
         assert_eq!(&p.topic[..], b"app/demo");
-        let sub_ids = p.properties.map(|p| p.subscription_identifiers).unwrap_or_default();
+        let sub_ids = p
+            .properties
+            .map(|p| p.subscription_identifiers)
+            .unwrap_or_default();
         ids.entry(seq_of(&p.payload)).or_default().push(sub_ids);
         count += 1;
     }
-    assert!(c.next_publish(QUIET).is_none(), "more than two deliveries per event");
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "more than two deliveries per event"
+    );
     assert_eq!(ids.len(), 4);
     for (s, mut v) in ids {
         v.sort();
-        assert_eq!(v, vec![vec![1], vec![2]], "subscription identifiers of seq {s}");
+        assert_eq!(
+            v,
+            vec![vec![1], vec![2]],
+            "subscription identifiers of seq {s}"
+        );
     }
 }
 
@@ -230,10 +318,21 @@ fn overlapping_subscriptions_deliver_once_with_all_identifiers() {
     svc.ingest_seq("device1", 1);
     svc.ingest_seq("device2", 2);
     let mut got = BTreeMap::new();
-    while let Some(p) = c.next_publish(if got.len() < 2 { Duration::from_secs(5) } else { QUIET }) {
-        let mut ids = p.properties.clone().map(|p| p.subscription_identifiers).unwrap_or_default();
+    while let Some(p) = c.next_publish(if got.len() < 2 {
+        Duration::from_secs(5)
+    } else {
+        QUIET
+    }) {
+        let mut ids = p
+            .properties
+            .clone()
+            .map(|p| p.subscription_identifiers)
+            .unwrap_or_default();
         ids.sort();
-        assert!(got.insert(seq_of(&p.payload), (ids, p.qos)).is_none(), "seq delivered twice");
+        assert!(
+            got.insert(seq_of(&p.payload), (ids, p.qos)).is_none(),
+            "seq delivered twice"
+        );
     }
     assert_eq!(got[&1], (vec![1, 2], QoS::AtLeastOnce), "device1 event");
     assert_eq!(got[&2], (vec![1], QoS::AtMostOnce), "device2 event");

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 fn post_batch(svc: &Service, body: &str) -> (u16, String) {
     let url = format!("http://{}/api/v1/apps/demo/events", svc.http);
-    match ureq::post(&url).set("Content-Type", "application/cloudevents-batch+json").send_string(body) {
+    match ureq::post(&url)
+        .set("Content-Type", "application/cloudevents-batch+json")
+        .send_string(body)
+    {
         Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
         Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
         Err(e) => panic!("batch post failed: {e}"),
@@ -33,7 +36,9 @@ fn batch_ingest_all_or_nothing() {
 
     let mut got = std::collections::BTreeMap::new();
     while got.len() < 3 {
-        let p = c.next_publish(Duration::from_secs(5)).unwrap_or_else(|| panic!("batch events missing: {got:?}"));
+        let p = c
+            .next_publish(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("batch events missing: {got:?}"));
         let ce = cloudevent(&p.payload);
         assert_eq!(ce["application"], "demo");
         assert_eq!(ce["subject"], "batch");
@@ -45,8 +50,14 @@ fn batch_ingest_all_or_nothing() {
     assert_eq!(got["device2"]["data"], serde_json::json!({"k":2}));
     assert_eq!(got["device3"]["data"], "three");
     for ce in got.values() {
-        assert_eq!(ce["partitionkey"], format!("demo/{}", ce["device"].as_str().unwrap()));
-        assert!(ce["id"].is_string() && ce["time"].is_string() && ce["specversion"] == "1.0", "{ce}");
+        assert_eq!(
+            ce["partitionkey"],
+            format!("demo/{}", ce["device"].as_str().unwrap())
+        );
+        assert!(
+            ce["id"].is_string() && ce["time"].is_string() && ce["specversion"] == "1.0",
+            "{ce}"
+        );
     }
 
     // One bad event (unknown device, index 1): 400 naming the index, nothing delivered.
@@ -60,16 +71,27 @@ fn batch_ingest_all_or_nothing() {
     assert!(body.contains('1'), "the body must name index 1: {body}");
     // A marker on every partition; then nothing of the bad batch may show up.
     for d in ["device1", "device2", "device3", "device4"] {
-        assert_eq!(svc.ingest("demo", d, "marker", "application/json", b"{}"), 202);
+        assert_eq!(
+            svc.ingest("demo", d, "marker", "application/json", b"{}"),
+            202
+        );
     }
     let mut markers = 0;
     while markers < 4 {
-        let p = c.next_publish(Duration::from_secs(5)).expect("markers missing");
+        let p = c
+            .next_publish(Duration::from_secs(5))
+            .expect("markers missing");
         let ce = cloudevent(&p.payload);
-        assert_eq!(ce["subject"], "marker", "an event of the refused batch was delivered: {ce}");
+        assert_eq!(
+            ce["subject"], "marker",
+            "an event of the refused batch was delivered: {ce}"
+        );
         markers += 1;
     }
     if let Some(p) = c.next_publish(Duration::from_millis(500)) {
-        panic!("unexpected delivery: {}", String::from_utf8_lossy(&p.payload));
+        panic!(
+            "unexpected delivery: {}",
+            String::from_utf8_lossy(&p.payload)
+        );
     }
 }

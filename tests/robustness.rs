@@ -21,7 +21,10 @@ fn subscriber(svc: &Service, id: &str) -> V5 {
 fn assert_receives(svc: &Service, c: &V5, range: std::ops::Range<u64>) {
     let want: BTreeSet<u64> = range.clone().collect();
     for n in range {
-        svc.ingest_seq(["device1", "device2", "device3", "device4"][n as usize % 4], n);
+        svc.ingest_seq(
+            ["device1", "device2", "device3", "device4"][n as usize % 4],
+            n,
+        );
     }
     let mut got = BTreeSet::new();
     while !want.is_subset(&got) {
@@ -33,8 +36,14 @@ fn assert_receives(svc: &Service, c: &V5, range: std::ops::Range<u64>) {
 }
 
 fn assert_alive(svc: &mut Service) {
-    assert!(matches!(svc.child.try_wait(), Ok(None)), "the service process died:\n{}", svc.log());
-    let r = ureq::get(&format!("http://{}/healthz", svc.http)).call().expect("healthz");
+    assert!(
+        matches!(svc.child.try_wait(), Ok(None)),
+        "the service process died:\n{}",
+        svc.log()
+    );
+    let r = ureq::get(&format!("http://{}/healthz", svc.http))
+        .call()
+        .expect("healthz");
     assert_eq!(r.status(), 200);
 }
 
@@ -42,12 +51,19 @@ fn assert_alive(svc: &mut Service) {
 fn garbage_before_connect_closes_only_that_connection() {
     let mut svc = Service::start("");
     let sub = subscriber(&svc, "rob-garbage-sub");
-    for garbage in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01][..], &[0x30, 0x02, 0, 0][..]] {
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01][..],
+        &[0x30, 0x02, 0, 0][..],
+    ] {
         let mut s = svc.raw();
         s.write_all(garbage).unwrap();
         let (bytes, closed) = read_until_closed(&mut s, Duration::from_secs(3));
         assert!(closed, "connection sending {garbage:?} not closed");
-        assert!(bytes.is_empty() || bytes[0] != 0x20, "a CONNACK for garbage {garbage:?}: {bytes:?}");
+        assert!(
+            bytes.is_empty() || bytes[0] != 0x20,
+            "a CONNACK for garbage {garbage:?}: {bytes:?}"
+        );
     }
     assert_receives(&svc, &sub, 0..8);
     assert_alive(&mut svc);
@@ -62,8 +78,15 @@ fn malformed_packet_after_connect() {
     bad[0] = 0x80;
     let mut s = raw_connect(&svc, 5, "rob-malformed-v5", 30);
     s.write_all(&bad).unwrap();
-    assert_eq!(expect_disconnect(&mut s, Duration::from_secs(3)), Some(0x81), "v5: DISCONNECT malformed packet");
-    assert!(closed_within(&mut s, Duration::from_secs(2)), "v5: not closed after DISCONNECT");
+    assert_eq!(
+        expect_disconnect(&mut s, Duration::from_secs(3)),
+        Some(0x81),
+        "v5: DISCONNECT malformed packet"
+    );
+    assert!(
+        closed_within(&mut s, Duration::from_secs(2)),
+        "v5: not closed after DISCONNECT"
+    );
 
     let mut bad3 = subscribe_packet(4, 1, "app/demo", 1);
     bad3[0] = 0x80;
@@ -71,7 +94,10 @@ fn malformed_packet_after_connect() {
     s.write_all(&bad3).unwrap();
     let (bytes, closed) = read_until_closed(&mut s, Duration::from_secs(3));
     assert!(closed, "v3.1.1: not closed after a malformed packet");
-    assert!(bytes.is_empty(), "v3.1.1: got bytes before the close: {bytes:?}");
+    assert!(
+        bytes.is_empty(),
+        "v3.1.1: got bytes before the close: {bytes:?}"
+    );
 
     assert_receives(&svc, &sub, 0..4);
     assert_alive(&mut svc);
@@ -86,7 +112,11 @@ fn oversized_publish_is_refused_from_its_header() {
     let mut header = vec![0x30];
     varint(4096, &mut header);
     s.write_all(&header).unwrap();
-    assert_eq!(expect_disconnect(&mut s, Duration::from_secs(3)), Some(0x95), "DISCONNECT packet too large");
+    assert_eq!(
+        expect_disconnect(&mut s, Duration::from_secs(3)),
+        Some(0x95),
+        "DISCONNECT packet too large"
+    );
     assert!(closed_within(&mut s, Duration::from_secs(2)));
 
     // At the limit is fine: a 2048-byte QoS 0 command is accepted (no DISCONNECT).
@@ -102,14 +132,21 @@ fn oversized_publish_is_refused_from_its_header() {
     let mut s = raw_connect(&svc, 5, "rob-atlimit-v5", 30);
     s.write_all(&p).unwrap();
     s.write_all(&[0xC0, 0]).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(3)).expect("no answer after a packet at the limit");
-    assert_eq!(h, 0xD0, "expected PINGRESP after a packet of exactly max_packet_size");
+    let (h, _) =
+        read_packet(&mut s, Duration::from_secs(3)).expect("no answer after a packet at the limit");
+    assert_eq!(
+        h, 0xD0,
+        "expected PINGRESP after a packet of exactly max_packet_size"
+    );
 
     // v3.1.1: just closed.
     let mut s = raw_connect(&svc, 4, "rob-oversize-v3", 30);
     s.write_all(&header).unwrap();
     let (bytes, closed) = read_until_closed(&mut s, Duration::from_secs(3));
-    assert!(closed && bytes.is_empty(), "v3.1.1 oversize: closed={closed} bytes={bytes:?}");
+    assert!(
+        closed && bytes.is_empty(),
+        "v3.1.1 oversize: closed={closed} bytes={bytes:?}"
+    );
 
     assert_receives(&svc, &sub, 0..4);
     assert_alive(&mut svc);
@@ -127,21 +164,33 @@ fn half_sent_packets() {
     s.write_all(&connect[..mid]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     s.write_all(&connect[mid..]).unwrap();
-    let (h, body) = read_packet(&mut s, Duration::from_secs(3)).expect("no CONNACK after a split CONNECT");
+    let (h, body) =
+        read_packet(&mut s, Duration::from_secs(3)).expect("no CONNACK after a split CONNECT");
     assert_eq!((h, body[1]), (0x20, 0));
 
     // Half a CONNECT, then nothing: closed by the connect timeout (1 s).
     let mut stall = svc.raw();
     let started = Instant::now();
-    stall.write_all(&connect_packet(5, "rob-half-stall", 30)[..mid]).unwrap();
+    stall
+        .write_all(&connect_packet(5, "rob-half-stall", 30)[..mid])
+        .unwrap();
     // Meanwhile the others keep working.
     assert_receives(&svc, &sub, 0..4);
     let (bytes, closed) = read_until_closed(&mut stall, Duration::from_secs(4));
     let took = started.elapsed();
     assert!(closed, "a stalled half CONNECT was not closed within 4 s");
-    assert!(took >= Duration::from_millis(800), "closed too early ({took:?})");
-    assert!(took <= Duration::from_millis(2500), "closed too late ({took:?})");
-    assert!(bytes.is_empty() || bytes[0] != 0x20, "got a CONNACK: {bytes:?}");
+    assert!(
+        took >= Duration::from_millis(800),
+        "closed too early ({took:?})"
+    );
+    assert!(
+        took <= Duration::from_millis(2500),
+        "closed too late ({took:?})"
+    );
+    assert!(
+        bytes.is_empty() || bytes[0] != 0x20,
+        "got a CONNACK: {bytes:?}"
+    );
 
     // The split-CONNECT connection is still alive.
     s.write_all(&[0xC0, 0]).unwrap();
@@ -161,8 +210,11 @@ fn keep_alive_expiry_and_pings() {
     let p = std::thread::spawn(move || {
         // 3 s of PINGREQ every 500 ms: each answered, never disconnected.
         for i in 0..6 {
-            pinger.write_all(&[0xC0, 0]).unwrap_or_else(|e| panic!("ping {i}: {e}"));
-            let (h, b) = read_packet(&mut pinger, Duration::from_secs(2)).unwrap_or_else(|| panic!("no PINGRESP {i}"));
+            pinger
+                .write_all(&[0xC0, 0])
+                .unwrap_or_else(|e| panic!("ping {i}: {e}"));
+            let (h, b) = read_packet(&mut pinger, Duration::from_secs(2))
+                .unwrap_or_else(|| panic!("no PINGRESP {i}"));
             assert_eq!(h, 0xD0, "ping {i}: got {h:#x} {b:?}");
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -171,7 +223,10 @@ fn keep_alive_expiry_and_pings() {
     let reason = expect_disconnect(&mut silent, Duration::from_secs(4));
     let took = connected.elapsed();
     assert_eq!(reason, Some(0x8D), "DISCONNECT keep alive timeout");
-    assert!(took >= Duration::from_millis(1400) && took <= Duration::from_millis(2600), "after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took <= Duration::from_millis(2600),
+        "after {took:?}"
+    );
     assert!(closed_within(&mut silent, Duration::from_secs(2)));
     p.join().expect("the pinging client was disturbed");
 }
@@ -185,8 +240,13 @@ fn many_connections_with_random_bytes() {
     // Ingest 40 events while 200 connections send random bytes.
     let ingester = std::thread::spawn(move || {
         for n in 0..40u64 {
-            let url = format!("http://{http}/api/v1/apps/demo/devices/device{}/events/seq", n % 4 + 1);
-            let r = ureq::post(&url).set("Content-Type", "application/json").send_string(&format!("{{\"seq\":{n}}}"));
+            let url = format!(
+                "http://{http}/api/v1/apps/demo/devices/device{}/events/seq",
+                n % 4 + 1
+            );
+            let r = ureq::post(&url)
+                .set("Content-Type", "application/json")
+                .send_string(&format!("{{\"seq\":{n}}}"));
             assert_eq!(r.map(|r| r.status()).unwrap_or(0), 202);
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -200,9 +260,16 @@ fn many_connections_with_random_bytes() {
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         match i % 4 {
             // A plausible CONNECT start, then noise.
-            0 => bytes.splice(0..0, connect_packet(5, "x", 10)[..8].iter().copied()).for_each(drop),
+            0 => bytes
+                .splice(0..0, connect_packet(5, "x", 10)[..8].iter().copied())
+                .for_each(drop),
             // A whole CONNECT, then noise as packets.
-            1 => bytes.splice(0..0, connect_packet(if i % 8 == 1 { 4 } else { 5 }, &format!("rnd{i}"), 10)).for_each(drop),
+            1 => bytes
+                .splice(
+                    0..0,
+                    connect_packet(if i % 8 == 1 { 4 } else { 5 }, &format!("rnd{i}"), 10),
+                )
+                .for_each(drop),
             _ => {}
         }
         let _ = s.write_all(&bytes);
@@ -214,9 +281,13 @@ fn many_connections_with_random_bytes() {
     ingester.join().unwrap();
     let mut got = BTreeSet::new();
     while got.len() < 40 {
-        let p = sub
-            .next_publish(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("subscriber got only {} of 40: {got:?}\n{}", got.len(), svc.log()));
+        let p = sub.next_publish(Duration::from_secs(5)).unwrap_or_else(|| {
+            panic!(
+                "subscriber got only {} of 40: {got:?}\n{}",
+                got.len(),
+                svc.log()
+            )
+        });
         got.insert(seq_of(&p.payload));
     }
     assert_eq!(got, (0..40).collect());
@@ -238,8 +309,15 @@ fn unsupported_protocol_level() {
     let mut s = svc.raw();
     s.write_all(&packet(0x10, &b)).unwrap();
     let (h, body) = read_packet(&mut s, Duration::from_secs(3)).expect("no CONNACK");
-    assert_eq!((h, body.as_slice()), (0x20, &[0u8, 1][..]), "CONNACK return code 1");
-    assert!(closed_within(&mut s, Duration::from_secs(2)), "not closed after refusing");
+    assert_eq!(
+        (h, body.as_slice()),
+        (0x20, &[0u8, 1][..]),
+        "CONNACK return code 1"
+    );
+    assert!(
+        closed_within(&mut s, Duration::from_secs(2)),
+        "not closed after refusing"
+    );
 
     // "MQTT" with an unknown level 6: v5-style CONNACK 0x84 or 3.1.1 return code 1; closed.
     let mut s = svc.raw();
@@ -248,6 +326,9 @@ fn unsupported_protocol_level() {
     s.write_all(&c).unwrap();
     let (h, body) = read_packet(&mut s, Duration::from_secs(3)).expect("no CONNACK for level 6");
     assert_eq!(h, 0x20);
-    assert!(body == [0, 1] || body.get(1) == Some(&0x84), "CONNACK for level 6: {body:?}");
+    assert!(
+        body == [0, 1] || body.get(1) == Some(&0x84),
+        "CONNACK for level 6: {body:?}"
+    );
     assert!(closed_within(&mut s, Duration::from_secs(2)));
 }

@@ -56,8 +56,14 @@ fn shared_subscription_splits_the_stream() {
         }
     }
     assert_eq!(count.len(), 40, "events missing: {count:?}");
-    assert!(count.values().all(|&n| n == 1), "an event went to both members: {count:?}");
-    assert!(per[0] > 0 && per[1] > 0, "one member got everything: {per:?}");
+    assert!(
+        count.values().all(|&n| n == 1),
+        "an event went to both members: {count:?}"
+    );
+    assert!(
+        per[0] > 0 && per[1] > 0,
+        "one member got everything: {per:?}"
+    );
 }
 
 #[test]
@@ -66,18 +72,35 @@ fn unsubscribe_stops_the_stream() {
     let c = V5::connect(v5_options(svc.mqtt, "subs-unsub"));
     c.subscribe("app/demo", QoS::AtLeastOnce, None);
     svc.ingest_seq("device1", 1);
-    assert_eq!(seq_of(&c.next_publish(Duration::from_secs(5)).expect("event before UNSUBSCRIBE").payload), 1);
+    assert_eq!(
+        seq_of(
+            &c.next_publish(Duration::from_secs(5))
+                .expect("event before UNSUBSCRIBE")
+                .payload
+        ),
+        1
+    );
     c.client.unsubscribe("app/demo").unwrap();
-    match c.wait(Duration::from_secs(3), |e| matches!(e, Event::Incoming(Incoming::UnsubAck(_)))) {
-        Some(Event::Incoming(Incoming::UnsubAck(u))) => assert_eq!(u.reasons, vec![UnsubAckReason::Success]),
+    match c.wait(Duration::from_secs(3), |e| {
+        matches!(e, Event::Incoming(Incoming::UnsubAck(_)))
+    }) {
+        Some(Event::Incoming(Incoming::UnsubAck(u))) => {
+            assert_eq!(u.reasons, vec![UnsubAckReason::Success])
+        }
         _ => panic!("no UNSUBACK"),
     }
     svc.ingest_seq("device1", 2);
-    assert!(c.next_publish(QUIET).is_none(), "an event after UNSUBSCRIBE");
+    assert!(
+        c.next_publish(QUIET).is_none(),
+        "an event after UNSUBSCRIBE"
+    );
     // rumqttc reports a failure reason as the end of the connection.
     c.client.unsubscribe("app/readonly").unwrap();
     let end = c.wait_end(Duration::from_secs(3)).expect("no UNSUBACK");
-    assert!(end.contains("NoSubscriptionExisted"), "UNSUBACK 0x11 expected: {end}");
+    assert!(
+        end.contains("NoSubscriptionExisted"),
+        "UNSUBACK 0x11 expected: {end}"
+    );
 }
 
 /// Empty client id: an ephemeral reader at the end of the log (nothing older is delivered).
@@ -90,7 +113,8 @@ fn empty_client_id_reads_from_the_end() {
     let (h, b) = read_packet(&mut s, Duration::from_secs(3)).expect("SUBACK");
     assert_eq!((h, b.last().copied()), (0x90, Some(0)));
     svc.ingest_seq("device1", 2);
-    let (h, b) = read_packet(&mut s, Duration::from_secs(5)).expect("no event for the ephemeral reader");
+    let (h, b) =
+        read_packet(&mut s, Duration::from_secs(5)).expect("no event for the ephemeral reader");
     assert_eq!(h & 0xF0, 0x30);
     // PUBLISH QoS 0: topic, property length, payload.
     let tlen = u16::from_be_bytes([b[0], b[1]]) as usize;
@@ -106,7 +130,11 @@ fn empty_client_id_reads_from_the_end() {
             break;
         }
     }
-    assert_eq!(seq_of(&b[i + plen..]), 2, "the older event must not be delivered");
+    assert_eq!(
+        seq_of(&b[i + plen..]),
+        2,
+        "the older event must not be delivered"
+    );
     assert!(read_packet(&mut s, QUIET).is_none(), "more than one event");
 }
 
@@ -133,26 +161,39 @@ fn raw_subscribe(s: &mut std::net::TcpStream, level: u8, filters: &[(&str, u8)])
 fn subscribe_reason_codes_per_filter() {
     let svc = Service::start("");
     let filters = [
-        ("app/private", 1),  // not authorized
-        ("app/+", 1),        // wildcard in the wrong place
-        ("#", 0),            // bare #
-        ("foo/bar", 1),      // not an application filter
-        ("app/demo", 2),     // fine: granted QoS 1
+        ("app/private", 1), // not authorized
+        ("app/+", 1),       // wildcard in the wrong place
+        ("#", 0),           // bare #
+        ("foo/bar", 1),     // not an application filter
+        ("app/demo", 2),    // fine: granted QoS 1
         ("app/nosuchapp", 1),
     ];
     let mut s = raw_connect(&svc, 5, "subs-codes-v5", 30);
     let codes = raw_subscribe(&mut s, 5, &filters);
-    assert_eq!(codes[..5], [0x87, 0xA2, 0xA2, 0x8F, 0x01], "v5 SUBACK codes (full: {codes:x?})");
-    assert!(matches!(codes[5], 0x87 | 0x8F), "unknown app: {:#x}", codes[5]);
+    assert_eq!(
+        codes[..5],
+        [0x87, 0xA2, 0xA2, 0x8F, 0x01],
+        "v5 SUBACK codes (full: {codes:x?})"
+    );
+    assert!(
+        matches!(codes[5], 0x87 | 0x8F),
+        "unknown app: {:#x}",
+        codes[5]
+    );
 
     let mut s3 = raw_connect(&svc, 4, "subs-codes-v3", 30);
     let codes = raw_subscribe(&mut s3, 4, &filters);
-    assert_eq!(codes, [0x80, 0x80, 0x80, 0x80, 0x01, 0x80], "v3.1.1 SUBACK codes");
+    assert_eq!(
+        codes,
+        [0x80, 0x80, 0x80, 0x80, 0x01, 0x80],
+        "v3.1.1 SUBACK codes"
+    );
 
     // The good filter works on both.
     svc.ingest_seq("device4", 5);
     for (name, sock) in [("v5", &mut s), ("v3", &mut s3)] {
-        let (h, _) = read_packet(sock, Duration::from_secs(5)).unwrap_or_else(|| panic!("{name}: no event"));
+        let (h, _) =
+            read_packet(sock, Duration::from_secs(5)).unwrap_or_else(|| panic!("{name}: no event"));
         assert_eq!(h & 0xF0, 0x30, "{name}: not a PUBLISH");
         assert_eq!(h & 0x06, 0x02, "{name}: QoS 1 expected");
     }
@@ -165,11 +206,24 @@ fn binary_content_mode() {
     use rumqttc::v5::mqttbytes::v5::SubscribeProperties;
     let svc = Service::start("");
     let c = V5::connect(v5_options(svc.mqtt, "subs-binary"));
-    let props = SubscribeProperties { id: None, user_properties: vec![("content-mode".into(), "binary".into())] };
-    c.client.subscribe_with_properties("app/demo", QoS::AtLeastOnce, props).unwrap();
-    c.wait(Duration::from_secs(3), |e| matches!(e, Event::Incoming(Incoming::SubAck(_)))).expect("SUBACK");
-    assert_eq!(svc.ingest("demo", "device2", "temp", "text/plain", b"21.5 C"), 202);
-    let p = c.next_publish(Duration::from_secs(5)).expect("no binary event");
+    let props = SubscribeProperties {
+        id: None,
+        user_properties: vec![("content-mode".into(), "binary".into())],
+    };
+    c.client
+        .subscribe_with_properties("app/demo", QoS::AtLeastOnce, props)
+        .unwrap();
+    c.wait(Duration::from_secs(3), |e| {
+        matches!(e, Event::Incoming(Incoming::SubAck(_)))
+    })
+    .expect("SUBACK");
+    assert_eq!(
+        svc.ingest("demo", "device2", "temp", "text/plain", b"21.5 C"),
+        202
+    );
+    let p = c
+        .next_publish(Duration::from_secs(5))
+        .expect("no binary event");
     assert_eq!(&p.payload[..], b"21.5 C");
     let props = p.properties.expect("properties");
     assert_eq!(props.content_type.as_deref(), Some("text/plain"));
@@ -178,10 +232,24 @@ fn binary_content_mode() {
     assert_eq!(up.get("device").map(String::as_str), Some("device2"));
     assert_eq!(up.get("application").map(String::as_str), Some("demo"));
     assert_eq!(up.get("specversion").map(String::as_str), Some("1.0"));
-    assert!(up.contains_key("id") && up.contains_key("source") && up.contains_key("type") && up.contains_key("time"), "{up:?}");
+    assert!(
+        up.contains_key("id")
+            && up.contains_key("source")
+            && up.contains_key("type")
+            && up.contains_key("time"),
+        "{up:?}"
+    );
 
-    let bad = SubscribeProperties { id: None, user_properties: vec![("content-mode".into(), "weird".into())] };
-    c.client.subscribe_with_properties("app/readonly", QoS::AtLeastOnce, bad).unwrap();
+    let bad = SubscribeProperties {
+        id: None,
+        user_properties: vec![("content-mode".into(), "weird".into())],
+    };
+    c.client
+        .subscribe_with_properties("app/readonly", QoS::AtLeastOnce, bad)
+        .unwrap();
     let end = c.wait_end(Duration::from_secs(3)).expect("no SUBACK");
-    assert!(end.contains("SubFail { reason: ImplementationSpecific }"), "0x83 expected: {end}");
+    assert!(
+        end.contains("SubFail { reason: ImplementationSpecific }"),
+        "0x83 expected: {end}"
+    );
 }

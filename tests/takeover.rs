@@ -17,14 +17,26 @@ fn v5_takeover() {
     assert_eq!(h, 0x90);
 
     let second = V5::connect(v5_options(svc.mqtt, id));
-    assert_eq!(expect_disconnect(&mut first, Duration::from_secs(3)), Some(0x8E), "DISCONNECT session taken over");
-    assert!(closed_within(&mut first, Duration::from_secs(2)), "first connection not closed");
+    assert_eq!(
+        expect_disconnect(&mut first, Duration::from_secs(3)),
+        Some(0x8E),
+        "DISCONNECT session taken over"
+    );
+    assert!(
+        closed_within(&mut first, Duration::from_secs(2)),
+        "first connection not closed"
+    );
 
     second.subscribe("app/demo", QoS::AtLeastOnce, None);
     svc.ingest_seq("device1", 7);
-    let p = second.next_publish(Duration::from_secs(5)).expect("the second connection got no event");
+    let p = second
+        .next_publish(Duration::from_secs(5))
+        .expect("the second connection got no event");
     assert_eq!(seq_of(&p.payload), 7);
-    assert!(second.wait_end(Duration::from_millis(300)).is_none(), "the second connection ended");
+    assert!(
+        second.wait_end(Duration::from_millis(300)).is_none(),
+        "the second connection ended"
+    );
 }
 
 #[test]
@@ -36,11 +48,16 @@ fn v311_takeover() {
     let second = V3::connect(v3_options(svc.mqtt, id));
     let (bytes, closed) = read_until_closed(&mut first, Duration::from_secs(3));
     assert!(closed, "first v3.1.1 connection not closed");
-    assert!(bytes.is_empty(), "bytes sent to the first 3.1.1 connection: {bytes:?}");
+    assert!(
+        bytes.is_empty(),
+        "bytes sent to the first 3.1.1 connection: {bytes:?}"
+    );
 
     second.subscribe("app/demo", QoS::AtLeastOnce);
     svc.ingest_seq("device2", 8);
-    let p = second.next_publish(Duration::from_secs(5)).expect("the second connection got no event");
+    let p = second
+        .next_publish(Duration::from_secs(5))
+        .expect("the second connection got no event");
     assert_eq!(seq_of(&p.payload), 8);
 }
 
@@ -56,13 +73,19 @@ fn v5_takeover_redelivers_unacked() {
     let (h, _) = read_packet(&mut first, Duration::from_secs(3)).expect("no SUBACK");
     assert_eq!(h, 0x90);
     svc.ingest_seq("device3", 41);
-    let (h, _) = read_packet(&mut first, Duration::from_secs(5)).expect("first connection got no event");
+    let (h, _) =
+        read_packet(&mut first, Duration::from_secs(5)).expect("first connection got no event");
     assert_eq!(h & 0xF0, 0x30, "not a PUBLISH: {h:#x}");
     // No PUBACK. Take over.
     let second = V5::connect(v5_options(svc.mqtt, id));
-    assert_eq!(expect_disconnect(&mut first, Duration::from_secs(3)), Some(0x8E));
+    assert_eq!(
+        expect_disconnect(&mut first, Duration::from_secs(3)),
+        Some(0x8E)
+    );
     second.subscribe("app/demo", QoS::AtLeastOnce, None);
-    let p = second.next_publish(Duration::from_secs(5)).unwrap_or_else(|| panic!("unacked event not redelivered\n{}", svc.log()));
+    let p = second
+        .next_publish(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("unacked event not redelivered\n{}", svc.log()));
     assert_eq!(seq_of(&p.payload), 41);
     assert!(p.dup, "redelivered event without DUP=1");
 }

@@ -89,8 +89,14 @@ pub enum ToBackend {
     /// Answered with [`ToShard::Joined`] once the start position is fixed.
     Join(Join),
     /// The member leaves the group (unsubscribe or disconnect). Unacknowledged events of its
-    /// partitions will be delivered again to the next owner.
-    Leave { conn: ConnId, group: GroupKey },
+    /// partitions will be delivered again to the next owner. `unsent` names the deliveries the
+    /// session still held back (behind its QoS 1 window): they were never sent, so they must not
+    /// count as redeliveries (DUP) next time.
+    Leave {
+        conn: ConnId,
+        group: GroupKey,
+        unsent: Vec<AckToken>,
+    },
     /// Acknowledgements (QoS 1 PUBACKs) in the order they arrived.
     Acks(Vec<AckToken>),
     /// Some connection drained below its byte limit: paused groups may read again.

@@ -63,8 +63,12 @@ pub enum SessionEvent {
         group: GroupKey,
         filters: Vec<MemberFilter>,
     },
-    /// Leave a consumer group.
-    Leave(GroupKey),
+    /// Leave a consumer group; `unsent` are QoS 1 deliveries of it that were held back behind
+    /// the window and never sent (so they are not redeliveries next time).
+    Leave {
+        group: GroupKey,
+        unsent: Vec<AckToken>,
+    },
     /// Write a command to the backend; answer with [`Session::command_done`] unless QoS 0.
     Command(Command),
     /// A command was refused before reaching the backend (for metrics and logs).
@@ -444,11 +448,17 @@ impl Session {
         );
     }
 
-    /// The session is going away: the groups to leave; every queued cost is released.
-    pub fn teardown(&mut self) -> Vec<GroupKey> {
+    /// The session is going away: the groups to leave, each with its deliveries that were never
+    /// sent; every queued cost is released.
+    pub fn teardown(&mut self) -> Vec<(GroupKey, Vec<AckToken>)> {
         if self.state != State::Closed {
             self.state = State::Closed;
         }
+        let groups: Vec<(u32, GroupKey)> = self.groups.drain().map(|(g, m)| (m, g)).collect();
+        let out = groups
+            .into_iter()
+            .map(|(member, group)| (group, self.take_unsent(member)))
+            .collect();
         self.released += self
             .pending
             .drain(..)
@@ -457,7 +467,23 @@ impl Session {
         self.released += u64::from(self.out.release_all());
         self.subscriptions.clear();
         self.members.clear();
-        self.groups.drain().map(|(g, _)| g).collect()
+        out
+    }
+
+    /// Removes `member`'s held-back deliveries, releasing their cost; returns their tokens.
+    fn take_unsent(&mut self, member: u32) -> Vec<AckToken> {
+        let mut unsent = Vec::new();
+        let mut released = 0u64;
+        self.pending.retain(|d| {
+            if d.member != member {
+                return true;
+            }
+            unsent.push(d.ack);
+            released += u64::from(d.cost);
+            false
+        });
+        self.released += released;
+        unsent
     }
 
     // ----- outputs ------------------------------------------------------------------------
@@ -947,7 +973,8 @@ impl Session {
                 self.join(app, group);
             } else if let Some(member) = self.groups.remove(&group) {
                 self.members.remove(&member);
-                self.events.push_back(SessionEvent::Leave(group));
+                let unsent = self.take_unsent(member);
+                self.events.push_back(SessionEvent::Leave { group, unsent });
             }
         }
         let unsuback = Packet::UnsubAck(UnsubAck {

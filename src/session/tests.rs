@@ -653,7 +653,7 @@ fn deliveries_of_a_left_group_are_dropped_and_released() {
     }));
     let events = c.events();
     assert!(
-        matches!(&events[..], [SessionEvent::Leave(g)] if g.name() == Some("demo.c1")),
+        matches!(&events[..], [SessionEvent::Leave { group: g, .. }] if g.name() == Some("demo.c1")),
         "{events:?}"
     );
     assert_eq!(
@@ -892,4 +892,24 @@ fn takeover_and_shutdown_tell_v5_clients_why() {
     let mut c = Client::connected(Version::V311, "c1", None);
     c.s.shutdown();
     assert!(c.received().is_empty(), "3.1.1 has no server DISCONNECT");
+}
+
+#[test]
+fn teardown_names_the_deliveries_that_were_never_sent() {
+    let mut c = Client::connected(Version::V5, "c1", Some(1));
+    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    for offset in 0..3 {
+        c.s.deliver(delivery(member, offset, QoS::AtLeastOnce, Mode::Structured));
+    }
+    assert_eq!(c.received().len(), 1, "window of one");
+    let left = c.s.teardown();
+    assert_eq!(left.len(), 1);
+    let (group, unsent) = &left[0];
+    assert_eq!(group.name(), Some("demo.c1"));
+    let offsets: Vec<u64> = unsent.iter().map(|t| t.offset).collect();
+    assert_eq!(
+        offsets,
+        vec![1, 2],
+        "offset 0 was sent; 1 and 2 were held back"
+    );
 }

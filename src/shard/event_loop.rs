@@ -349,13 +349,14 @@ impl Shard {
                     let worker = self.ctx.backend.worker_of(&group);
                     self.ctx.backend.send(worker, ToBackend::Join(join));
                 }
-                SessionEvent::Leave(group) => {
+                SessionEvent::Leave { group, unsent } => {
                     let worker = self.ctx.backend.worker_of(&group);
                     self.ctx.backend.send(
                         worker,
                         ToBackend::Leave {
                             conn: conn_id,
                             group,
+                            unsent,
                         },
                     );
                 }
@@ -636,13 +637,14 @@ impl Shard {
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         tracing::debug!(peer = %conn.peer, client = conn.session.client_id(), "connection closed: {why}");
-        for group in conn.session.teardown() {
+        for (group, unsent) in conn.session.teardown() {
             let worker = self.ctx.backend.worker_of(&group);
             self.ctx.backend.send(
                 worker,
                 ToBackend::Leave {
                     conn: conn.id,
                     group,
+                    unsent,
                 },
             );
         }

@@ -41,7 +41,10 @@ devices = [ { name = "device1" } ]
 
 /// A free port on 127.0.0.1 (bound and released: the kernel will not hand it out again soon).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
 }
 
 impl Service {
@@ -63,7 +66,11 @@ impl Service {
             .filter(|k| !k.is_empty())
             .collect();
         let mut server = String::from("[server]\n");
-        for (k, v) in [("threads", "2"), ("connect_timeout", "\"2s\""), ("shutdown_timeout", "\"5s\"")] {
+        for (k, v) in [
+            ("threads", "2"),
+            ("connect_timeout", "\"2s\""),
+            ("shutdown_timeout", "\"5s\""),
+        ] {
             if !server_keys.contains(&k) {
                 server.push_str(&format!("{k} = {v}\n"));
             }
@@ -79,12 +86,21 @@ impl Service {
             .arg("--config")
             .arg(&path)
             .envs(env.iter().copied())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("cannot start mqtt-integration");
-        let mut s = Service { child, mqtt, http, dir, log };
+        let mut s = Service {
+            child,
+            mqtt,
+            http,
+            dir,
+            log,
+        };
         s.wait_ready();
         s
     }
@@ -100,7 +116,11 @@ impl Service {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "service not ready in 20 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "service not ready in 20 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -111,9 +131,22 @@ impl Service {
     }
 
     /// Posts one event through the ingest route; returns the HTTP status.
-    pub fn ingest(&self, app: &str, device: &str, channel: &str, content_type: &str, body: &[u8]) -> u16 {
-        let url = format!("http://{}/api/v1/apps/{app}/devices/{device}/events/{channel}", self.http);
-        match ureq::post(&url).set("Content-Type", content_type).send_bytes(body) {
+    pub fn ingest(
+        &self,
+        app: &str,
+        device: &str,
+        channel: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> u16 {
+        let url = format!(
+            "http://{}/api/v1/apps/{app}/devices/{device}/events/{channel}",
+            self.http
+        );
+        match ureq::post(&url)
+            .set("Content-Type", content_type)
+            .send_bytes(body)
+        {
             Ok(r) => r.status(),
             Err(ureq::Error::Status(code, _)) => code,
             Err(e) => panic!("ingest failed: {e}"),
@@ -121,7 +154,11 @@ impl Service {
     }
 
     pub fn metrics(&self) -> String {
-        ureq::get(&format!("http://{}/metrics", self.http)).call().unwrap().into_string().unwrap()
+        ureq::get(&format!("http://{}/metrics", self.http))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
     }
 
     /// A raw TCP connection to the MQTT listener.
@@ -134,7 +171,10 @@ impl Service {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -142,7 +182,10 @@ impl Service {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("service did not stop within 15 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "service did not stop within 15 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -152,7 +195,10 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -168,7 +214,8 @@ impl Drop for Service {
 
 /// Reads from a raw socket until EOF or timeout; returns the bytes.
 pub fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -176,7 +223,11 @@ pub fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool
         match s.read(&mut buf) {
             Ok(0) => return (out, true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return (out, true),
         }
     }
@@ -254,11 +305,20 @@ impl V5 {
                 }
             }
         });
-        let mut v = V5 { client, rx, connack: None };
+        let mut v = V5 {
+            client,
+            rx,
+            connack: None,
+        };
         match v.wait(Duration::from_secs(5), |e| {
-            matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(_)))
+            matches!(
+                e,
+                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(_))
+            )
         }) {
-            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(c))) => v.connack = Some(c),
+            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(c))) => {
+                v.connack = Some(c)
+            }
             _ => panic!("no CONNACK"),
         }
         v
@@ -297,16 +357,29 @@ impl V5 {
     }
 
     /// Subscribes and waits for the SUBACK.
-    pub fn subscribe(&self, filter: &str, qos: rumqttc::v5::mqttbytes::QoS, id: Option<usize>) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+    pub fn subscribe(
+        &self,
+        filter: &str,
+        qos: rumqttc::v5::mqttbytes::QoS,
+        id: Option<usize>,
+    ) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
         match id {
             Some(id) => {
-                let props = rumqttc::v5::mqttbytes::v5::SubscribeProperties { id: Some(id), user_properties: vec![] };
-                self.client.subscribe_with_properties(filter, qos, props).unwrap()
+                let props = rumqttc::v5::mqttbytes::v5::SubscribeProperties {
+                    id: Some(id),
+                    user_properties: vec![],
+                };
+                self.client
+                    .subscribe_with_properties(filter, qos, props)
+                    .unwrap()
             }
             None => self.client.subscribe(filter, qos).unwrap(),
         }
         match self.wait(Duration::from_secs(5), |e| {
-            matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_)))
+            matches!(
+                e,
+                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
+            )
         }) {
             Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(s))) => s.return_codes,
             _ => panic!("no SUBACK for {filter}"),
@@ -315,7 +388,12 @@ impl V5 {
 
     /// The next incoming PUBLISH within `timeout`.
     pub fn next_publish(&self, timeout: Duration) -> Option<rumqttc::v5::mqttbytes::v5::Publish> {
-        match self.wait(timeout, |e| matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::Publish(_)))) {
+        match self.wait(timeout, |e| {
+            matches!(
+                e,
+                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::Publish(_))
+            )
+        }) {
             Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::Publish(p))) => Some(p),
             _ => None,
         }
@@ -342,12 +420,18 @@ impl V3 {
             }
         });
         let v = V3 { client, rx };
-        let ok = v.wait(Duration::from_secs(5), |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))));
+        let ok = v.wait(Duration::from_secs(5), |e| {
+            matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))
+        });
         assert!(ok.is_some(), "no CONNACK");
         v
     }
 
-    pub fn wait(&self, timeout: Duration, mut f: impl FnMut(&rumqttc::Event) -> bool) -> Option<rumqttc::Event> {
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&rumqttc::Event) -> bool,
+    ) -> Option<rumqttc::Event> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -375,14 +459,18 @@ impl V3 {
 
     pub fn subscribe(&self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
         self.client.subscribe(filter, qos).unwrap();
-        match self.wait(Duration::from_secs(5), |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) {
+        match self.wait(Duration::from_secs(5), |e| {
+            matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))
+        }) {
             Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(s))) => s.return_codes,
             _ => panic!("no SUBACK for {filter}"),
         }
     }
 
     pub fn next_publish(&self, timeout: Duration) -> Option<rumqttc::Publish> {
-        match self.wait(timeout, |e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)))) {
+        match self.wait(timeout, |e| {
+            matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)))
+        }) {
             Some(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => Some(p),
             _ => None,
         }
@@ -391,19 +479,28 @@ impl V3 {
 
 /// The structured CloudEvent of a delivered payload.
 pub fn cloudevent(payload: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(payload).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(payload)))
+    serde_json::from_slice(payload)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(payload)))
 }
 
 /// `data.seq` of a structured CloudEvent payload (events ingested with `{"seq": N}`).
 pub fn seq_of(payload: &[u8]) -> u64 {
     let ce = cloudevent(payload);
-    ce["data"]["seq"].as_u64().unwrap_or_else(|| panic!("no data.seq in {ce}"))
+    ce["data"]["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no data.seq in {ce}"))
 }
 
 impl Service {
     /// Ingests `{"seq": n}` for `device` of app `demo` on channel `seq`; asserts 202.
     pub fn ingest_seq(&self, device: &str, n: u64) {
-        let status = self.ingest("demo", device, "seq", "application/json", format!("{{\"seq\":{n}}}").as_bytes());
+        let status = self.ingest(
+            "demo",
+            device,
+            "seq",
+            "application/json",
+            format!("{{\"seq\":{n}}}").as_bytes(),
+        );
         assert_eq!(status, 202, "ingest of seq {n} failed");
     }
 }
@@ -500,7 +597,8 @@ pub fn read_packet(s: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)
 /// Connects raw, sends CONNECT, asserts a successful CONNACK.
 pub fn raw_connect(svc: &Service, level: u8, client_id: &str, keep_alive: u16) -> TcpStream {
     let mut s = svc.raw();
-    s.write_all(&connect_packet(level, client_id, keep_alive)).unwrap();
+    s.write_all(&connect_packet(level, client_id, keep_alive))
+        .unwrap();
     let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no CONNACK");
     assert_eq!(h, 0x20, "not a CONNACK: {h:#x} {body:?}");
     assert_eq!(body[1], 0, "CONNACK refused: {body:?}");
@@ -517,13 +615,21 @@ pub fn expect_disconnect(s: &mut TcpStream, timeout: Duration) -> Option<u8> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "neither DISCONNECT nor close within {timeout:?}");
+        assert!(
+            !left.is_zero(),
+            "neither DISCONNECT nor close within {timeout:?}"
+        );
         s.set_read_timeout(Some(left)).unwrap();
         let mut first = [0u8; 1];
         match s.read(&mut first) {
             Ok(0) => return None,
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 panic!("neither DISCONNECT nor close within {timeout:?}")
             }
             Err(_) => return None,

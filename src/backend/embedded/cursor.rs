@@ -48,6 +48,14 @@ impl Cursor {
         self.in_flight.clear();
     }
 
+    /// A delivery under `epoch` at `offset` never reached the client: nothing from it on was
+    /// sent, so it is not a redelivery when it is dispatched again.
+    pub(crate) fn unsent(&mut self, epoch: u32, offset: u64) {
+        if epoch == self.epoch && offset < self.dispatched_end {
+            self.dispatched_end = offset.max(self.committed);
+        }
+    }
+
     /// Marks `offset` acknowledged if it is in flight under `epoch`. Returns whether the
     /// committed offset moved.
     pub(crate) fn ack(&mut self, epoch: u32, offset: u64) -> bool {

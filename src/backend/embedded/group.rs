@@ -120,6 +120,15 @@ impl Group {
         }
     }
 
+    /// Deliveries the member never sent (see [`crate::backend::ToBackend::Leave`]).
+    pub(crate) fn unsent(&mut self, tokens: &[AckToken]) {
+        for token in tokens {
+            if let Some(cursor) = self.cursors.get_mut(token.partition as usize) {
+                cursor.unsent(token.epoch, token.offset);
+            }
+        }
+    }
+
     /// Applies one acknowledgement; stale epochs and unknown offsets are ignored.
     pub(crate) fn ack(&mut self, token: &AckToken) {
         if let Some(cursor) = self.cursors.get_mut(token.partition as usize) {

@@ -70,6 +70,7 @@ impl Harness {
             ToBackend::Leave {
                 conn,
                 group: group.clone(),
+                unsent: Vec::new(),
             },
         );
     }

@@ -86,7 +86,11 @@ impl Worker {
     fn handle(&mut self, msg: ToBackend) -> Next {
         match msg {
             ToBackend::Join(join) => self.join(join),
-            ToBackend::Leave { conn, group } => self.leave(conn, &group),
+            ToBackend::Leave {
+                conn,
+                group,
+                unsent,
+            } => self.leave(conn, &group, &unsent),
             ToBackend::Acks(tokens) => self.acks(&tokens),
             // Both only ask for another pass, which follows every drain.
             ToBackend::Resume | ToBackend::Wake => {}
@@ -174,13 +178,14 @@ impl Worker {
         reply.send(answer(Ok(())));
     }
 
-    fn leave(&mut self, conn: ConnId, key: &GroupKey) {
+    fn leave(&mut self, conn: ConnId, key: &GroupKey, unsent: &[AckToken]) {
         let Some(&slot) = self.index.get(key) else {
             return;
         };
         let Some(group) = self.groups.get_mut(slot) else {
             return;
         };
+        group.unsent(unsent);
         if !group.leave(conn, &mut self.epochs) {
             return;
         }
