@@ -11,8 +11,11 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Payloads at least this long are queued by reference instead of copied into the tail.
-/// Below it, a copy is cheaper than an extra iovec and a reference count (see benches/codec.rs).
-pub const ZERO_COPY_THRESHOLD: usize = 1024;
+/// Below it, a copy is cheaper than an extra iovec and a reference count: `benches/outbound.rs`
+/// measured 64 PUBLISHes at 64 B: 4.8 µs copied vs 14.9 µs shared; 1 KiB: 20 µs vs 35 µs;
+/// 4 KiB: 61 µs vs 60 µs; 16 KiB: 166 µs vs 159 µs. Up to here payloads travel from the
+/// backend to this queue as shared `Bytes` without a copy either way.
+pub const ZERO_COPY_THRESHOLD: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct OutQueue {
@@ -170,17 +173,17 @@ mod tests {
         let mut q = OutQueue::default();
         q.tail().extend_from_slice(b"ab");
         q.commit_tail(2);
-        let big = Bytes::from(vec![b'x'; 2000]);
+        let big = Bytes::from(vec![b'x'; 5000]);
         q.push_payload(&big);
         q.charge_here(7);
         q.tail().extend_from_slice(b"cd");
         q.commit_tail(2);
         q.push_payload(&Bytes::from_static(b"small"));
         q.charge_here(5);
-        assert_eq!(q.len(), 2 + 2000 + 2 + 5);
+        assert_eq!(q.len(), 2 + 5000 + 2 + 5);
         let (out, released) = drain(&mut q, 333);
         assert_eq!(&out[..2], b"ab");
-        assert_eq!(&out[2002..], b"cdsmall");
+        assert_eq!(&out[5002..], b"cdsmall");
         assert_eq!(released, 12);
         assert!(q.is_empty());
     }
@@ -188,9 +191,9 @@ mod tests {
     #[test]
     fn partial_write_releases_only_completed_packets() {
         let mut q = OutQueue::default();
-        q.push_payload(&Bytes::from(vec![1u8; 1500]));
+        q.push_payload(&Bytes::from(vec![1u8; 5000]));
         q.charge_here(3);
-        assert_eq!(q.consume(1499), 0);
+        assert_eq!(q.consume(4999), 0);
         assert_eq!(q.consume(1), 3);
     }
 }
