@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn run(config_path: Option<&Path>) -> ExitCode {
-    let config = match Config::load(config_path, std::env::vars()) {
+    let config = match Config::load(config_path, mqtt_integration::config::process_environment()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
