@@ -167,3 +167,110 @@ def test_overlap_highest_qos_wins(service, clients):
     by_n = {data(m)["n"]: m for m in c.collector.settle(0.4)}
     assert by_n[1].qos == 1
     assert by_n[2].qos == 0
+
+
+def test_takeover_resumes_in_flight_with_dup(service, clients):
+    cid = unique("tk")
+    first = clients(service.mqtt_port, cid, manual_ack=True)
+    assert first.subscribe("app/demo") == [1]
+    for i in range(3):
+        service.ingest("device1", "t", {"i": i})
+    first.collector.wait_for(3)
+    second = clients(service.mqtt_port, cid)
+    assert first.wait_disconnect()[0] == 0x8E
+    assert second.subscribe("app/demo") == [1]
+    second.collector.wait_for(3)
+    msgs = second.collector.settle(0.4)
+    assert [data(m)["i"] for m in msgs] == [0, 1, 2]
+
+
+def test_client_maximum_packet_size_skips_oversized_events(service, clients):
+    """MQTT 5: a PUBLISH larger than the client's Maximum Packet Size is not sent; the stream
+    goes on (the event is passed over, not retried forever), for QoS 0 and QoS 1."""
+    for qos in (0, 1):
+        props = v5_props(PacketTypes.CONNECT, MaximumPacketSize=700)
+        c = clients(service.mqtt_port, unique("mps"), connect_properties=props)
+        assert c.subscribe("app/demo", qos=qos) == [qos]
+        service.ingest("device1", "big", "x" * 1000, content_type="text/plain")
+        service.ingest("device1", "small", "y", content_type="text/plain")
+        [m] = c.collector.wait_for(1)
+        assert m.json()["subject"] == "small"
+        assert len(c.collector.settle(0.3)) == 1
+        assert not c.disconnects
+        c.close()
+
+
+def test_subscribe_during_ingest_no_gap(service, clients):
+    """Events keep coming while a new group subscribes: from the first event it receives on,
+    every later event of each device arrives, in order (the start is fixed before SUBACK)."""
+    import threading
+
+    stop = threading.Event()
+    sent = {f"device{i}": [] for i in range(1, 5)}
+    tag = unique("race")
+
+    def producer():
+        n = 0
+        while not stop.is_set() and n < 4000:
+            d = f"device{n % 4 + 1}"
+            service.ingest(d, "race", {"tag": tag, "seq": n // 4})
+            sent[d].append(n // 4)
+            n += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    try:
+        time.sleep(0.2)
+        c = clients(service.mqtt_port, unique("racer"))
+        assert c.subscribe("app/demo", qos=1) == [1]
+        after_suback = {d: len(v) for d, v in sent.items()}
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert all(n > 10 for n in after_suback.values()), "the producer ran before SUBACK"
+    total_after = sum(len(v) - after_suback[d] for d, v in sent.items())
+    assert total_after > 40, "the producer ran after SUBACK"
+    c.collector.wait_for(total_after)
+    msgs = c.collector.settle(0.5)
+    per_device = {}
+    for m in msgs:
+        ce = m.json()
+        if ce["data"].get("tag") == tag:
+            per_device.setdefault(ce["device"], []).append(ce["data"]["seq"])
+    for d, seqs in sent.items():
+        got = per_device.get(d, [])
+        assert got, f"nothing from {d}: sent {len(seqs)}, {after_suback}, received {len(msgs)} {per_device.keys()}"
+        assert got == list(range(got[0], seqs[-1] + 1)), f"{d}: gap or disorder"
+        assert got[0] <= after_suback[d], f"{d}: events accepted after SUBACK missing"
+
+
+def test_resubscribe_switches_content_mode(service, clients):
+    c = clients(service.mqtt_port, unique("mode"))
+    assert c.subscribe("app/demo", qos=1) == [1]
+    service.ingest("device1", "m", {"n": 1})
+    c.collector.wait_for(1)
+    c.sync()
+    assert c.subscribe("app/demo", qos=1, user_properties=[("content-mode", "binary")]) == [1]
+    service.ingest("device1", "m", {"n": 2})
+    c.collector.wait_for(2)
+    msgs = c.collector.settle(0.4)
+    assert len(msgs) == 2, msgs
+    assert msgs[0].json()["data"] == {"n": 1}
+    assert msgs[1].payload == b'{"n": 2}'
+    assert msgs[1].prop("ContentType") == "application/json"
+
+
+def test_unsubscribe_shared_member_hands_over(service, clients):
+    group = unique("hand")
+    a = clients(service.mqtt_port, unique("ha"))
+    b = clients(service.mqtt_port, unique("hb"))
+    assert a.subscribe(f"$share/{group}/app/demo") == [1]
+    assert b.subscribe(f"$share/{group}/app/demo") == [1]
+    assert a.unsubscribe(f"$share/{group}/app/demo") == [0]
+    for i in range(8):
+        service.ingest(f"device{i % 4 + 1}", "h", {"i": i})
+    b.collector.wait_for(8)
+    assert sorted(data(m)["i"] for m in b.collector.settle(0.4)) == list(range(8))
+    assert a.collector.snapshot() == []

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import mqtt, unique, wait_total
+from conftest import http_request, mqtt, unique, wait_total
 
 CE_JSON = "application/cloudevents+json; charset=utf-8"
 
@@ -302,3 +302,50 @@ def test_qos0_subscription(service, clients):
     service.ingest("device1", "q", {"q": 0})
     [m] = c.collector.wait_for(1)
     assert m.qos == 0
+
+
+def test_alias_filters_share_the_group(service, clients):
+    """a/, app/ and application/ are one application stream: one delivery with every id."""
+    c = clients(service.mqtt_port, unique("al"))
+    assert c.subscribe("a/demo", sub_id=1) == [1]
+    assert c.subscribe("app/demo", sub_id=2) == [1]
+    assert c.subscribe("application/demo", sub_id=3) == [1]
+    service.ingest("device1", "x", {"n": 1})
+    c.collector.wait_for(1)
+    [m] = c.collector.settle(0.4)
+    assert m.topic == "app/demo"
+    assert m.subscription_ids == [1, 2, 3]
+
+
+SPECIAL_APPS = """
+[[app]]
+name = "my app"
+members = { anonymous = "manager" }
+devices = [ { name = "dev ä 1" } ]
+"""
+
+
+def test_percent_encoded_names(service_factory, clients):
+    svc = service_factory(apps=SPECIAL_APPS)
+    c = clients(svc.mqtt_port, unique("pct"))
+    assert c.subscribe("app/my app", sub_id=1) == [1]
+    assert c.subscribe("app/my app/dev ä 1/+", sub_id=2) == [1]
+    status, body = http_request(
+        f"{svc.http}/api/v1/apps/my%20app/devices/dev%20%C3%A4%201/events/ch%20%2F1",
+        method="POST", body=b"{}", headers={"Content-Type": "application/json"})
+    assert status == 202, body
+    status, body = http_request(
+        f"{svc.http}/api/v1/apps/my%20app/devices/dev%20%C3%A4%201/events/flat",
+        method="POST", body=b"{}", headers={"Content-Type": "application/json"})
+    assert status == 202, body
+    c.collector.wait_for(2)
+    msgs = c.collector.settle(0.4)
+    ces = [m.json() for m in msgs]
+    assert [ce["subject"] for ce in ces] == ["ch /1", "flat"]
+    for ce in ces:
+        assert ce["source"] == "drogue://my%20app/dev%20%C3%A4%201"
+        assert ce["application"] == "my app"
+        assert ce["device"] == "dev ä 1"
+        assert ce["partitionkey"] == "my app/dev ä 1"
+    assert msgs[0].subscription_ids == [1]
+    assert msgs[1].subscription_ids == [1, 2]

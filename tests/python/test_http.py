@@ -100,6 +100,9 @@ def test_ingest_errors(service):
     assert post(service, base.format("demo", "device1"), big,
                 "application/octet-stream")[0] == 413
     assert post(service, base.format("demo", "device1"), b"{}")[0] == 202
+    # unknown or disabled device of an existing application
+    assert post(service, base.format("demo", "nosuch"), b"{}")[0] in (403, 404)
+    assert post(service, base.format("demo", "off"), b"{}")[0] in (403, 404)
     assert http_request(service.http + "/nosuchroute")[0] == 404
 
 
