@@ -33,13 +33,3 @@ def test_missing_config_file_exit_2(tmp_path):
     r = run("--config", str(tmp_path / "nope.toml"))
     assert r.returncode == 2
     assert b"nope.toml" in r.stderr
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: `mqtt-integration api-key USER` (spec 6, referenced "
-                   "by docs/configuration.md) is not implemented: clap says unrecognized "
-                   "subcommand, exit 2")
-def test_api_key_command():
-    r = run("api-key", "alice")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.decode().strip().splitlines()
-    assert len(lines) == 2 and lines[0] not in lines[1]
