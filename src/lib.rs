@@ -24,3 +24,4 @@ pub mod registry;
 pub mod server;
 pub mod session;
 pub mod shard;
+pub mod tls;

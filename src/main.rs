@@ -7,7 +7,7 @@ use clap::Parser;
 use mqtt_integration::cli::{self, Cli, Command};
 use mqtt_integration::config::Config;
 use mqtt_integration::server::Server;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -42,7 +42,7 @@ fn run(config_path: Option<&Path>) -> ExitCode {
         }
     };
     // Register for signals before starting, so an early SIGTERM is not lost.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot install signal handlers: {e}");
@@ -62,8 +62,21 @@ fn run(config_path: Option<&Path>) -> ExitCode {
         backend = ?config.backend.kind,
         "mqtt-integration is ready"
     );
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // Certificate rotation: re-read the TLS files without dropping connections.
+            for result in server.reload_tls() {
+                match result {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!("TLS reload failed, keeping the current certificate: {e}")
+                    }
+                }
+            }
+            continue;
+        }
         tracing::info!(signal, "shutting down");
+        break;
     }
     server.shutdown();
     tracing::info!("stopped");

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use crate::auth::Authenticator;
 use crate::backend::embedded::{self, EmbeddedLog, EmbeddedOptions};
 use crate::backend::Backend;
-use crate::config::{BackendKind, Config, ListenerKind};
+use crate::config::{BackendKind, Config};
 use crate::http::{AnonymousOnly, HttpServer, HttpState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionConfig;
-use crate::shard::{self, ClientIds, Control, ShardContext, ShardPeer};
+use crate::shard::{self, ClientIds, Control, ListenerSpec, ShardContext, ShardPeer};
+use crate::tls::{TlsAcceptor, TlsFiles};
 
 /// Our Receive Maximum: unacknowledged QoS 1/2 commands per client.
 const SERVER_RECEIVE_MAXIMUM: u16 = 64;
@@ -37,6 +38,11 @@ pub enum StartError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("TLS listener {addr}: {source}")]
+    Tls {
+        addr: SocketAddr,
+        source: crate::tls::TlsError,
+    },
     #[error("cannot start the event backend: {0}")]
     Backend(String),
     #[error("cannot start {what}: {source}")]
@@ -54,6 +60,7 @@ pub struct Server {
     http_addr: SocketAddr,
     embedded: Option<Arc<EmbeddedLog>>,
     metrics: Arc<Metrics>,
+    acceptors: Vec<Arc<TlsAcceptor>>,
     shutdown_timeout: Duration,
 }
 
@@ -65,27 +72,43 @@ impl Server {
 
         // Bind first: a port in use is the most common start-up failure, report it before
         // anything else runs.
-        let mut per_shard: Vec<Vec<std::net::TcpListener>> =
+        let mut per_shard: Vec<Vec<(std::net::TcpListener, Arc<ListenerSpec>)>> =
             (0..threads).map(|_| Vec::new()).collect();
         let mut mqtt_addrs = Vec::new();
+        let mut acceptors = Vec::new();
         for l in &config.listeners {
-            let kind = match l.kind {
-                ListenerKind::Mqtt => "mqtt",
-                other => {
-                    return Err(StartError::Unsupported(format!(
-                        "listener kind `{other:?}` on {} is not available in this build yet (TLS and WebSocket come with the security work); use kind = \"mqtt\"",
-                        l.bind
-                    )))
+            let tls = match (&l.cert, &l.key) {
+                (Some(cert), Some(key)) if l.kind.is_tls() => {
+                    let files = TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: l.client_ca.clone(),
+                    };
+                    let acceptor = TlsAcceptor::new(files).map_err(|source| StartError::Tls {
+                        addr: l.bind,
+                        source,
+                    })?;
+                    let acceptor = Arc::new(acceptor);
+                    acceptors.push(acceptor.clone());
+                    Some(acceptor)
                 }
+                _ => None,
             };
+            let spec = Arc::new(ListenerSpec {
+                kind: l.kind,
+                tls,
+                path: l.path.clone(),
+                // A WebSocket message carries MQTT bytes: room for one whole packet and framing.
+                max_message: config.server.max_packet_size as usize + 1024,
+            });
             let socks = shard::bind_shared(l.bind, threads).map_err(|source| StartError::Bind {
                 addr: l.bind,
-                kind,
+                kind: l.kind.as_str(),
                 source,
             })?;
             mqtt_addrs.extend(shard::local_addrs(&socks[..1]));
             for (i, s) in socks.into_iter().enumerate() {
-                per_shard[i].push(s);
+                per_shard[i].push((s, spec.clone()));
             }
         }
 
@@ -173,6 +196,7 @@ impl Server {
             http_addr,
             embedded,
             metrics,
+            acceptors,
             shutdown_timeout: config.server.shutdown_timeout,
         })
     }
@@ -193,6 +217,13 @@ impl Server {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Re-reads every TLS listener's certificate, key and client CA (SIGHUP). New connections
+    /// use the new files; established connections are not touched. A listener whose files fail
+    /// to load keeps its current configuration.
+    pub fn reload_tls(&self) -> Vec<Result<(), crate::tls::TlsError>> {
+        self.acceptors.iter().map(|a| a.reload()).collect()
     }
 
     /// Spec 6: stop accepting, tell v5 clients (DISCONNECT 0x8B), commit acknowledged offsets,

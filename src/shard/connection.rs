@@ -4,14 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use mio::net::TcpStream;
 
+use super::transport::Transport;
 use crate::backend::{ConnFlow, ConnId};
+use crate::metrics::Protocol;
 use crate::session::Session;
 
 pub struct Connection {
     pub id: ConnId,
-    pub stream: TcpStream,
+    pub transport: Transport,
+    pub protocol: Protocol,
     pub peer: SocketAddr,
     pub session: Session,
     /// Bytes of an incomplete packet. Empty (and unallocated) between packets: reads go to the

@@ -5,7 +5,7 @@
 //! channels; check timers; then flush every connection that got output, with one vectored
 //! write each, and hand acknowledgements to the backend workers in one batch per worker.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,10 +18,11 @@ use slab::Slab;
 
 use super::connection::Connection;
 use super::notify::ShardNotify;
+use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
 use crate::backend::{AckToken, ConnFlow, ConnId, Mode, ShardLink, ToBackend, ToShard};
 use crate::cloudevents::Event;
-use crate::metrics::{CommandOutcome, Protocol};
+use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
 use crate::session::{CommandRefusal, Session, SessionEvent};
 
@@ -36,7 +37,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Shard {
     id: u16,
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Arc<ListenerSpec>)>,
     conns: Slab<Connection>,
     generation: u32,
     ctx: Arc<ShardContext>,
@@ -59,7 +60,7 @@ impl Shard {
     pub fn new(
         id: u16,
         poll: Poll,
-        sockets: Vec<std::net::TcpListener>,
+        sockets: Vec<(std::net::TcpListener, Arc<ListenerSpec>)>,
         ctx: Arc<ShardContext>,
         link: ShardLink,
         notify: Arc<ShardNotify>,
@@ -68,11 +69,11 @@ impl Shard {
         peers: Arc<[ShardPeer]>,
     ) -> io::Result<Shard> {
         let mut listeners = Vec::with_capacity(sockets.len());
-        for (i, s) in sockets.into_iter().enumerate() {
+        for (i, (s, spec)) in sockets.into_iter().enumerate() {
             let mut l = TcpListener::from_std(s);
             poll.registry()
                 .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            listeners.push(l);
+            listeners.push((l, spec));
         }
         let workers = ctx.backend.workers();
         Ok(Shard {
@@ -152,11 +153,14 @@ impl Shard {
             return;
         }
         loop {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some((listener, spec)) = self.listeners.get(index) else {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => {
+                    let spec = spec.clone();
+                    self.admit(stream, peer, &spec)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(23) | Some(24)) => {
@@ -174,7 +178,7 @@ impl Shard {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+    fn admit(&mut self, stream: TcpStream, peer: std::net::SocketAddr, spec: &ListenerSpec) {
         let open = self.ctx.connections.fetch_add(1, Ordering::AcqRel);
         if open >= self.ctx.max_connections {
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
@@ -183,6 +187,18 @@ impl Shard {
         }
         // Events are small and latency matters more than packet count (spec targets p99 ≤ 2 ms).
         let _ = stream.set_nodelay(true);
+        let mut transport = match Transport::new(spec, stream) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%peer, "cannot set up the connection: {e}");
+                self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        };
+        let Some(socket) = transport.socket() else {
+            self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         self.generation = self.generation.wrapping_add(1);
@@ -192,7 +208,7 @@ impl Shard {
             generation: self.generation,
         };
         if let Err(e) = self.poll.registry().register(
-            &mut stream,
+            socket,
             Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -200,9 +216,11 @@ impl Shard {
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
             return;
         }
+        let protocol = spec.protocol();
         entry.insert(Connection {
             id,
-            stream,
+            transport,
+            protocol,
             peer,
             session: Session::new(id, self.ctx.session.clone(), Instant::now()),
             inbuf: BytesMut::new(),
@@ -212,7 +230,7 @@ impl Shard {
             counted_queued: 0,
             dirty: false,
         });
-        self.ctx.metrics.connection_opened(Protocol::Mqtt);
+        self.ctx.metrics.connection_opened(protocol);
     }
 
     // ----- reading ------------------------------------------------------------------------
@@ -231,7 +249,7 @@ impl Shard {
                 budget_spent = false;
                 break;
             }
-            match conn.stream.read(&mut scratch) {
+            match conn.transport.read(&mut scratch) {
                 Ok(0) => {
                     self.close(slot, "connection closed by peer");
                     budget_spent = false;
@@ -566,14 +584,21 @@ impl Shard {
         }
         let mut released = 0u64;
         let mut failed = None;
-        loop {
+        // TLS records or WebSocket frames (and handshake answers) the transport still holds.
+        match conn.transport.flush() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                failed = Some(format!("write failed: {e}"))
+            }
+            _ => {}
+        }
+        while failed.is_none() {
             let out = conn.session.out();
             let mut slices = [IoSlice::new(&[]); 64];
             let n = out.io_slices(&mut slices);
             if n == 0 {
                 break;
             }
-            match conn.stream.write_vectored(&slices[..n]) {
+            match conn.transport.write_vectored(&slices[..n]) {
                 Ok(0) => {
                     failed = Some("connection closed while writing".to_owned());
                     break;
@@ -635,7 +660,10 @@ impl Shard {
         // Acks the session produced before closing still count.
         self.process_events(slot);
         let mut conn = self.conns.remove(slot);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.transport.close();
+        if let Some(socket) = conn.transport.socket() {
+            let _ = self.poll.registry().deregister(socket);
+        }
         tracing::debug!(peer = %conn.peer, client = conn.session.client_id(), "connection closed: {why}");
         for (group, unsent) in conn.session.teardown() {
             let worker = self.ctx.backend.worker_of(&group);
@@ -661,7 +689,7 @@ impl Shard {
                 .add_subscriptions(-(conn.counted_subscriptions as i64));
         }
         self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
-        self.ctx.metrics.connection_closed(Protocol::Mqtt);
+        self.ctx.metrics.connection_closed(conn.protocol);
     }
 
     fn begin_shutdown(&mut self) {
@@ -669,7 +697,7 @@ impl Shard {
             return;
         }
         self.stopping = true;
-        for mut l in self.listeners.drain(..) {
+        for (mut l, _) in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let slots: Vec<usize> = self.conns.iter().map(|(s, _)| s).collect();

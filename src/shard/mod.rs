@@ -11,6 +11,7 @@ mod connection;
 mod event_loop;
 mod listener;
 mod notify;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -22,6 +23,7 @@ use mio::{Poll, Token, Waker};
 
 pub use clients::ClientIds;
 pub use listener::bind_shared;
+pub use transport::ListenerSpec;
 
 use crate::auth::Authenticator;
 use crate::backend::{BackendHandle, Producer, ShardLink};
@@ -70,10 +72,11 @@ impl ShardPeer {
 const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = 1 << 40;
 
-/// Starts `listeners.len()` shards; `listeners[i]` are shard i's sockets (one per MQTT address).
+/// Starts `listeners.len()` shards; `listeners[i]` are shard i's sockets (one per MQTT address),
+/// each with what its connections speak.
 pub fn spawn(
     ctx: Arc<ShardContext>,
-    listeners: Vec<Vec<std::net::TcpListener>>,
+    listeners: Vec<Vec<(std::net::TcpListener, Arc<ListenerSpec>)>>,
 ) -> std::io::Result<Vec<(ShardPeer, JoinHandle<()>)>> {
     let mut prepared = Vec::with_capacity(listeners.len());
     for (i, socks) in listeners.into_iter().enumerate() {

@@ -158,8 +158,8 @@ def readme_command(prefix: str) -> str:
 
 
 def test_readme_quick_start(tmp_path):
-    if not (port_is_free(1883) and port_is_free(8081)):
-        pytest.skip("127.0.0.1:1883 or 127.0.0.1:8081 is in use; the README quick start needs them")
+    if not (port_is_free(1883) and port_is_free(8081) and port_is_free(8080)):
+        pytest.skip("127.0.0.1:1883, :8080 or :8081 is in use; the README quick start needs them")
     if not shutil.which("curl"):
         pytest.skip("curl not installed")
     try:
