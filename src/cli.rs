@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(
             summary,
             format!(
-                "{}: ok (1 listener, 1 application, backend embedded)",
+                "{}: ok (2 listeners, 1 application, backend embedded)",
                 path.display()
             )
         );

@@ -18,7 +18,7 @@ use crate::http::{AnonymousOnly, HttpServer, HttpState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionConfig;
-use crate::shard::{self, ClientIds, Control, ListenerSpec, ShardContext, ShardPeer};
+use crate::shard::{self, ClientIds, Control, ListenerSpec, PerIp, ShardContext, ShardPeer};
 use crate::tls::{TlsAcceptor, TlsFiles};
 
 /// Our Receive Maximum: unacknowledged QoS 1/2 commands per client.
@@ -161,6 +161,8 @@ impl Server {
             max_connections: config.server.max_connections,
             connections: AtomicUsize::new(0),
             instance: instance.clone(),
+            per_ip: PerIp::new(config.server.max_connections_per_ip),
+            auth_failure_delay: config.auth.failure_delay,
         });
         let shards = shard::spawn(ctx, per_shard).map_err(|source| StartError::Io {
             what: "the shards",

@@ -16,6 +16,10 @@ pub struct AuthConfig {
     /// Accept connections without credentials. They may still only use applications that give
     /// the member `anonymous` a role. Turn it off for any deployment outside a lab.
     pub allow_anonymous: bool,
+    /// How long a refused CONNECT waits before its CONNACK: slows down guessing of API keys and
+    /// tokens. The connection reads nothing meanwhile. "0s" answers at once.
+    #[serde(with = "humantime_serde")]
+    pub failure_delay: std::time::Duration,
     /// OAuth2 / OpenID Connect access tokens (JWT). Absent = tokens are refused.
     pub oauth: Option<OAuthConfig>,
 }
@@ -24,6 +28,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             allow_anonymous: true,
+            failure_delay: std::time::Duration::from_secs(1),
             oauth: None,
         }
     }

@@ -81,14 +81,16 @@ fn default_ws_path() -> String {
 
 /// The listeners used when the file has no `[[listener]]`: plain MQTT on 127.0.0.1:1883.
 pub(crate) fn default_listeners() -> Vec<ListenerConfig> {
-    vec![ListenerConfig {
-        kind: ListenerKind::Mqtt,
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
+    let listener = |kind, port| ListenerConfig {
+        kind,
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         cert: None,
         key: None,
         client_ca: None,
         path: default_ws_path(),
-    }]
+    };
+    // Spec 6: MQTT on 127.0.0.1:1883, WebSocket on 127.0.0.1:8080/mqtt.
+    vec![listener(ListenerKind::Mqtt, 1883), listener(ListenerKind::Ws, 8080)]
 }
 
 impl ListenerConfig {

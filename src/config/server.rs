@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// Connections accepted at once; further ones are refused. Raise it for large fleets of
     /// subscribers (mind the process's file descriptor limit), lower it to bound memory.
     pub max_connections: usize,
+    /// Connections accepted at once from one source IP address; 0 = no per-address limit.
+    /// Set it on public listeners so one host cannot take every connection slot.
+    pub max_connections_per_ip: usize,
     /// Largest MQTT packet accepted from or sent to a client, in bytes (advertised as Maximum
     /// Packet Size to MQTT 5 clients). Raise it when events or commands are larger than 1 MiB.
     pub max_packet_size: u32,
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
         Self {
             threads: 0,
             max_connections: 100_000,
+            max_connections_per_ip: 0,
             max_packet_size: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),

@@ -580,7 +580,7 @@ fn env_overrides_array_elements() {
         &[("MQTT_INTEGRATION__LISTENER__0__BIND", "0.0.0.0:1884")],
     )
     .unwrap();
-    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.listeners.len(), 2, "the default MQTT and WebSocket listeners");
     assert_eq!(config.listeners[0].kind, ListenerKind::Mqtt);
 
     // One past the end appends.
@@ -668,14 +668,14 @@ fn env_wrong_type_and_invalid_values_name_the_variable() {
     // A listener created by the environment but left incomplete.
     let err = load_env(
         APP,
-        &[("MQTT_INTEGRATION__LISTENER__1__BIND", "127.0.0.1:2")],
+        &[("MQTT_INTEGRATION__LISTENER__2__BIND", "127.0.0.1:2")],
     )
     .unwrap_err();
     assert_eq!(
         err.source_name,
-        "environment variable MQTT_INTEGRATION__LISTENER__1__BIND"
+        "environment variable MQTT_INTEGRATION__LISTENER__2__BIND"
     );
-    assert_eq!(err.key.as_deref(), Some("listener[1]"));
+    assert_eq!(err.key.as_deref(), Some("listener[2]"));
     // An error in the file is still the file's, with an unrelated override present.
     let err = load_env(
         "[server]\nthreads = \"x\"\n",

@@ -30,9 +30,68 @@ impl ClientIds {
     }
 }
 
+/// Open connections per source IP address, for `server.max_connections_per_ip`. Touched on
+/// accept and close only.
+#[derive(Debug)]
+pub struct PerIp {
+    limit: usize,
+    open: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+impl PerIp {
+    /// `limit` 0 = no limit (and no bookkeeping).
+    pub fn new(limit: usize) -> PerIp {
+        PerIp {
+            limit,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a new connection from `ip`; false (and not counted) when `ip` is at the limit.
+    pub fn admit(&self, ip: std::net::IpAddr) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let mut open = self.open.lock();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub fn release(&self, ip: std::net::IpAddr) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut open = self.open.lock();
+        if let Some(n) = open.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_ip_limit() {
+        let ip: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let other: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+        let p = PerIp::new(2);
+        assert!(p.admit(ip) && p.admit(ip));
+        assert!(!p.admit(ip), "third from the same address");
+        assert!(p.admit(other));
+        p.release(ip);
+        assert!(p.admit(ip));
+        let unlimited = PerIp::new(0);
+        assert!((0..10).all(|_| unlimited.admit(ip)));
+    }
 
     #[test]
     fn takeover_and_release() {

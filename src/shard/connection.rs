@@ -27,6 +27,10 @@ pub struct Connection {
     pub counted_subscriptions: usize,
     /// Unwritten bytes counted in the process gauge.
     pub counted_queued: usize,
+    /// A refused CONNECT waiting out `auth.failure_delay`: when to answer, and how.
+    pub reject_at: Option<(std::time::Instant, crate::session::ConnectRefusal)>,
+    /// Reading stopped because the client does not read what we send (see `event_loop`).
+    pub read_paused: bool,
     /// Queued for a flush at the end of this loop turn.
     pub dirty: bool,
 }

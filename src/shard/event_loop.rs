@@ -33,6 +33,8 @@ const READ_BUDGET: usize = 8;
 const SCRATCH: usize = 64 * 1024;
 /// Pause before retrying `accept` after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Output beyond `mqtt.max_queued_bytes` a connection may have before we stop reading from it.
+const OUTPUT_SLACK: usize = 64 * 1024;
 
 pub struct Shard {
     id: u16,
@@ -179,9 +181,14 @@ impl Shard {
     }
 
     fn admit(&mut self, stream: TcpStream, peer: std::net::SocketAddr, spec: &ListenerSpec) {
+        if !self.ctx.per_ip.admit(peer.ip()) {
+            tracing::warn!(%peer, "connection refused: server.max_connections_per_ip reached for this address");
+            return;
+        }
         let open = self.ctx.connections.fetch_add(1, Ordering::AcqRel);
         if open >= self.ctx.max_connections {
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.per_ip.release(peer.ip());
             tracing::warn!(%peer, limit = self.ctx.max_connections, "connection refused: server.max_connections reached");
             return;
         }
@@ -192,11 +199,13 @@ impl Shard {
             Err(e) => {
                 tracing::warn!(%peer, "cannot set up the connection: {e}");
                 self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+                self.ctx.per_ip.release(peer.ip());
                 return;
             }
         };
         let Some(socket) = transport.socket() else {
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.per_ip.release(peer.ip());
             return;
         };
         let entry = self.conns.vacant_entry();
@@ -214,6 +223,7 @@ impl Shard {
         ) {
             tracing::warn!(%peer, "cannot register connection: {e}");
             self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.per_ip.release(peer.ip());
             return;
         }
         let protocol = spec.protocol();
@@ -228,6 +238,8 @@ impl Shard {
             claimed: false,
             counted_subscriptions: 0,
             counted_queued: 0,
+            reject_at: None,
+            read_paused: false,
             dirty: false,
         });
         self.ctx.metrics.connection_opened(protocol);
@@ -245,7 +257,14 @@ impl Shard {
                 budget_spent = false;
                 break;
             };
-            if conn.session.is_closed() {
+            if conn.session.is_closed() || conn.reject_at.is_some() {
+                budget_spent = false;
+                break;
+            }
+            if conn.session.out().len() > self.ctx.max_queued_bytes + OUTPUT_SLACK {
+                // The client sends but does not read (PINGREQ floods, say): stop reading until
+                // it takes what we have, so its answers cannot pile up without bound.
+                conn.read_paused = true;
                 budget_spent = false;
                 break;
             }
@@ -344,7 +363,13 @@ impl Shard {
                     }
                     Err(refusal) => {
                         tracing::info!(peer = %conn.peer, client = %req.client_id, ?refusal, "connection refused");
-                        conn.session.reject_connect(refusal);
+                        let delay = self.ctx.auth_failure_delay;
+                        if delay.is_zero() {
+                            conn.session.reject_connect(refusal);
+                        } else {
+                            // Answer later, reading nothing meanwhile: guessing gets slow.
+                            conn.reject_at = Some((Instant::now() + delay, refusal));
+                        }
                     }
                 },
                 SessionEvent::Join {
@@ -521,6 +546,14 @@ impl Shard {
         }
         let mut expired = Vec::new();
         for (slot, conn) in self.conns.iter_mut() {
+            if let Some((at, refusal)) = conn.reject_at {
+                if now >= at {
+                    conn.reject_at = None;
+                    conn.session.reject_connect(refusal);
+                    expired.push(slot);
+                }
+                continue;
+            }
             if conn.session.poll_timeout().is_some_and(|t| now >= t) {
                 conn.session.handle_timeout(now);
                 expired.push(slot);
@@ -616,6 +649,10 @@ impl Shard {
             }
         }
         let queued = conn.session.out().len();
+        if conn.read_paused && queued <= self.ctx.max_queued_bytes {
+            conn.read_paused = false;
+            self.read_again.push(slot);
+        }
         if queued != conn.counted_queued {
             self.ctx
                 .metrics
@@ -689,6 +726,7 @@ impl Shard {
                 .add_subscriptions(-(conn.counted_subscriptions as i64));
         }
         self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+        self.ctx.per_ip.release(conn.peer.ip());
         self.ctx.metrics.connection_closed(conn.protocol);
     }
 

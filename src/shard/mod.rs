@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use mio::{Poll, Token, Waker};
 
-pub use clients::ClientIds;
+pub use clients::{ClientIds, PerIp};
 pub use listener::bind_shared;
 pub use transport::ListenerSpec;
 
@@ -44,6 +44,10 @@ pub struct ShardContext {
     pub connections: AtomicUsize,
     /// Written into the `instance` attribute of commands.
     pub instance: String,
+    /// Connections per source address (`server.max_connections_per_ip`, 0 = no limit).
+    pub per_ip: PerIp,
+    /// Wait before answering a refused CONNECT (`auth.failure_delay`).
+    pub auth_failure_delay: std::time::Duration,
 }
 
 /// Messages between shards and from the server.
