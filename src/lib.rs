@@ -17,6 +17,7 @@ pub mod backend;
 pub mod cli;
 pub mod cloudevents;
 pub mod config;
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

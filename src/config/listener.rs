@@ -90,7 +90,10 @@ pub(crate) fn default_listeners() -> Vec<ListenerConfig> {
         path: default_ws_path(),
     };
     // Spec 6: MQTT on 127.0.0.1:1883, WebSocket on 127.0.0.1:8080/mqtt.
-    vec![listener(ListenerKind::Mqtt, 1883), listener(ListenerKind::Ws, 8080)]
+    vec![
+        listener(ListenerKind::Mqtt, 1883),
+        listener(ListenerKind::Ws, 8080),
+    ]
 }
 
 impl ListenerConfig {

@@ -580,7 +580,11 @@ fn env_overrides_array_elements() {
         &[("MQTT_INTEGRATION__LISTENER__0__BIND", "0.0.0.0:1884")],
     )
     .unwrap();
-    assert_eq!(config.listeners.len(), 2, "the default MQTT and WebSocket listeners");
+    assert_eq!(
+        config.listeners.len(),
+        2,
+        "the default MQTT and WebSocket listeners"
+    );
     assert_eq!(config.listeners[0].kind, ListenerKind::Mqtt);
 
     // One past the end appends.

@@ -11,7 +11,7 @@ mod connection;
 mod event_loop;
 mod listener;
 mod notify;
-mod transport;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;

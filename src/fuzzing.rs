@@ -1,0 +1,173 @@
+//! Entry points for fuzzing: each takes arbitrary bytes and must never panic, loop forever or
+//! grow without bound. `fuzz/` runs them under libFuzzer (`cargo +nightly fuzz run <target>`);
+//! `tests/fuzz_corpus.rs` runs them over the committed corpus on stable, in every test run.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{BackendError, ConnId};
+use crate::config::Config;
+use crate::protocol::{self, Version};
+use crate::registry::{Identity, Registry};
+use crate::session::{Session, SessionConfig, SessionEvent};
+use crate::shard::transport::WsStream;
+
+/// The MQTT decoder, both versions and before CONNECT: `frame_len` then `decode` on every frame;
+/// a decoded packet must encode again.
+pub fn decode(data: &[u8]) {
+    for version in [None, Some(Version::V311), Some(Version::V5)] {
+        let mut rest = data;
+        while let Ok(Some(len)) = protocol::frame_len(rest, 1 << 20) {
+            assert!(len <= rest.len(), "frame_len promised more than there is");
+            if let Ok(packet) = protocol::decode(&rest[..len], version) {
+                let mut out = bytes::BytesMut::new();
+                let _ = packet.encode(version.unwrap_or(Version::V5), &mut out);
+            }
+            rest = &rest[len..];
+        }
+    }
+}
+
+/// A session fed arbitrary bytes in arbitrary chunks, with the shell's part played: CONNECTs
+/// accepted, joins answered (alternately failed), commands completed, time moving on.
+pub fn session(data: &[u8]) {
+    let Some((&chunking, data)) = data.split_first() else {
+        return;
+    };
+    let config = Arc::new(SessionConfig {
+        max_packet_size: 4096,
+        default_receive_maximum: 4,
+        server_receive_maximum: 4,
+        max_inflight: 16,
+        connect_timeout: Duration::from_secs(5),
+        server_keep_alive: None,
+        registry: Arc::new(registry()),
+    });
+    let mut now = Instant::now();
+    let conn = ConnId {
+        shard: 0,
+        slot: 0,
+        generation: 1,
+    };
+    let mut s = Session::new(conn, config, now);
+    let step = usize::from(chunking % 64) + 1;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut answered = 0u64;
+    for chunk in data.chunks(step) {
+        buf.extend_from_slice(chunk);
+        loop {
+            let n = s.handle_input(now, &buf);
+            buf.drain(..n);
+            let mut progressed = n > 0;
+            while let Some(event) = s.poll_event() {
+                progressed = true;
+                match event {
+                    SessionEvent::Connect(_) => s.accept_connect(now, Identity::Anonymous),
+                    SessionEvent::Join {
+                        member, request, ..
+                    } => {
+                        answered += 1;
+                        let result = if answered % 3 == 0 {
+                            Err(BackendError::Unavailable("fuzz".into()))
+                        } else {
+                            Ok(())
+                        };
+                        s.joined(member, request, result);
+                    }
+                    SessionEvent::Command(c) if c.packet_id != 0 => {
+                        s.command_done(c.packet_id, Ok(()))
+                    }
+                    _ => {}
+                }
+            }
+            drain(&mut s);
+            if !progressed || s.is_closed() {
+                break;
+            }
+        }
+        if s.is_closed() {
+            break;
+        }
+        now += Duration::from_millis(u64::from(chunking));
+        s.handle_timeout(now);
+        assert!(
+            buf.len() <= 4096 + 8,
+            "the session left more than one packet unconsumed"
+        );
+    }
+    let _ = s.teardown();
+}
+
+fn drain(s: &mut Session) {
+    let out = s.out();
+    let n = out.len();
+    out.consume(n);
+}
+
+fn registry() -> Registry {
+    const APPS: &str = r#"
+[[app]]
+name = "demo"
+members = { anonymous = "manager" }
+devices = [ { name = "device1" }, { name = "off", enabled = false } ]
+"#;
+    match Config::from_toml_str(APPS, "fuzz", Vec::new()) {
+        Ok(c) => Registry::from_config(&c),
+        Err(e) => panic!("fuzz registry: {e}"),
+    }
+}
+
+/// The WebSocket upgrade and framing, over an in-memory stream that returns `WouldBlock` when
+/// the input runs out (as a non-blocking socket does).
+pub fn websocket(data: &[u8]) {
+    let mut ws = WsStream::new(
+        Pipe {
+            input: data,
+            output: Vec::new(),
+        },
+        "/mqtt",
+        4096,
+    );
+    let mut buf = [0u8; 512];
+    for _ in 0..64 {
+        match ws.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let _ = ws.write(&buf[..4]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => break,
+        }
+    }
+    let _ = ws.flush();
+}
+
+struct Pipe<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+
+impl Read for Pipe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.input.read(buf)
+    }
+}
+
+impl Write for Pipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Bounded like a socket buffer, so a writer that ignores WouldBlock is caught.
+        if self.output.len() > 1 << 20 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
