@@ -81,7 +81,7 @@ impl KeySet {
                 }
             }
         }
-        if set.len() == 0 {
+        if set.is_empty() {
             return Err("it has no usable signing key (RSA, or EC P-256/P-384)".to_owned());
         }
         Ok(set)
@@ -90,6 +90,11 @@ impl KeySet {
     /// How many keys it has.
     pub fn len(&self) -> usize {
         self.by_kid.len() + self.unnamed.len() + usize::from(self.shared_secret.is_some())
+    }
+
+    /// Whether it has no key (a JWKS URL not fetched yet).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The key for a token whose header names `kid`.
