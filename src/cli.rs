@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigError};
+use crate::auth::{self, NewApiKey};
+use crate::config::{self, Config, ConfigError, ConfigErrorKind};
 
 /// Exit code for a configuration error.
 pub const EXIT_CONFIG: i32 = 2;
@@ -42,6 +43,14 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Make a new API key for USER and print two lines: the key (give it to the user, it is
+    /// shown only this once), then the salted hash to add to that user's `api_keys` in the
+    /// configuration.
+    ApiKey {
+        /// The `[[user]]` name the key is for.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
 }
 
 /// Loads and checks `file` as the service would (with the process's `MQTT_INTEGRATION__…`
@@ -56,6 +65,13 @@ fn check_config_with_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<String, ConfigError> {
     let config = Config::load(Some(file), env)?;
+    // What only the authenticator knows how to read: API key hashes, the JWKS file.
+    auth::check_config(&config.auth, &config.users).map_err(|e| ConfigError {
+        source_name: file.display().to_string(),
+        key: Some(e.config_key()),
+        problem: e.to_string(),
+        kind: ConfigErrorKind::Invalid,
+    })?;
     Ok(format!(
         "{}: ok ({}, {}, backend {})",
         file.display(),
@@ -63,6 +79,16 @@ fn check_config_with_env(
         count(config.apps.len(), "application", "applications"),
         config.backend.kind,
     ))
+}
+
+/// `api-key USER`: a new key and its hash, as the two lines to print (spec 6).
+pub fn api_key(user: &str) -> Result<String, String> {
+    if user.is_empty() {
+        return Err("the user name must not be empty".to_owned());
+    }
+    let NewApiKey { key, hash } =
+        auth::generate_api_key().map_err(|e| format!("no random numbers from the OS: {e}"))?;
+    Ok(format!("{key}\n{hash}\n"))
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -110,14 +136,67 @@ mod tests {
             })
         );
         assert!(parse(&["check-config"]).is_err());
-        assert!(parse(&["api-key", "alice"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn api_key_command() {
+        let cli = parse(&["api-key", "alice"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::ApiKey {
+                user: "alice".into()
+            })
+        );
+        assert!(parse(&["api-key"]).is_err());
+    }
+
+    #[test]
+    fn api_key_output_round_trips() {
+        let out = api_key("alice").unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        let hash = auth::ApiKeyHash::parse(lines[1]).unwrap();
+        assert!(hash.verify(lines[0]));
+        // And the authenticator takes it as the user's key.
+        let users = [config::UserConfig {
+            name: "alice".into(),
+            api_keys: vec![lines[1].to_owned()],
+        }];
+        let authenticator =
+            auth::Authenticator::new(&config::AuthConfig::default(), &users).unwrap();
+        assert!(authenticator
+            .authenticate_api_key("alice", lines[0])
+            .is_ok());
+        assert!(api_key("").is_err());
+    }
+
+    #[test]
+    fn check_config_refuses_malformed_api_key_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        std::fs::write(
+            &path,
+            "[[user]]\nname = \"alice\"\napi_keys = [\"plain-text-key\"]\n",
+        )
+        .unwrap();
+        let err = check_config_with_env(&path, std::iter::empty()).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("user[0].api_keys[0]"));
+        assert!(!err.to_string().contains("plain-text-key"), "{err}");
+        let good = auth::generate_api_key().unwrap().hash;
+        std::fs::write(
+            &path,
+            format!("[[user]]\nname = \"alice\"\napi_keys = [\"{good}\"]\n"),
+        )
+        .unwrap();
+        assert!(check_config_with_env(&path, std::iter::empty()).is_ok());
     }
 
     #[test]
     fn help_describes_commands() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("check-config"), "{help}");
+        assert!(help.contains("api-key"), "{help}");
         assert!(help.contains("--config"), "{help}");
         assert!(help.contains("MQTT_INTEGRATION__SECTION__KEY"), "{help}");
     }

@@ -29,6 +29,17 @@ fn main() -> ExitCode {
                 ExitCode::from(cli::EXIT_CONFIG as u8)
             }
         },
+        Some(Command::ApiKey { user }) => match cli::api_key(&user) {
+            Ok(lines) => {
+                print!("{lines}");
+                eprintln!("Give the first line to `{user}`; add the second to the `api_keys` of [[user]] name = \"{user}\".");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(cli::EXIT_RUNTIME as u8)
+            }
+        },
         None => run(cli.config.as_deref()),
     }
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::auth::Authenticator;
+use crate::auth::{AuthSetupError, Authenticator};
 use crate::backend::embedded::{self, EmbeddedLog, EmbeddedOptions};
 use crate::backend::Backend;
 use crate::config::{BackendKind, Config};
-use crate::http::{AnonymousOnly, HttpServer, HttpState};
+use crate::http::{HttpServer, HttpState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionConfig;
@@ -45,6 +45,8 @@ pub enum StartError {
     },
     #[error("cannot start the event backend: {0}")]
     Backend(String),
+    #[error("cannot set up authentication: {0}")]
+    Auth(#[from] AuthSetupError),
     #[error("cannot start {what}: {source}")]
     Io {
         what: &'static str,
@@ -68,6 +70,7 @@ impl Server {
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::from_config(config));
+        let auth = Authenticator::new(&config.auth, &config.users)?;
         let threads = config.server.shard_threads();
 
         // Bind first: a port in use is the most common start-up failure, report it before
@@ -154,7 +157,7 @@ impl Server {
             session,
             backend: backend.handle(),
             producer: backend.producer.clone(),
-            auth: Authenticator::new(config.auth.allow_anonymous),
+            auth: auth.clone(),
             metrics: metrics.clone(),
             clients: ClientIds::default(),
             max_queued_bytes: config.mqtt.max_queued_bytes,
@@ -174,9 +177,7 @@ impl Server {
             registry,
             producer: backend.producer.clone(),
             metrics: metrics.clone(),
-            auth: Arc::new(AnonymousOnly {
-                allow_anonymous: config.auth.allow_anonymous,
-            }),
+            auth: Arc::new(auth),
             listeners_ready: listeners_ready.clone(),
             instance,
             max_body_size: config.http.max_body_size,

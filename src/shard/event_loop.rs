@@ -353,8 +353,12 @@ impl Shard {
             any = true;
             let conn_id = conn.id;
             match event {
-                SessionEvent::Connect(req) => match self.ctx.auth.authenticate(&req) {
-                    Ok(identity) => {
+                SessionEvent::Connect(req) => match self
+                    .ctx
+                    .auth
+                    .authenticate(&req, std::time::SystemTime::now())
+                {
+                    Ok(crate::auth::Authenticated { identity, .. }) => {
                         conn.session.accept_connect(Instant::now(), identity);
                         conn.claimed = true;
                         if let Some(previous) = self.ctx.clients.claim(&req.client_id, conn_id) {

@@ -1,0 +1,87 @@
+//! The HTTP `Authorization` header.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::fixtures::*;
+use crate::auth::{generate_api_key, Authenticator};
+use crate::http::{AuthFailure, HttpAuthenticator};
+use crate::registry::Identity;
+
+const SECRET: &str = "http-test-secret";
+
+fn setup(allow_anonymous: bool) -> (Authenticator, String) {
+    let key = generate_api_key().unwrap();
+    let mut o = oauth();
+    o.hs256_secret = Some(SECRET.into());
+    let auth = Authenticator::new(
+        &auth_config(allow_anonymous, Some(o)),
+        &[user("bob", &[&key.hash])],
+    )
+    .unwrap();
+    (auth, key.key)
+}
+
+fn check(auth: &Authenticator, header: Option<&str>) -> Result<Identity, AuthFailure> {
+    HttpAuthenticator::authenticate(auth, header)
+}
+
+fn user_named(name: &str) -> Identity {
+    Identity::User {
+        name: name.into(),
+        admin: false,
+    }
+}
+
+#[test]
+fn bearer_and_basic() {
+    let (auth, key) = setup(false);
+    let token = sign_hs256(SECRET.as_bytes(), None, &claims());
+    assert_eq!(
+        check(&auth, Some(&format!("Bearer {token}"))),
+        Ok(user_named("alice"))
+    );
+    assert_eq!(
+        check(&auth, Some(&format!("bearer  {token} "))),
+        Ok(user_named("alice"))
+    );
+    let basic = STANDARD.encode(format!("bob:{key}"));
+    assert_eq!(
+        check(&auth, Some(&format!("Basic {basic}"))),
+        Ok(user_named("bob"))
+    );
+}
+
+#[test]
+fn no_header() {
+    let (auth, _) = setup(true);
+    assert_eq!(check(&auth, None), Ok(Identity::Anonymous));
+    let (auth, _) = setup(false);
+    assert_eq!(check(&auth, None), Err(AuthFailure::Missing));
+}
+
+#[test]
+fn refusals_say_why_without_the_secret() {
+    let (auth, key) = setup(true);
+    let wrong = STANDARD.encode(format!("bob:{}x", key));
+    let cases = [
+        (format!("Basic {wrong}"), "wrong API key for user `bob`"),
+        ("Basic !!!".to_owned(), "not base64"),
+        (
+            format!("Basic {}", STANDARD.encode("bob")),
+            "not `<user>:<api-key>`",
+        ),
+        ("Digest abc".to_owned(), "scheme `Digest` is not supported"),
+        ("Bearer".to_owned(), "expected `Bearer` or `Basic`"),
+        ("Bearer a.b.c".to_owned(), "malformed"),
+    ];
+    for (header, expected) in cases {
+        match check(&auth, Some(&header)) {
+            Err(AuthFailure::Invalid(why)) => {
+                assert!(why.contains(expected), "{header}: {why}");
+                assert!(!why.contains(&key), "{why}");
+            }
+            other => panic!("{header}: {other:?}"),
+        }
+    }
+}
