@@ -14,8 +14,10 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -409,12 +411,20 @@ class Client:
     def __init__(self, port: int, client_id: str = "", protocol=mqtt.MQTTv5,
                  clean: bool = True, connect_properties: Properties | None = None,
                  username: str | None = None, password: str | None = None,
-                 wait_connack: bool = True, keepalive: int = 30, manual_ack: bool = False):
+                 wait_connack: bool = True, keepalive: int = 30, manual_ack: bool = False,
+                 transport: str = "tcp", ws_path: str = "/mqtt",
+                 tls_context: "ssl.SSLContext | None" = None, host: str = "127.0.0.1"):
+        """`transport="websockets"` (with `ws_path`) and `tls_context` select MQTT over
+        WebSocket and/or TLS; the defaults are plain TCP to 127.0.0.1."""
         self.protocol = protocol
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=protocol, reconnect_on_failure=False,
-                                  manual_ack=manual_ack,
+                                  manual_ack=manual_ack, transport=transport,
                                   clean_session=(clean if protocol != mqtt.MQTTv5 else None))
+        if transport == "websockets":
+            self.client.ws_set_options(path=ws_path)
+        if tls_context is not None:
+            self.client.tls_set_context(tls_context)
         self.collector = Collector()
         self.cond = threading.Condition()
         self.connack = None  # (reason code int, flags, properties)
@@ -436,7 +446,7 @@ class Client:
             kwargs["clean_start"] = clean
             if connect_properties is not None:
                 kwargs["properties"] = connect_properties
-        c.connect("127.0.0.1", port, keepalive=keepalive, **kwargs)
+        c.connect(host, port, keepalive=keepalive, **kwargs)
         c.loop_start()
         if wait_connack:
             rc = self.wait_connack()
@@ -627,6 +637,103 @@ def is_closed(sock: socket.socket, timeout: float = WAIT) -> bool:
     return False
 
 
+# --------------------------------------------------------------------------------------------
+# TLS test certificates (generated with the openssl CLI at test time, never committed)
+
+_OPENSSL_CNF = """
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = placeholder
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+class Pki:
+    """Certificates in `dir`: `<name>.crt` / `<name>.key` (PEM). `ca` signs the server
+    certificates `server` (serial 0x1001, CN localhost) and `server-b` (serial 0x2002,
+    CN localhost-b); `client-ca` signs `client`; `other-ca` signs `other-client`."""
+
+    SERVER_SERIAL = 0x1001
+    SERVER_B_SERIAL = 0x2002
+
+    def __init__(self, dir: Path):
+        self.dir = dir
+        dir.mkdir(parents=True, exist_ok=True)
+        self.cnf = dir / "openssl.cnf"
+        self.cnf.write_text(_OPENSSL_CNF)
+        self._ca("ca", "mqtt-integration test CA")
+        self._ca("client-ca", "mqtt-integration test client CA")
+        self._ca("other-ca", "some other CA")
+        self._leaf("server", "localhost", "ca", "server", self.SERVER_SERIAL)
+        self._leaf("server-b", "localhost-b", "ca", "server", self.SERVER_B_SERIAL)
+        self._leaf("client", "client-1", "client-ca", "client", 0x3003)
+        self._leaf("other-client", "client-x", "other-ca", "client", 0x4004)
+
+    def _openssl(self, *args: str) -> None:
+        r = subprocess.run(["openssl", *args], cwd=self.dir, capture_output=True, timeout=30)
+        assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr.decode()}"
+
+    def _ca(self, name: str, cn: str) -> None:
+        self._openssl("req", "-x509", "-config", str(self.cnf), "-extensions", "ca",
+                      "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2",
+                      "-subj", f"/CN={cn}")
+
+    def _leaf(self, name: str, cn: str, ca: str, ext: str, serial: int) -> None:
+        self._openssl("req", "-new", "-config", str(self.cnf), "-newkey", "ec",
+                      "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt",
+                      "-CAkey", f"{ca}.key", "-set_serial", str(serial), "-days", "2",
+                      "-extfile", str(self.cnf), "-extensions", ext, "-out", f"{name}.crt")
+
+    def crt(self, name: str) -> Path:
+        return self.dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.dir / f"{name}.key"
+
+    def der(self, name: str) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(self.crt(name).read_text())
+
+    def context(self, client: str | None = None, version: "ssl.TLSVersion | None" = None,
+                ca: str = "ca") -> ssl.SSLContext:
+        """A client context trusting `ca`; optionally presenting certificate `client` and
+        pinned to one TLS version."""
+        ctx = ssl.create_default_context(cafile=str(self.crt(ca)))
+        if version is not None:
+            ctx.minimum_version = version
+            ctx.maximum_version = version
+        if client is not None:
+            ctx.load_cert_chain(str(self.crt(client)), str(self.key(client)))
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not installed (scripts/test installs it)")
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
 def v5_props(packet_type, **values) -> Properties:
     p = Properties(packet_type)
     for k, v in values.items():
@@ -638,5 +745,5 @@ __all__ = [
     "Client", "Collector", "Message", "Service", "WAIT", "free_port", "port_is_free", "unique",
     "http_request", "metric_value", "parse_metrics", "raw_connect", "read_packet", "is_closed",
     "encode_varint", "v5_props", "PacketTypes", "Properties", "mqtt", "make_config", "DEMO_APPS",
-    "tempfile",
+    "tempfile", "Pki",
 ]
