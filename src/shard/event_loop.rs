@@ -284,6 +284,10 @@ impl Shard {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        // A failed TLS handshake or WebSocket upgrade: operators want to see these.
+                        tracing::info!(peer = %conn.peer, protocol = ?conn.protocol, "connection refused: {e}");
+                    }
                     self.close(slot, &format!("read failed: {e}"));
                     budget_spent = false;
                     break;

@@ -566,14 +566,6 @@ def test_raw_text_frame_closes_connection(tsvc):
         ws2.close()
 
 
-WS_DUPLICATES_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: WsStream::write_vectored reports WouldBlock (nothing taken) when tungstenite has "
-    "already buffered the frame but could not write all of it to a full socket; the event "
-    "loop offers the same bytes again, so a slow WebSocket reader gets the same PUBLISH "
-    "packets several times, and once tungstenite's write buffer is full the connection is "
-    "closed ('write failed: WebSocket: Write buffer is full')"))
-
-
 class RawTls:
     """MQTT over a raw TLS socket with the same interface as RawWs."""
 
@@ -595,8 +587,8 @@ class RawTls:
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param("ws", marks=WS_DUPLICATES_BUG),
-    pytest.param("wss", marks=WS_DUPLICATES_BUG),
+    "ws",
+    "wss",
     "mqtts",
 ])
 def test_slow_reader_gets_each_event_once(tsvc, pki, kind):

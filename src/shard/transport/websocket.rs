@@ -224,9 +224,13 @@ impl<S: Read + Write> Write for WsStream<S> {
         for b in bufs {
             message.extend_from_slice(b);
         }
-        ws.write(Message::Binary(Bytes::from(message)))
-            .map_err(ws_io)?;
-        match ws.flush() {
+        // tungstenite queues the whole frame before it writes: a WouldBlock from `write` or
+        // `flush` means "queued, not yet sent", so the bytes are taken either way and must not
+        // be offered again (that would send them twice).
+        let sent = ws
+            .write(Message::Binary(Bytes::from(message)))
+            .and_then(|()| ws.flush());
+        match sent {
             Ok(()) => {}
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => self.unflushed = true,
             Err(e) => return Err(ws_io(e)),
