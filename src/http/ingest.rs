@@ -228,6 +228,7 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Reply> {
     };
     let announced = request.body_length();
     if announced.is_some_and(|len| len > limit) {
+        discard_body(request);
         return Err(too_large());
     }
     let mut body = Vec::with_capacity(announced.unwrap_or(0));
@@ -239,9 +240,22 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Reply> {
         .read_to_end(&mut body)
         .map_err(|e| Reply::error(400, format!("could not read the request body: {e}")))?;
     if body.len() > limit {
+        discard_body(request);
         return Err(too_large());
     }
     Ok(body)
+}
+
+/// Most of a refused body is read and thrown away (never stored) before the `413` goes out: a
+/// client that sends its whole body before reading would otherwise see the connection reset
+/// instead of the answer. Past this bound the connection is simply closed.
+const DISCARD_AT_MOST: u64 = 64 * 1024 * 1024;
+
+fn discard_body(request: &mut Request) {
+    let _ = std::io::copy(
+        &mut request.as_reader().take(DISCARD_AT_MOST),
+        &mut std::io::sink(),
+    );
 }
 
 /// Hands `events` to the backend in order and waits until it confirmed every one (or failed one,

@@ -191,6 +191,7 @@ pub fn auth_config(allow_anonymous: bool, oauth: Option<OAuthConfig>) -> AuthCon
     AuthConfig {
         allow_anonymous,
         oauth,
+        ..AuthConfig::default()
     }
 }
 
