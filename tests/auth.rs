@@ -271,3 +271,99 @@ fn malformed_api_key_hash_stops_the_service() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("user[0].api_keys[0]"));
 }
+
+/// v5 CONNECT as `client_id` with the token as password, or (with `method`) as the
+/// Authentication Data of Authentication Method `oauth2`; returns the socket and the CONNACK.
+fn connect_v5_token(
+    svc: &Service,
+    client_id: &str,
+    token: &str,
+    method: bool,
+) -> (TcpStream, Vec<u8>) {
+    use mqtt_integration::protocol::{Connect, Packet, Properties, Version};
+    let mut properties = Properties::default();
+    let mut password = Some(token.as_bytes());
+    if method {
+        properties.authentication_method = Some("oauth2");
+        properties.authentication_data = Some(token.as_bytes());
+        password = None;
+    }
+    let connect = Packet::Connect(Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 0,
+        client_id,
+        will: None,
+        username: None,
+        password,
+        properties,
+    });
+    let mut out = bytes::BytesMut::new();
+    connect.encode(Version::V5, &mut out).unwrap();
+    let mut s = svc.raw();
+    s.write_all(&out).unwrap();
+    let (h, body) = read_packet(&mut s, T).expect("no CONNACK");
+    assert_eq!(h, 0x20, "not a CONNACK");
+    (s, body)
+}
+
+/// A v5 AUTH re-authenticating with `token`.
+fn auth_packet(token: &str) -> Vec<u8> {
+    use mqtt_integration::protocol::{Auth, Packet, Properties, ReasonCode, Version};
+    let auth = Packet::Auth(Auth {
+        code: ReasonCode::RE_AUTHENTICATE,
+        properties: Properties {
+            authentication_method: Some("oauth2"),
+            authentication_data: Some(token.as_bytes()),
+            ..Properties::default()
+        },
+    });
+    let mut out = bytes::BytesMut::new();
+    auth.encode(mqtt_integration::protocol::Version::V5, &mut out)
+        .unwrap();
+    out.to_vec()
+}
+
+#[test]
+fn an_expiring_token_ends_the_connection_unless_renewed_with_auth() {
+    let (svc, _) = start();
+    let (mut lapsing, connack) = connect_v5_token(&svc, "lapsing", &token("alice", 2), false);
+    assert_eq!(connack[1], 0);
+    let (mut renewing, connack) = connect_v5_token(&svc, "renewing", &token("alice", 2), true);
+    assert_eq!(connack[1], 0);
+    assert!(
+        connack.windows(9).any(|w| w == b"\x15\x00\x06oauth2"),
+        "CONNACK names the authentication method: {connack:?}"
+    );
+    let (mut switching, _) = connect_v5_token(&svc, "switching", &token("alice", 60), false);
+
+    // Renew alice's token with a fresh one of alice's: AUTH Success.
+    renewing
+        .write_all(&auth_packet(&token("alice", 60)))
+        .unwrap();
+    let (h, body) = read_packet(&mut renewing, T).expect("AUTH answer");
+    assert_eq!((h, body[0]), (0xF0, 0x00), "AUTH Success");
+    // A token of another user does not renew: DISCONNECT Not authorized.
+    switching
+        .write_all(&auth_packet(&token("bob", 60)))
+        .unwrap();
+    assert_eq!(expect_disconnect(&mut switching, T), Some(0x87));
+
+    // The unrenewed token expires: DISCONNECT 0xA0 (Maximum connect time), then close.
+    assert_eq!(
+        expect_disconnect(&mut lapsing, Duration::from_secs(6)),
+        Some(0xA0)
+    );
+    assert!(
+        eventually(T, || svc.log().contains("TokenExpired")),
+        "the expiry is logged:\n{}",
+        svc.log()
+    );
+    // The renewed connection outlives the first token.
+    renewing.write_all(&[0xC0, 0x00]).unwrap();
+    assert_eq!(
+        read_packet(&mut renewing, T).map(|p| p.0),
+        Some(0xD0),
+        "still connected"
+    );
+}

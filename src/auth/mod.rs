@@ -103,6 +103,13 @@ impl Authenticator {
         req: &ConnectRequest,
         now: SystemTime,
     ) -> Result<Authenticated, ConnectRefusal> {
+        if let Some(token) = &req.oauth2_token {
+            // MQTT 5 Authentication Method `oauth2`: the token came as Authentication Data.
+            return self.authenticate_token(token, now).map_err(|why| {
+                tracing::info!(client = %req.client_id, "refused: {why}");
+                ConnectRefusal::BadCredentials
+            });
+        }
         let result = match (&req.username, &req.password) {
             (None, None) if self.inner.allow_anonymous => Ok(Authenticated {
                 identity: Identity::Anonymous,

@@ -26,7 +26,7 @@ pub use outbound::OutQueue;
 use crate::backend::{AckToken, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
 use crate::protocol::{
-    self, Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
+    self, Ack, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
     PublishHeader, PublishProperties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
     Version,
 };
@@ -78,6 +78,9 @@ pub enum SessionEvent {
     },
     /// A QoS 1 delivery was acknowledged by the client.
     Ack(AckToken),
+    /// MQTT 5 AUTH with method `oauth2`: check this fresh token, then call
+    /// [`Session::reauthenticated`].
+    Reauthenticate { token: String },
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +90,13 @@ pub struct ConnectRequest {
     pub clean_start: bool,
     pub username: Option<String>,
     pub password: Option<Bytes>,
+    /// MQTT 5 Authentication Method `oauth2`: the access token from the Authentication Data.
+    pub oauth2_token: Option<String>,
 }
+
+/// The MQTT 5 Authentication Method of access tokens (spec 2.6, extension): in CONNECT with the
+/// token as Authentication Data, and in AUTH to re-authenticate before the token expires.
+pub const OAUTH2_METHOD: &str = "oauth2";
 
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -145,6 +154,10 @@ pub enum CloseReason {
     },
     ConnectTimeout,
     KeepAliveTimeout,
+    /// The access token expired and was not renewed with AUTH.
+    TokenExpired,
+    /// An AUTH with a token that was refused.
+    ReauthenticationFailed,
     ConnectRefused(ConnectRefusal),
     TakenOver,
     ServerShutdown,
@@ -199,6 +212,10 @@ pub struct Session {
     created: Instant,
     last_rx: Instant,
     keep_alive: Option<Duration>,
+    /// When the access token the connection authenticated with expires.
+    auth_deadline: Option<Instant>,
+    /// The CONNECT used Authentication Method `oauth2` (CONNACK and AUTH then name it).
+    oauth2: bool,
     client_receive_max: u16,
     client_max_packet: u32,
     subscriptions: HashMap<Arc<str>, Subscription>,
@@ -231,6 +248,8 @@ impl Session {
             created: now,
             last_rx: now,
             keep_alive: None,
+            auth_deadline: None,
+            oauth2: false,
             client_receive_max: 1,
             client_max_packet: u32::MAX,
             subscriptions: HashMap::new(),
@@ -305,6 +324,9 @@ impl Session {
             if self.client_id_assigned {
                 properties.assigned_client_identifier = Some(&self.client_id);
             }
+            if self.oauth2 {
+                properties.authentication_method = Some(OAUTH2_METHOD);
+            }
         }
         let connack = Packet::ConnAck(ConnAck {
             session_present: false,
@@ -312,6 +334,39 @@ impl Session {
             properties,
         });
         encode_into(&mut self.out, self.version, &connack);
+    }
+
+    /// The access token expires at `deadline` (None: credentials that do not expire). At the
+    /// deadline the connection is closed (v5 DISCONNECT 0xA0) unless AUTH renewed it.
+    pub fn set_auth_deadline(&mut self, deadline: Option<Instant>) {
+        self.auth_deadline = deadline;
+    }
+
+    /// The shell checked the token of a [`SessionEvent::Reauthenticate`]: `Ok` with the new
+    /// token's expiry answers AUTH Success; `Err` disconnects (0x87).
+    pub fn reauthenticated(&mut self, result: Result<Option<Instant>, ()>) {
+        if self.state != State::Connected {
+            return;
+        }
+        match result {
+            Ok(deadline) => {
+                self.auth_deadline = deadline;
+                let properties = Properties {
+                    authentication_method: Some(OAUTH2_METHOD),
+                    ..Properties::default()
+                };
+                let auth = Packet::Auth(Auth {
+                    code: ReasonCode::SUCCESS,
+                    properties,
+                });
+                encode_into(&mut self.out, self.version, &auth);
+            }
+            Err(()) => self.disconnect(
+                ReasonCode::NOT_AUTHORIZED,
+                "re-authentication refused",
+                CloseReason::ReauthenticationFailed,
+            ),
+        }
     }
 
     /// The connection is refused: send CONNACK with the reason and close.
@@ -419,12 +474,25 @@ impl Session {
                 self.finish(CloseReason::ConnectTimeout)
             }
             State::Connected => {
-                // [MQTT-3.1.2-24] close after 1.5 × Keep Alive without a packet.
-                self.disconnect(
-                    ReasonCode::KEEP_ALIVE_TIMEOUT,
-                    "keep alive timeout",
-                    CloseReason::KeepAliveTimeout,
-                );
+                if self.auth_deadline.is_some_and(|t| now >= t) {
+                    // Spec 2.6: the token expired and was not renewed with AUTH.
+                    return self.disconnect(
+                        ReasonCode::MAXIMUM_CONNECT_TIME,
+                        "access token expired; send AUTH (method oauth2) with a fresh token before it expires",
+                        CloseReason::TokenExpired,
+                    );
+                }
+                if self
+                    .keep_alive
+                    .is_some_and(|ka| now >= self.last_rx + ka + ka / 2)
+                {
+                    // [MQTT-3.1.2-24] close after 1.5 × Keep Alive without a packet.
+                    self.disconnect(
+                        ReasonCode::KEEP_ALIVE_TIMEOUT,
+                        "keep alive timeout",
+                        CloseReason::KeepAliveTimeout,
+                    );
+                }
             }
             State::Closed => {}
         }
@@ -498,7 +566,13 @@ impl Session {
             State::AwaitingConnect | State::Authenticating => {
                 Some(self.created + self.config.connect_timeout)
             }
-            State::Connected => self.keep_alive.map(|ka| self.last_rx + ka + ka / 2),
+            State::Connected => {
+                let keep_alive = self.keep_alive.map(|ka| self.last_rx + ka + ka / 2);
+                match (keep_alive, self.auth_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             State::Closed => None,
         }
     }
@@ -576,13 +650,7 @@ impl Session {
             (State::Connected, Packet::Connect(_)) => {
                 self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT")
             }
-            (State::Connected, Packet::Auth(_)) => {
-                // [MQTT-4.12.0-1] AUTH only follows a CONNECT that named an Authentication Method.
-                self.violation(
-                    ReasonCode::PROTOCOL_ERROR,
-                    "AUTH without an authentication method",
-                )
-            }
+            (State::Connected, Packet::Auth(a)) => self.handle_auth(a),
             (State::Connected, Packet::PubRec(_) | Packet::PubComp(_)) => self.violation(
                 ReasonCode::PROTOCOL_ERROR,
                 "PUBREC/PUBCOMP: the server never sends QoS 2",
@@ -611,7 +679,26 @@ impl Session {
             });
             return;
         }
-        if c.properties.authentication_method.is_some() {
+        let mut oauth2_token = None;
+        if c.properties.authentication_method == Some(OAUTH2_METHOD) {
+            // Spec 2.6 extension: the token as Authentication Data, renewable with AUTH.
+            self.oauth2 = true;
+            oauth2_token = c
+                .properties
+                .authentication_data
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .map(str::to_owned);
+            if oauth2_token.is_none() {
+                let connack = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    properties: Properties::default(),
+                });
+                encode_into(&mut self.out, self.version, &connack);
+                self.finish(CloseReason::ConnectRefused(ConnectRefusal::BadCredentials));
+                return;
+            }
+        } else if c.properties.authentication_method.is_some() {
             let connack = Packet::ConnAck(ConnAck {
                 session_present: false,
                 code: ReasonCode::BAD_AUTHENTICATION_METHOD,
@@ -657,7 +744,34 @@ impl Session {
             clean_start: c.clean_start,
             username: c.username.map(str::to_owned),
             password: c.password.map(Bytes::copy_from_slice),
+            oauth2_token,
         }));
+    }
+
+    /// [MQTT-4.12.1] re-authentication. Spec 2.6 (extension): method `oauth2`, data = a fresh
+    /// access token. Accepted whether or not CONNECT named the method, so that a client that
+    /// connected with the token as password can renew it too.
+    fn handle_auth(&mut self, a: Auth<'_>) {
+        if a.properties.authentication_method != Some(OAUTH2_METHOD) {
+            // 0x8C is not a DISCONNECT code (3.14.2.1); a method other than the one in use is
+            // a Protocol Error [MQTT-4.12.1-1].
+            return self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "only Authentication Method oauth2 is supported",
+            );
+        }
+        if a.code != ReasonCode::RE_AUTHENTICATE {
+            return self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "a client AUTH must have reason Re-authenticate (0x19)",
+            );
+        }
+        match a.properties.authentication_data.map(std::str::from_utf8) {
+            Some(Ok(token)) => self.events.push_back(SessionEvent::Reauthenticate {
+                token: token.to_owned(),
+            }),
+            _ => self.reauthenticated(Err(())),
+        }
     }
 
     fn handle_publish(&mut self, p: Publish<'_>) {

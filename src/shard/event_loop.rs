@@ -20,11 +20,12 @@ use super::connection::Connection;
 use super::notify::ShardNotify;
 use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
+use crate::auth::Authenticated;
 use crate::backend::{AckToken, ConnFlow, ConnId, Mode, ShardLink, ToBackend, ToShard};
 use crate::cloudevents::Event;
 use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
-use crate::session::{CommandRefusal, Session, SessionEvent};
+use crate::session::{CloseReason, CommandRefusal, Session, SessionEvent};
 
 /// How often timers (keep-alive, connect timeout) are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -357,29 +358,32 @@ impl Shard {
             any = true;
             let conn_id = conn.id;
             match event {
-                SessionEvent::Connect(req) => match self
-                    .ctx
-                    .auth
-                    .authenticate(&req, std::time::SystemTime::now())
-                {
-                    Ok(crate::auth::Authenticated { identity, .. }) => {
-                        conn.session.accept_connect(Instant::now(), identity);
-                        conn.claimed = true;
-                        if let Some(previous) = self.ctx.clients.claim(&req.client_id, conn_id) {
-                            self.kick(previous);
+                SessionEvent::Connect(req) => {
+                    match self.ctx.auth.authenticate(&req, SystemTime::now()) {
+                        Ok(Authenticated {
+                            identity,
+                            expires_at,
+                        }) => {
+                            conn.session.accept_connect(Instant::now(), identity);
+                            conn.session.set_auth_deadline(expires_at.map(deadline));
+                            conn.claimed = true;
+                            if let Some(previous) = self.ctx.clients.claim(&req.client_id, conn_id)
+                            {
+                                self.kick(previous);
+                            }
+                        }
+                        Err(refusal) => {
+                            tracing::info!(peer = %conn.peer, client = %req.client_id, ?refusal, "connection refused");
+                            let delay = self.ctx.auth_failure_delay;
+                            if delay.is_zero() {
+                                conn.session.reject_connect(refusal);
+                            } else {
+                                // Answer later, reading nothing meanwhile: guessing gets slow.
+                                conn.reject_at = Some((Instant::now() + delay, refusal));
+                            }
                         }
                     }
-                    Err(refusal) => {
-                        tracing::info!(peer = %conn.peer, client = %req.client_id, ?refusal, "connection refused");
-                        let delay = self.ctx.auth_failure_delay;
-                        if delay.is_zero() {
-                            conn.session.reject_connect(refusal);
-                        } else {
-                            // Answer later, reading nothing meanwhile: guessing gets slow.
-                            conn.reject_at = Some((Instant::now() + delay, refusal));
-                        }
-                    }
-                },
+                }
                 SessionEvent::Join {
                     member,
                     request,
@@ -451,6 +455,23 @@ impl Shard {
                         CommandRefusal::NotAuthorized => CommandOutcome::Unauthorized,
                         CommandRefusal::InvalidTopic => CommandOutcome::InvalidTopic,
                     });
+                }
+                SessionEvent::Reauthenticate { token } => {
+                    let result = match self.ctx.auth.authenticate_token(&token, SystemTime::now()) {
+                        // The token must name the same user: AUTH renews, it does not switch.
+                        Ok(a) if same_user(&a.identity, conn.session.identity()) => {
+                            Ok(a.expires_at.map(deadline))
+                        }
+                        Ok(a) => {
+                            tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "re-authentication refused: the token is for {}, not {}", a.identity, conn.session.identity());
+                            Err(())
+                        }
+                        Err(e) => {
+                            tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "re-authentication refused: {e}");
+                            Err(())
+                        }
+                    };
+                    conn.session.reauthenticated(result);
                 }
                 SessionEvent::Ack(token) => {
                     if let Some(batch) = self.acks.get_mut(usize::from(token.worker)) {
@@ -674,11 +695,21 @@ impl Shard {
         if let Some(why) = failed {
             self.close(slot, &why);
         } else if conn.session.is_closed() {
-            let why = conn
-                .session
-                .close_reason()
-                .map(|r| format!("{r:?}"))
-                .unwrap_or_default();
+            let reason = conn.session.close_reason();
+            // What an operator should hear about: the client broke the rules or lost its right
+            // to stay. Ordinary goodbyes and timeouts stay at debug (they are many under load).
+            if matches!(
+                reason,
+                Some(
+                    CloseReason::ProtocolViolation { .. }
+                        | CloseReason::TokenExpired
+                        | CloseReason::ReauthenticationFailed
+                        | CloseReason::CommandFailed(_)
+                )
+            ) {
+                tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "closing the connection: {reason:?}");
+            }
+            let why = reason.map(|r| format!("{r:?}")).unwrap_or_default();
             self.close(slot, &why);
         }
     }
@@ -753,6 +784,21 @@ impl Shard {
             }
             self.flush(slot);
         }
+    }
+}
+
+/// A token's expiry as a deadline on the monotonic clock the sessions use.
+fn deadline(expires_at: SystemTime) -> Instant {
+    Instant::now()
+        + expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+}
+
+fn same_user(a: &Identity, b: &Identity) -> bool {
+    match (a, b) {
+        (Identity::User { name: x, .. }, Identity::User { name: y, .. }) => x == y,
+        _ => false,
     }
 }
 

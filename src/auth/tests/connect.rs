@@ -30,6 +30,7 @@ fn req(version: Version, username: Option<&str>, password: Option<&[u8]>) -> Con
         clean_start: true,
         username: username.map(str::to_owned),
         password: password.map(Bytes::copy_from_slice),
+        oauth2_token: None,
     }
 }
 
