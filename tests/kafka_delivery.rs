@@ -148,3 +148,24 @@ fn missing_topic_fails_the_subscription() {
     assert!(code >= 0x80, "SUBACK reason {code:#x}: the subscription must fail");
     assert!(svc.log().contains(&format!("events-{app}")), "the log names the topic");
 }
+
+#[test]
+fn ephemeral_reader_starts_at_the_end() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("eph");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 2);
+    let p = kafka::producer(&bootstrap);
+    kafka::produce_binary(&p, &topic, &app, "device1", 1); // before: never delivered
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let c = V5::connect(v5_options(svc.mqtt, ""));
+    c.subscribe(&format!("app/{app}"), rumqttc::v5::mqttbytes::QoS::AtMostOnce, None);
+    kafka::produce_binary(&p, &topic, &app, "device2", 2);
+    let got = c.next_publish(Duration::from_secs(20)).expect("no event");
+    assert_eq!(seq_of(&got.payload), 2);
+    assert!(c.next_publish(Duration::from_millis(500)).is_none());
+}
