@@ -132,17 +132,19 @@ impl Group {
     /// Polls up to `budget` records; returns how many were consumed.
     pub(crate) fn poll(&mut self, budget: usize, pass: &mut Pass<'_>) -> usize {
         let mut consumed = 0;
+        let mut polls = 0;
         self.state.drain_pending(&self.consumer, pass);
         self.state.mirror(&self.consumer);
-        while consumed < budget {
+        while polls < budget {
+            polls += 1;
             let polled = self.consumer.poll(Duration::ZERO);
             // Rebalance callbacks ran inside poll: apply them before the record.
             self.state.apply_rebalances(&self.consumer, pass.epochs);
             match polled {
                 None => break,
                 Some(Err(e)) => {
+                    // Errors (broker down, …) do not count as progress: the worker may sleep.
                     tracing::debug!(topic = %self.state.topic, error = %e, "consumer error");
-                    consumed += 1;
                 }
                 Some(Ok(msg)) => {
                     self.state.on_record(msg, &self.consumer, pass);
