@@ -137,10 +137,24 @@ impl Server {
                     });
                     (backend, Some(log))
                 }
-                BackendKind::Kafka => return Err(StartError::Unsupported(
-                    "backend.kind = \"kafka\" is not available in this build yet; use \"embedded\""
-                        .into(),
-                )),
+                BackendKind::Kafka => {
+                    let apps = config.apps.iter().map(|a| a.name.clone());
+                    let (backend, stats) = crate::backend::kafka::start(
+                        &config.backend.kafka,
+                        apps,
+                        config.backend.embedded.consumer_threads,
+                    )
+                    .map_err(|e| StartError::Backend(e.to_string()))?;
+                    metrics.set_collector(move |m| {
+                        m.replace_group_lags(
+                            stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
+                        );
+                        m.raise_records_skipped(
+                            stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
+                        );
+                    });
+                    (backend, None)
+                }
             };
 
         let session = Arc::new(SessionConfig {

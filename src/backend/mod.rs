@@ -16,6 +16,7 @@
 //! asynchronously once the backend has durably accepted the event.
 
 pub mod embedded;
+pub mod kafka;
 mod flow;
 mod group_id;
 mod member;

@@ -20,7 +20,7 @@ mod cursor;
 mod group;
 mod hash;
 mod log;
-mod outbox;
+pub(crate) mod outbox;
 mod partition;
 mod producer;
 mod store;

@@ -1,0 +1,502 @@
+//! One consumer group as a worker holds it: one librdkafka consumer shared by every member
+//! (connection) of the group in this process, the partitions Kafka assigned to it, spread over
+//! the local members, and per partition the read/commit position with what is in flight.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::codec;
+use super::context::{GroupContext, RebalanceEvent};
+use super::payload::LiveMessages;
+use super::KafkaStats;
+use crate::backend::member::route;
+use crate::backend::{AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilter, Record, ShardLink};
+use crate::protocol::QoS;
+
+use crate::backend::embedded::outbox::Outbox;
+
+pub(crate) struct Member {
+    pub conn: ConnId,
+    pub id: u32,
+    pub filters: Vec<MemberFilter>,
+    pub flow: Arc<ConnFlow>,
+    pub link: ShardLink,
+}
+
+/// Where the group stands in one assigned partition.
+pub(crate) struct Cursor {
+    owner: Option<ConnId>,
+    owner_index: usize,
+    /// Changes with every owner change and every (re)assignment: acks of older epochs are
+    /// ignored.
+    epoch: u32,
+    /// False until the first record of this assignment arrives (the start offset is known to
+    /// librdkafka, not to us): nothing to commit or rewind before.
+    known: bool,
+    /// Everything below is acknowledged: the offset to commit.
+    committed: i64,
+    last_commit: i64,
+    next_read: i64,
+    /// Offsets below this were handed out before in this process (DUP on redelivery).
+    dispatched_end: i64,
+    in_flight: VecDeque<(i64, bool)>,
+    /// Read but not dispatched because the owner's connection was full; the partition is paused
+    /// meanwhile, so this holds at most what librdkafka had prefetched.
+    pending: VecDeque<Arc<Record>>,
+    paused: bool,
+}
+
+impl Cursor {
+    fn new(epoch: u32) -> Cursor {
+        Cursor {
+            owner: None,
+            owner_index: 0,
+            epoch,
+            known: false,
+            committed: -1,
+            last_commit: -1,
+            next_read: -1,
+            dispatched_end: -1,
+            in_flight: VecDeque::new(),
+            pending: VecDeque::new(),
+            paused: false,
+        }
+    }
+
+    fn start_at(&mut self, offset: i64) {
+        self.known = true;
+        self.committed = offset;
+        self.last_commit = offset;
+        self.next_read = offset;
+        self.dispatched_end = self.dispatched_end.max(offset);
+    }
+
+    /// Commit point: the first unacknowledged offset in flight, else the first pending one,
+    /// else the read position. Returns whether it moved.
+    fn advance(&mut self) -> bool {
+        while matches!(self.in_flight.front(), Some((_, true))) {
+            self.in_flight.pop_front();
+        }
+        let at = self
+            .in_flight
+            .front()
+            .map(|&(o, _)| o)
+            .or_else(|| self.pending.front().map(|r| r.offset as i64))
+            .unwrap_or(self.next_read);
+        let moved = at != self.committed;
+        self.committed = at;
+        moved
+    }
+}
+
+pub(crate) struct Group {
+    pub consumer: BaseConsumer<GroupContext>,
+    pub state: GroupState,
+}
+
+pub(crate) struct GroupState {
+    pub key: GroupKey,
+    pub app: Arc<str>,
+    pub topic: Arc<str>,
+    /// `app/<app>`: the topic of whole-application deliveries.
+    pub app_topic: Arc<str>,
+    pub live: LiveMessages,
+    pub stats: Arc<KafkaStats>,
+    members: Vec<Member>,
+    cursors: BTreeMap<i32, Cursor>,
+    /// Acknowledged positions changed since they were mirrored into the context / committed.
+    mirror_dirty: bool,
+    commit_dirty: bool,
+}
+
+/// What a dispatch needs besides the group.
+pub(crate) struct Pass<'a> {
+    pub worker: u16,
+    pub slot: u32,
+    pub epochs: &'a mut u32,
+    pub outbox: &'a mut Outbox,
+}
+
+enum Dispatch {
+    Done,
+    Full(Arc<Record>),
+}
+
+impl Group {
+    /// Polls up to `budget` records; returns how many were consumed.
+    pub(crate) fn poll(&mut self, budget: usize, pass: &mut Pass<'_>) -> usize {
+        let mut consumed = 0;
+        let mut polls = 0;
+        self.state.drain_pending(&self.consumer, pass);
+        self.state.mirror(&self.consumer);
+        while polls < budget {
+            polls += 1;
+            let polled = self.consumer.poll(Duration::ZERO);
+            // Rebalance callbacks ran inside poll: apply them before the record.
+            self.state.apply_rebalances(&self.consumer, pass.epochs);
+            match polled {
+                None => break,
+                Some(Err(e)) => {
+                    // Errors (broker down, …) do not count as progress: the worker may sleep.
+                    tracing::debug!(topic = %self.state.topic, error = %e, "consumer error");
+                }
+                Some(Ok(msg)) => {
+                    self.state.on_record(msg, &self.consumer, pass);
+                    consumed += 1;
+                }
+            }
+        }
+        consumed
+    }
+
+    /// Commits the acknowledged prefix if it moved (asynchronously unless `sync`).
+    pub(crate) fn commit(&mut self, sync: bool) {
+        let state = &mut self.state;
+        if state.key.name().is_none() {
+            return;
+        }
+        let retry = self.consumer.context().commit_failed.swap(false, Ordering::AcqRel);
+        if !state.commit_dirty && !retry && !sync {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, c) in &mut state.cursors {
+            if c.known && (retry || sync || c.committed != c.last_commit) {
+                let _ = tpl.add_partition_offset(&state.topic, *p, Offset::Offset(c.committed));
+                c.last_commit = c.committed;
+            }
+        }
+        state.commit_dirty = false;
+        state.mirror(&self.consumer);
+        if tpl.count() == 0 {
+            return;
+        }
+        let mode = if sync { CommitMode::Sync } else { CommitMode::Async };
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
+            tracing::warn!(group = %super::worker::Label(&state.key), error = %e, "offset commit failed");
+            self.consumer.context().commit_failed.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl GroupState {
+    pub(crate) fn new(
+        key: GroupKey,
+        app: Arc<str>,
+        topic: Arc<str>,
+        live: LiveMessages,
+        stats: Arc<KafkaStats>,
+    ) -> GroupState {
+        let app_topic = format!("app/{app}").into();
+        GroupState {
+            key,
+            app,
+            topic,
+            app_topic,
+            live,
+            stats,
+            members: Vec::new(),
+            cursors: BTreeMap::new(),
+            mirror_dirty: false,
+            commit_dirty: false,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// An ephemeral reader's partitions, assigned by us at `offsets`.
+    pub(crate) fn assign_at(&mut self, offsets: &[(i32, i64)], epochs: &mut u32) {
+        for &(p, at) in offsets {
+            let mut c = Cursor::new(next_epoch(epochs));
+            c.start_at(at);
+            self.cursors.insert(p, c);
+        }
+    }
+
+    pub(crate) fn join(&mut self, member: Member, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) {
+        match self.members.binary_search_by_key(&member.conn, |m| m.conn) {
+            Ok(i) => self.members[i] = member,
+            Err(i) => {
+                self.members.insert(i, member);
+                self.reassign(consumer, epochs);
+            }
+        }
+    }
+
+    pub(crate) fn leave(&mut self, conn: ConnId, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) -> bool {
+        match self.members.binary_search_by_key(&conn, |m| m.conn) {
+            Ok(i) => {
+                self.members.remove(i);
+                if !self.members.is_empty() {
+                    self.reassign(consumer, epochs);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn unsent(&mut self, tokens: &[AckToken]) {
+        for t in tokens {
+            if let Some(c) = self.cursors.get_mut(&(t.partition as i32)) {
+                let offset = t.offset as i64;
+                if c.epoch == t.epoch && offset < c.dispatched_end {
+                    c.dispatched_end = offset.max(c.committed);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn ack(&mut self, token: &AckToken) {
+        let Some(c) = self.cursors.get_mut(&(token.partition as i32)) else {
+            return;
+        };
+        if c.epoch != token.epoch {
+            return;
+        }
+        let offset = token.offset as i64;
+        if let Ok(i) = c.in_flight.binary_search_by_key(&offset, |&(o, _)| o) {
+            c.in_flight[i].1 = true;
+            if c.advance() {
+                self.mirror_dirty = true;
+                self.commit_dirty = true;
+            }
+        }
+    }
+
+    /// Spreads the assigned partitions over the local members (round robin over the sorted
+    /// members, as the embedded backend does). A partition that changes owner is rewound to its
+    /// acknowledged prefix under a new epoch (a local rebalance).
+    fn reassign(&mut self, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) {
+        let n = self.members.len();
+        if n == 0 {
+            return;
+        }
+        for (i, (p, c)) in self.cursors.iter_mut().enumerate() {
+            let idx = i % n;
+            let conn = self.members[idx].conn;
+            c.owner_index = idx;
+            if c.owner == Some(conn) {
+                continue;
+            }
+            let had_owner = c.owner.is_some();
+            c.owner = Some(conn);
+            if !had_owner || !c.known {
+                continue;
+            }
+            c.epoch = next_epoch(epochs);
+            c.in_flight.clear();
+            c.pending.clear();
+            c.next_read = c.committed;
+            if let Err(e) = consumer.seek(&self.topic, *p, Offset::Offset(c.committed), Duration::ZERO) {
+                tracing::warn!(topic = %self.topic, partition = p, error = %e, "seek failed");
+            }
+            if c.paused {
+                resume(consumer, &self.topic, *p);
+                c.paused = false;
+            }
+        }
+    }
+
+    /// Applies the rebalances librdkafka reported during the last poll.
+    fn apply_rebalances(&mut self, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) {
+        let events = std::mem::take(&mut consumer.context().shared.lock().events);
+        if events.is_empty() {
+            return;
+        }
+        for ev in events {
+            match ev {
+                RebalanceEvent::Revoke(ps) => {
+                    for p in ps {
+                        // In-flight state of a revoked partition is dropped: the next owner
+                        // reads again from what was committed.
+                        self.cursors.remove(&p);
+                    }
+                }
+                RebalanceEvent::Assign(ps) => {
+                    for p in ps {
+                        self.cursors.insert(p, Cursor::new(next_epoch(epochs)));
+                    }
+                }
+            }
+        }
+        // Fresh cursors have no owner yet.
+        let n = self.members.len();
+        for (i, c) in self.cursors.values_mut().enumerate() {
+            if n > 0 {
+                c.owner_index = i % n;
+                c.owner = Some(self.members[i % n].conn);
+            }
+        }
+        self.mirror_dirty = true;
+    }
+
+    /// Mirrors the acknowledged positions into the context, for the revoke callback.
+    fn mirror(&mut self, consumer: &BaseConsumer<GroupContext>) {
+        if !self.mirror_dirty || self.key.name().is_none() {
+            return;
+        }
+        let mut shared = consumer.context().shared.lock();
+        shared.acked.clear();
+        for (p, c) in &self.cursors {
+            if c.known {
+                shared.acked.insert(*p, c.committed);
+            }
+        }
+        self.mirror_dirty = false;
+    }
+
+    fn on_record(&mut self, msg: BorrowedMessage<'_>, consumer: &BaseConsumer<GroupContext>, pass: &mut Pass<'_>) {
+        let p = msg.partition();
+        let offset = msg.offset();
+        let Some(c) = self.cursors.get_mut(&p) else {
+            return; // not (any more) ours
+        };
+        if !c.known {
+            c.start_at(offset);
+        } else if offset < c.next_read {
+            return; // from before a seek
+        }
+        c.next_read = offset + 1;
+        let record = match codec::decode(msg, &self.live) {
+            Ok(d) => {
+                if d.zero_copy {
+                    self.stats.zero_copy.fetch_add(1, Ordering::Relaxed);
+                }
+                Arc::new(Record::new(d.event, p as u32, offset as u64))
+            }
+            Err(e) => {
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic = %self.topic, partition = p, offset, error = %e, "skipping a record that is not a valid CloudEvent");
+                if c.advance() {
+                    self.mirror_dirty = true;
+                    self.commit_dirty = true;
+                }
+                return;
+            }
+        };
+        if c.paused || !c.pending.is_empty() {
+            c.pending.push_back(record);
+            return;
+        }
+        let Some(member) = c.owner.and_then(|_| self.members.get(c.owner_index)) else {
+            c.pending.push_back(record);
+            return;
+        };
+        match dispatch(c, member, record, p, &self.app_topic, pass) {
+            Dispatch::Done => {}
+            Dispatch::Full(record) => {
+                c.pending.push_front(record);
+                pause(consumer, &self.topic, p);
+                c.paused = true;
+            }
+        }
+        if c.advance() {
+            self.mirror_dirty = true;
+            self.commit_dirty = true;
+        }
+    }
+
+    /// Dispatches held-back records of partitions whose owner has room again; resumes a paused
+    /// partition once its backlog is gone.
+    fn drain_pending(&mut self, consumer: &BaseConsumer<GroupContext>, pass: &mut Pass<'_>) {
+        for (p, c) in self.cursors.iter_mut() {
+            if c.pending.is_empty() && !c.paused {
+                continue;
+            }
+            let Some(member) = c.owner.and_then(|_| self.members.get(c.owner_index)) else {
+                continue;
+            };
+            while let Some(record) = c.pending.pop_front() {
+                if let Dispatch::Full(record) = dispatch(c, member, record, *p, &self.app_topic, pass) {
+                    c.pending.push_front(record);
+                    break;
+                }
+            }
+            if c.pending.is_empty() && c.paused {
+                resume(consumer, &self.topic, *p);
+                c.paused = false;
+            }
+            if c.advance() {
+                self.mirror_dirty = true;
+                self.commit_dirty = true;
+            }
+        }
+    }
+}
+
+fn dispatch(
+    c: &mut Cursor,
+    member: &Member,
+    record: Arc<Record>,
+    p: i32,
+    app_topic: &Arc<str>,
+    pass: &mut Pass<'_>,
+) -> Dispatch {
+    let offset = record.offset as i64;
+    let Some(route) = route(&member.filters, &record, app_topic) else {
+        return Dispatch::Done; // no filter matches: consumed, counts as acknowledged
+    };
+    // spec 2.4: never buffer without bound; a full connection pauses the partition.
+    if !member.flow.has_room() {
+        return Dispatch::Full(record);
+    }
+    let cost = record.cost();
+    member.flow.charge(cost as usize);
+    if route.qos != QoS::AtMostOnce {
+        c.in_flight.push_back((offset, false));
+    }
+    let dup = offset < c.dispatched_end;
+    c.dispatched_end = c.dispatched_end.max(offset + 1);
+    pass.outbox.push(
+        &member.link,
+        Delivery {
+            conn: member.conn,
+            member: member.id,
+            record,
+            topic: route.topic,
+            qos: route.qos,
+            mode: route.mode,
+            subscription_ids: route.subscription_ids,
+            dup,
+            cost,
+            ack: AckToken {
+                worker: pass.worker,
+                group: pass.slot,
+                partition: p as u32,
+                epoch: c.epoch,
+                offset: offset as u64,
+            },
+        },
+    );
+    Dispatch::Done
+}
+
+fn pause(consumer: &BaseConsumer<GroupContext>, topic: &str, p: i32) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::warn!(topic, partition = p, error = %e, "pause failed");
+    }
+}
+
+fn resume(consumer: &BaseConsumer<GroupContext>, topic: &str, p: i32) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    if let Err(e) = consumer.resume(&tpl) {
+        tracing::warn!(topic, partition = p, error = %e, "resume failed");
+    }
+}
+
+pub(crate) fn next_epoch(epochs: &mut u32) -> u32 {
+    *epochs = epochs.wrapping_add(1);
+    *epochs
+}

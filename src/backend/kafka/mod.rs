@@ -1,0 +1,128 @@
+//! The Apache Kafka backend (spec 4, `backend.kind = "kafka"`), through librdkafka (rdkafka).
+//!
+//! How it fits together:
+//! - [`KafkaProducer`] (`producer`): the seam's writing side; completions run from delivery
+//!   reports. A background thread keeps `ready()` current.
+//! - Worker threads (`worker`), like the embedded ones, own the consumer groups that hash to
+//!   them. Each group (`group`) has ONE librdkafka consumer in this process, whatever the number
+//!   of its members (connections): Kafka assigns partitions to the process, the group spreads
+//!   them over its local members. An ephemeral reader (empty client id) gets a consumer without
+//!   a group id, assigned at the end offsets.
+//! - Rebalances, commit results and lag statistics arrive through the consumer's context
+//!   (`context`). Records are decoded by `codec` (CloudEvents Kafka binding); binary-mode data
+//!   is a zero-copy view of the librdkafka message (`payload`, the crate's only `unsafe`).
+//! - Retired consumers are dropped by a reaper thread once none of their records is alive.
+//! - Topic names: `topic`.
+
+mod clients;
+mod codec;
+mod context;
+mod group;
+mod payload;
+mod producer;
+pub mod topic;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+pub use codec::{encode_headers, DecodeError};
+pub use producer::KafkaProducer;
+pub use topic::events_topic;
+
+use crate::backend::{Backend, ToBackend};
+use crate::config::KafkaConfig;
+
+/// Counters of the Kafka backend, for metrics and tests.
+#[derive(Default)]
+pub struct KafkaStats {
+    /// Records that were not valid CloudEvents (skipped, logged).
+    pub skipped: AtomicU64,
+    /// Records whose data reached the service as a view of the librdkafka message (no copy).
+    pub zero_copy: AtomicU64,
+    /// Lag (high watermark − committed offset, summed over partitions) per durable group, from
+    /// librdkafka statistics (every 5 s).
+    pub lags: Mutex<HashMap<String, i64>>,
+}
+
+/// Why the Kafka backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("kafka backend: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("kafka backend: cannot start a thread: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// Starts the Kafka backend with `threads` consumer workers (0 = available parallelism).
+/// With `create_topics`, the events topics of `apps` and the command topic are created now
+/// (those of other applications when a group first reads them).
+pub fn start<I, S>(
+    config: &KafkaConfig,
+    apps: I,
+    threads: usize,
+) -> Result<(Backend, Arc<KafkaStats>), StartError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let config = Arc::new(config.clone());
+    if config.create_topics {
+        let mut topics: Vec<String> = apps.into_iter().map(|a| events_topic(a.as_ref())).collect();
+        topics.push(config.command_topic.clone());
+        for t in topics {
+            if let Err(e) = clients::create_topic(&config, &t) {
+                tracing::warn!(topic = %t, error = %e, "cannot create topic at start-up");
+            }
+        }
+    }
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(usize::from(u16::MAX));
+    let stats = Arc::new(KafkaStats::default());
+    let producer = Arc::new(KafkaProducer::new(&config)?);
+    let (reaper_tx, reaper_rx) = crossbeam_channel::unbounded();
+    let mut handles = vec![std::thread::Builder::new()
+        .name("kafka-reaper".into())
+        .spawn(move || worker::reaper(reaper_rx))?];
+    let mut senders: Vec<Sender<ToBackend>> = Vec::with_capacity(threads);
+    for id in 0..threads {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let w = worker::Worker {
+            id: id as u16,
+            rx,
+            bell: Arc::new(worker::Bell::new(tx.clone())),
+            config: config.clone(),
+            stats: stats.clone(),
+            reaper: reaper_tx.clone(),
+            groups: Default::default(),
+            index: HashMap::new(),
+            epochs: 0,
+            outbox: Default::default(),
+        };
+        match std::thread::Builder::new()
+            .name(format!("kafka-worker-{id}"))
+            .spawn(move || w.run())
+        {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                let (t, _r) = crossbeam_channel::unbounded();
+                for s in &senders {
+                    let _ = s.send(ToBackend::Shutdown(t.clone()));
+                }
+                return Err(e.into());
+            }
+        }
+        senders.push(tx);
+    }
+    Ok((Backend::new(producer, senders, handles), stats))
+}

@@ -1,0 +1,84 @@
+//! Tests against the broker of `scripts/test` (`KAFKA_BOOTSTRAP`; they fail without it).
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::clients;
+use super::codec::{decode, encode_headers};
+use super::payload::LiveMessages;
+use crate::cloudevents::Event;
+use crate::config::KafkaConfig;
+
+fn config() -> KafkaConfig {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").expect(
+        "KAFKA_BOOTSTRAP is not set: run scripts/test (it starts a broker) or scripts/kafka start",
+    );
+    KafkaConfig {
+        bootstrap_servers: bootstrap,
+        ..KafkaConfig::default()
+    }
+}
+
+/// Binary mode: the event's data IS the librdkafka message's payload (same address), and the
+/// message lives exactly as long as the data.
+#[test]
+fn binary_payload_is_not_copied() {
+    let config = config();
+    let topic = format!("zerocopy-{}", uuid::Uuid::new_v4());
+    clients::create_topic(&config, &topic).expect("create topic");
+    let event = Event::new_device_event(
+        "zc",
+        "d1",
+        "ch",
+        "d1",
+        "test",
+        Some("application/octet-stream"),
+        bytes::Bytes::from(vec![7u8; 4096]),
+        std::time::SystemTime::now(),
+    );
+    let producer: BaseProducer = clients::base(&config, &[]).create().unwrap();
+    producer
+        .send(
+            BaseRecord::to(&topic)
+                .key("d1")
+                .payload(&event.data[..])
+                .headers(encode_headers(&event)),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let consumer: BaseConsumer = clients::consumer_config(&config, "zerocopy-test")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..clients::partitions_of(consumer.client(), &topic).unwrap().unwrap() {
+        tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let live = LiveMessages::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let msg = loop {
+        assert!(std::time::Instant::now() < deadline, "no record");
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            break m.unwrap();
+        }
+    };
+    let native = msg.payload().unwrap().as_ptr();
+    let decoded = decode(msg, &live).unwrap();
+    assert!(decoded.zero_copy);
+    assert_eq!(decoded.event.data.as_ptr(), native, "the data is the message payload");
+    assert_eq!(decoded.event.data.len(), 4096);
+    assert_eq!(decoded.event.id, event.id);
+    assert_eq!(decoded.event.extensions, event.extensions);
+    assert_eq!(live.count(), 1);
+    let clone = decoded.event.data.clone();
+    drop(decoded);
+    assert_eq!(live.count(), 1, "a clone keeps the message");
+    drop(clone);
+    assert_eq!(live.count(), 0, "released with the last Bytes");
+}

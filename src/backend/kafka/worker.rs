@@ -1,0 +1,405 @@
+//! A worker thread: owns the consumer groups that hash to it (one librdkafka consumer per
+//! group), like the embedded workers.
+//!
+//! The loop: drain the seam channel (joins, leaves, acks, resumes), one pass polling every
+//! group's consumer without blocking (a budget per group, so a busy group cannot starve the
+//! others; a paused group costs a poll), one batch per shard, the periodic asynchronous commit,
+//! then — if nothing was consumed — block on the channel. librdkafka rings the worker (a
+//! `Wake` on the channel) when a consumer queue becomes non-empty, so idle groups cost nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use slab::Slab;
+
+use super::clients::{self, REQUEST_TIMEOUT};
+use super::context::GroupContext;
+use super::group::{Group, GroupState, Member, Pass};
+use super::payload::LiveMessages;
+use super::topic::events_topic;
+use super::KafkaStats;
+use crate::backend::embedded::outbox::Outbox;
+use crate::backend::{AckToken, BackendError, ConnId, GroupKey, Join, ToBackend, ToShard};
+use crate::config::KafkaConfig;
+
+const GROUP_BUDGET: usize = 256;
+/// Offsets of acknowledged records are committed this often (asynchronously).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_millis(100);
+
+/// Rings a worker once until it clears the bell (librdkafka may call it for every message).
+pub(crate) struct Bell {
+    rung: AtomicBool,
+    tx: Sender<ToBackend>,
+}
+
+impl Bell {
+    pub(crate) fn new(tx: Sender<ToBackend>) -> Bell {
+        Bell {
+            rung: AtomicBool::new(false),
+            tx,
+        }
+    }
+
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(ToBackend::Wake);
+        }
+    }
+
+    fn clear(&self) {
+        self.rung.store(false, Ordering::Release);
+    }
+}
+
+/// A consumer taken out of service, dropped by the reaper once no message of it is alive.
+pub(crate) struct Retired {
+    pub consumer: BaseConsumer<GroupContext>,
+    pub live: LiveMessages,
+}
+
+pub(crate) struct Worker {
+    pub id: u16,
+    pub rx: Receiver<ToBackend>,
+    pub bell: Arc<Bell>,
+    pub config: Arc<KafkaConfig>,
+    pub stats: Arc<KafkaStats>,
+    pub reaper: Sender<Retired>,
+    pub groups: Slab<Group>,
+    pub index: HashMap<GroupKey, usize>,
+    pub epochs: u32,
+    pub outbox: Outbox,
+}
+
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl Worker {
+    pub(crate) fn run(mut self) {
+        let mut next_commit = Instant::now() + COMMIT_INTERVAL;
+        loop {
+            loop {
+                let msg = match self.rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.stop(),
+                };
+                if let Next::Stop = self.handle(msg) {
+                    return;
+                }
+            }
+            self.bell.clear();
+            let consumed = self.pass();
+            if Instant::now() >= next_commit {
+                for (_, g) in self.groups.iter_mut() {
+                    g.commit(false);
+                }
+                next_commit = Instant::now() + COMMIT_INTERVAL;
+            }
+            if consumed > 0 {
+                continue;
+            }
+            let wait = next_commit.saturating_duration_since(Instant::now()).min(IDLE);
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    if let Next::Stop = self.handle(msg) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.stop(),
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: ToBackend) -> Next {
+        match msg {
+            ToBackend::Join(join) => self.join(join),
+            ToBackend::Leave {
+                conn,
+                group,
+                unsent,
+            } => self.leave(conn, &group, &unsent),
+            ToBackend::Acks(tokens) => self.acks(&tokens),
+            ToBackend::Resume | ToBackend::Wake => {}
+            ToBackend::Shutdown(reply) => {
+                self.stop();
+                let _ = reply.send(());
+                return Next::Stop;
+            }
+        }
+        Next::Continue
+    }
+
+    fn pass(&mut self) -> usize {
+        let mut consumed = 0;
+        for (slot, g) in self.groups.iter_mut() {
+            let mut pass = Pass {
+                worker: self.id,
+                slot: slot as u32,
+                epochs: &mut self.epochs,
+                outbox: &mut self.outbox,
+            };
+            consumed += g.poll(GROUP_BUDGET, &mut pass);
+        }
+        self.outbox.flush();
+        consumed
+    }
+
+    fn join(&mut self, join: Join) {
+        let Join {
+            conn,
+            member,
+            request,
+            app,
+            group,
+            filters,
+            flow,
+            link,
+        } = join;
+        let answer = |result| ToShard::Joined {
+            conn,
+            member,
+            request,
+            result,
+        };
+        let slot = match self.index.get(&group) {
+            Some(&slot) => slot,
+            None => match self.open(&group, &app) {
+                Ok(g) => {
+                    let slot = self.groups.insert(g);
+                    self.index.insert(group.clone(), slot);
+                    slot
+                }
+                Err(e) => {
+                    link.send(answer(Err(e)));
+                    return;
+                }
+            },
+        };
+        let Some(g) = self.groups.get_mut(slot) else {
+            return;
+        };
+        if *g.state.app != *app {
+            let msg = format!(
+                "consumer group `{}` already reads application `{}`",
+                Label(&group),
+                g.state.app
+            );
+            link.send(answer(Err(BackendError::Unavailable(msg))));
+            return;
+        }
+        let reply = link.clone();
+        g.state.join(
+            Member {
+                conn,
+                id: member,
+                filters,
+                flow,
+                link,
+            },
+            &g.consumer,
+            &mut self.epochs,
+        );
+        // Same channel as the deliveries, before any of them.
+        reply.send(answer(Ok(())));
+    }
+
+    /// Creates the group's consumer and fixes its start position (spec 2.4) before the join is
+    /// answered: a durable group without committed offsets commits the current end offsets
+    /// (synchronously) before it subscribes; an ephemeral reader is assigned the end offsets.
+    fn open(&mut self, key: &GroupKey, app: &Arc<str>) -> Result<Group, BackendError> {
+        let topic: Arc<str> = events_topic(app).into();
+        let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
+        let ctx = GroupContext {
+            name: key.name().map(Arc::from),
+            topic: topic.clone(),
+            shared: Default::default(),
+            commit_failed: AtomicBool::new(false),
+            stats: self.stats.clone(),
+        };
+        // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
+        // never used for commits or membership.
+        let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
+        let group_id = key.name().unwrap_or(&ephemeral_id);
+        let mut consumer: BaseConsumer<GroupContext> = clients::consumer_config(&self.config, group_id)
+            .create_with_context(ctx)
+            .map_err(unavailable)?;
+        let bell = self.bell.clone();
+        consumer.set_nonempty_callback(move || bell.ring());
+        let partitions = match clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
+            Some(n) => n,
+            None if self.config.create_topics => {
+                clients::create_topic(&self.config, &topic).map_err(unavailable)?;
+                let mut found = None;
+                for _ in 0..50 {
+                    if let Some(n) = clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
+                        found = Some(n);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                found.ok_or_else(|| BackendError::Unavailable(format!("topic `{topic}` was created but has no metadata yet")))?
+            }
+            None => {
+                tracing::warn!(app = %app, topic = %topic, "no Kafka topic for this application's events (create it, or set backend.kafka.create_topics = true)");
+                return Err(BackendError::UnknownStream(app.to_string()));
+            }
+        };
+        let live = LiveMessages::default();
+        let mut state = GroupState::new(key.clone(), app.clone(), topic.clone(), live, self.stats.clone());
+        let high = |p: i32| {
+            consumer
+                .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+                .map(|(_, high)| high)
+                .map_err(unavailable)
+        };
+        match key.name() {
+            Some(name) => {
+                let mut all = TopicPartitionList::new();
+                all.add_partition_range(&topic, 0, partitions - 1);
+                let committed = consumer.committed_offsets(all, REQUEST_TIMEOUT).map_err(unavailable)?;
+                let mut start = TopicPartitionList::new();
+                for e in committed.elements() {
+                    if !matches!(e.offset(), Offset::Offset(_)) {
+                        let at = high(e.partition())?;
+                        start
+                            .add_partition_offset(&topic, e.partition(), Offset::Offset(at))
+                            .map_err(unavailable)?;
+                    }
+                }
+                if start.count() > 0 {
+                    consumer.commit(&start, rdkafka::consumer::CommitMode::Sync).map_err(unavailable)?;
+                    tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
+                }
+                consumer.subscribe(&[&topic]).map_err(unavailable)?;
+            }
+            None => {
+                let mut at = Vec::with_capacity(partitions as usize);
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..partitions {
+                    let h = high(p)?;
+                    at.push((p, h));
+                    tpl.add_partition_offset(&topic, p, Offset::Offset(h)).map_err(unavailable)?;
+                }
+                consumer.assign(&tpl).map_err(unavailable)?;
+                state.assign_at(&at, &mut self.epochs);
+            }
+        }
+        Ok(Group { consumer, state })
+    }
+
+    fn leave(&mut self, conn: ConnId, key: &GroupKey, unsent: &[AckToken]) {
+        let Some(&slot) = self.index.get(key) else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(slot) else {
+            return;
+        };
+        g.state.unsent(unsent);
+        if !g.state.leave(conn, &g.consumer, &mut self.epochs) {
+            return;
+        }
+        if g.state.is_empty() {
+            // The last member: commit what is acknowledged, synchronously, and retire the
+            // consumer (it leaves the Kafka group once no record of it is alive).
+            g.commit(true);
+            self.index.remove(key);
+            let g = self.groups.remove(slot);
+            self.retire(g);
+        }
+    }
+
+    fn retire(&self, g: Group) {
+        if let Some(name) = g.state.key.name() {
+            self.stats.lags.lock().remove(name);
+        }
+        g.consumer.unsubscribe();
+        let live = g.state.live.clone();
+        drop(g.state);
+        let _ = self.reaper.send(Retired {
+            consumer: g.consumer,
+            live,
+        });
+    }
+
+    fn acks(&mut self, tokens: &[AckToken]) {
+        for t in tokens {
+            if t.worker != self.id {
+                continue;
+            }
+            if let Some(g) = self.groups.get_mut(t.group as usize) {
+                g.state.ack(t);
+            }
+        }
+    }
+
+    /// Commits everything acknowledged (synchronously) and retires every consumer.
+    fn stop(&mut self) {
+        for (_, g) in self.groups.iter_mut() {
+            g.commit(true);
+        }
+        self.index.clear();
+        for g in std::mem::take(&mut self.groups).drain() {
+            self.retire(g);
+        }
+    }
+}
+
+/// Drops retired consumers once none of their records is alive (see [`super::payload`]);
+/// polls them meanwhile so that they leave their group cleanly.
+pub(crate) fn reaper(rx: Receiver<Retired>) {
+    let mut waiting: Vec<Retired> = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => waiting.push(r),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Consumers wait as long as their records are in use (a session may hold one until its
+        // client acknowledges it); only at shutdown are they leaked after a grace period.
+        let mut i = 0;
+        while i < waiting.len() {
+            let _ = waiting[i].consumer.poll(Duration::ZERO);
+            if waiting[i].live.count() == 0 {
+                drop(waiting.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+    // Shutdown: the shards are gone, so records are being released; wait a little, then leak
+    // what is still in use rather than destroy a client under its messages.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for r in waiting {
+        if r.live.wait_zero(deadline.saturating_duration_since(Instant::now())) {
+            drop(r);
+        } else {
+            tracing::warn!(messages = r.live.count(), "records of a Kafka consumer are still in use at shutdown; leaking the consumer");
+            std::mem::forget(r.consumer);
+        }
+    }
+}
+
+/// A group's name for logs.
+pub(crate) struct Label<'a>(pub &'a GroupKey);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            GroupKey::Durable(name) => f.write_str(name),
+            GroupKey::Ephemeral { app, conn } => write!(
+                f,
+                "ephemeral reader of {app} ({}:{}:{})",
+                conn.shard, conn.slot, conn.generation
+            ),
+        }
+    }
+}

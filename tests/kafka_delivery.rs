@@ -1,0 +1,171 @@
+//! Kafka backend: events written to `events-<app>` in Drogue Cloud's record formats (binary and
+//! structured mode) reach MQTT 3.1.1 and 5 subscribers, structured and binary, intact.
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::time::Duration;
+
+use common::*;
+
+fn user_property<'a>(p: &'a rumqttc::v5::mqttbytes::v5::Publish, name: &str) -> Option<&'a str> {
+    p.properties
+        .as_ref()?
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn records_reach_v3_and_v5_subscribers_intact() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("deliv");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 4);
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+
+    let v3 = V3::connect(v3_options(svc.mqtt, "deliv-v3"));
+    assert_eq!(
+        v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce),
+        [rumqttc::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)]
+    );
+    let v5s = V5::connect(v5_options(svc.mqtt, "deliv-v5s"));
+    v5s.subscribe(&format!("app/{app}"), rumqttc::v5::mqttbytes::QoS::AtLeastOnce, None);
+    let v5b = V5::connect(v5_options(svc.mqtt, "deliv-v5b"));
+    v5b.client
+        .subscribe_with_properties(
+            format!("app/{app}"),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            rumqttc::v5::mqttbytes::v5::SubscribeProperties {
+                id: None,
+                user_properties: vec![("content-mode".into(), "binary".into())],
+            },
+        )
+        .unwrap();
+    assert!(v5b
+        .wait(Duration::from_secs(10), |e| matches!(
+            e,
+            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
+        ))
+        .is_some());
+
+    // SUBACK came after the start position was fixed: these are all delivered.
+    let p = kafka::producer(&bootstrap);
+    kafka::produce_binary(&p, &topic, &app, "device1", 1);
+    kafka::produce_structured(&p, &topic, &app, "device1", 2);
+
+    // 3.1.1: structured JSON with every attribute.
+    for want in [1u64, 2] {
+        let got = v3.next_publish(Duration::from_secs(20)).expect("v3: no event");
+        assert_eq!(got.topic, format!("app/{app}"));
+        let ce = cloudevent(&got.payload);
+        assert_eq!(ce["data"]["seq"], want, "{ce}");
+        assert_eq!(ce["specversion"], "1.0");
+        assert_eq!(ce["type"], "io.drogue.event.v1");
+        assert_eq!(ce["source"], format!("drogue://{app}/device1"));
+        assert_eq!(ce["subject"], "telemetry");
+        assert_eq!(ce["time"], "2024-01-02T03:04:05.678Z");
+        assert_eq!(ce["device"], "device1");
+        assert_eq!(ce["application"], app);
+        assert_eq!(ce["id"], if want == 1 { "id-1" } else { "sid-2" });
+    }
+    // 5, structured (default).
+    for want in [1u64, 2] {
+        let got = v5s.next_publish(Duration::from_secs(20)).expect("v5: no event");
+        assert_eq!(seq_of(&got.payload), want);
+        let props = got.properties.as_ref().expect("properties");
+        assert_eq!(
+            props.content_type.as_deref(),
+            Some("application/cloudevents+json; charset=utf-8")
+        );
+    }
+    // 5, binary: the data byte for byte, attributes as user properties.
+    for want in [1u64, 2] {
+        let got = v5b.next_publish(Duration::from_secs(20)).expect("v5 binary: no event");
+        assert_eq!(&got.payload[..], format!("{{\"seq\":{want}}}").as_bytes());
+        assert_eq!(
+            got.properties.as_ref().and_then(|p| p.content_type.as_deref()),
+            Some("application/json")
+        );
+        assert_eq!(user_property(&got, "device"), Some("device1"));
+        assert_eq!(user_property(&got, "subject"), Some("telemetry"));
+        assert_eq!(user_property(&got, "specversion"), Some("1.0"));
+        assert_eq!(
+            user_property(&got, "id"),
+            Some(if want == 1 { "id-1" } else { "sid-2" })
+        );
+    }
+}
+
+#[test]
+fn invalid_records_are_skipped_and_counted() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("skip");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 1);
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let v3 = V3::connect(v3_options(svc.mqtt, "skip-v3"));
+    v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce);
+    let p = kafka::producer(&bootstrap);
+    kafka::send(&p, &topic, "device1", b"garbage", rdkafka::message::OwnedHeaders::new());
+    kafka::produce_binary(&p, &topic, &app, "device1", 7);
+    let got = v3.next_publish(Duration::from_secs(20)).expect("no event");
+    assert_eq!(seq_of(&got.payload), 7, "the invalid record is skipped, the next delivered");
+    assert!(
+        eventually(Duration::from_secs(5), || svc
+            .metrics()
+            .contains("mqtt_integration_records_skipped_total 1")),
+        "{}",
+        svc.metrics()
+    );
+    assert!(svc.log().contains("not a valid CloudEvent"));
+}
+
+#[test]
+fn missing_topic_fails_the_subscription() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("notopic");
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let mut s = raw_connect(&svc, 5, "notopic-v5", 30);
+    std::io::Write::write_all(&mut s, &subscribe_packet(5, 1, &format!("app/{app}"), 1)).unwrap();
+    let (h, body) = read_packet(&mut s, Duration::from_secs(15)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    let code = *body.last().unwrap();
+    assert!(code >= 0x80, "SUBACK reason {code:#x}: the subscription must fail");
+    assert!(svc.log().contains(&format!("events-{app}")), "the log names the topic");
+}
+
+#[test]
+fn ephemeral_reader_starts_at_the_end() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("eph");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 2);
+    let p = kafka::producer(&bootstrap);
+    kafka::produce_binary(&p, &topic, &app, "device1", 1); // before: never delivered
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let c = V5::connect(v5_options(svc.mqtt, ""));
+    c.subscribe(&format!("app/{app}"), rumqttc::v5::mqttbytes::QoS::AtMostOnce, None);
+    kafka::produce_binary(&p, &topic, &app, "device2", 2);
+    let got = c.next_publish(Duration::from_secs(20)).expect("no event");
+    assert_eq!(seq_of(&got.payload), 2);
+    assert!(c.next_publish(Duration::from_millis(500)).is_none());
+}
