@@ -115,47 +115,46 @@ impl Server {
             }
         }
 
-        let (backend, embedded) =
-            match config.backend.kind {
-                BackendKind::Embedded => {
-                    let e = &config.backend.embedded;
-                    let options = EmbeddedOptions {
-                        partitions: e.partitions,
-                        retention_events: e.retention_events,
-                        retention_bytes: e.retention_bytes,
-                        consumer_threads: e.consumer_threads,
-                    };
-                    let apps = config.apps.iter().map(|a| a.name.clone());
-                    let (backend, log) = embedded::start(options, apps)
-                        .map_err(|e| StartError::Backend(e.to_string()))?;
-                    let lags = log.clone();
-                    metrics.set_collector(move |m| {
-                        m.replace_group_lags(
-                            lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
-                        );
-                        m.raise_records_skipped(lags.skipped_records());
-                    });
-                    (backend, Some(log))
-                }
-                BackendKind::Kafka => {
-                    let apps = config.apps.iter().map(|a| a.name.clone());
-                    let (backend, stats) = crate::backend::kafka::start(
-                        &config.backend.kafka,
-                        apps,
-                        config.backend.embedded.consumer_threads,
-                    )
+        let (backend, embedded) = match config.backend.kind {
+            BackendKind::Embedded => {
+                let e = &config.backend.embedded;
+                let options = EmbeddedOptions {
+                    partitions: e.partitions,
+                    retention_events: e.retention_events,
+                    retention_bytes: e.retention_bytes,
+                    consumer_threads: e.consumer_threads,
+                };
+                let apps = config.apps.iter().map(|a| a.name.clone());
+                let (backend, log) = embedded::start(options, apps)
                     .map_err(|e| StartError::Backend(e.to_string()))?;
-                    metrics.set_collector(move |m| {
-                        m.replace_group_lags(
-                            stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
-                        );
-                        m.raise_records_skipped(
-                            stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
-                        );
-                    });
-                    (backend, None)
-                }
-            };
+                let lags = log.clone();
+                metrics.set_collector(move |m| {
+                    m.replace_group_lags(
+                        lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
+                    );
+                    m.raise_records_skipped(lags.skipped_records());
+                });
+                (backend, Some(log))
+            }
+            BackendKind::Kafka => {
+                let apps = config.apps.iter().map(|a| a.name.clone());
+                let (backend, stats) = crate::backend::kafka::start(
+                    &config.backend.kafka,
+                    apps,
+                    config.backend.embedded.consumer_threads,
+                )
+                .map_err(|e| StartError::Backend(e.to_string()))?;
+                metrics.set_collector(move |m| {
+                    m.replace_group_lags(
+                        stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
+                    );
+                    m.raise_records_skipped(
+                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
+                    );
+                });
+                (backend, None)
+            }
+        };
 
         let session = Arc::new(SessionConfig {
             max_packet_size: config.server.max_packet_size,

@@ -309,7 +309,7 @@ fn connect_v5_token(
 
 /// A v5 AUTH re-authenticating with `token`.
 fn auth_packet(token: &str) -> Vec<u8> {
-    use mqtt_integration::protocol::{Auth, Packet, Properties, ReasonCode, Version};
+    use mqtt_integration::protocol::{Auth, Packet, Properties, ReasonCode};
     let auth = Packet::Auth(Auth {
         code: ReasonCode::RE_AUTHENTICATE,
         properties: Properties {

@@ -46,10 +46,9 @@ fn commands_and_ingest_reach_kafka() {
         matches!(e, Event::Incoming(Incoming::PubAck(_)))
     });
     match ack {
-        Some(Event::Incoming(Incoming::PubAck(a))) => assert_eq!(
-            a.reason,
-            rumqttc::v5::mqttbytes::v5::PubAckReason::Success
-        ),
+        Some(Event::Incoming(Incoming::PubAck(a))) => {
+            assert_eq!(a.reason, rumqttc::v5::mqttbytes::v5::PubAckReason::Success)
+        }
         other => panic!("no PUBACK: {other:?}"),
     }
     let records = kafka::read_topic(&bootstrap, &command_topic, 1, Duration::from_secs(10));
@@ -57,10 +56,16 @@ fn commands_and_ingest_reach_kafka() {
     let r = &records[0];
     assert_eq!(r.key(), Some(format!("{app}/device2").as_bytes()));
     assert_eq!(r.payload(), Some(&b"on"[..]));
-    assert_eq!(kafka::header(r, "content-type").as_deref(), Some("text/plain"));
+    assert_eq!(
+        kafka::header(r, "content-type").as_deref(),
+        Some("text/plain")
+    );
     assert_eq!(kafka::header(r, "ce_specversion").as_deref(), Some("1.0"));
     assert_eq!(kafka::header(r, "ce_subject").as_deref(), Some("set-light"));
-    assert_eq!(kafka::header(r, "ce_application").as_deref(), Some(app.as_str()));
+    assert_eq!(
+        kafka::header(r, "ce_application").as_deref(),
+        Some(app.as_str())
+    );
     assert_eq!(kafka::header(r, "ce_device").as_deref(), Some("device2"));
     assert_eq!(
         kafka::header(r, "ce_source").as_deref(),
@@ -73,13 +78,21 @@ fn commands_and_ingest_reach_kafka() {
     // HTTP ingest: 202 after Kafka acknowledged; key = device.
     let status = svc.ingest(&app, "device3", "temp", "application/json", b"{\"t\":21}");
     assert_eq!(status, 202);
-    let events = kafka::read_topic(&bootstrap, &format!("events-{app}"), 1, Duration::from_secs(10));
+    let events = kafka::read_topic(
+        &bootstrap,
+        &format!("events-{app}"),
+        1,
+        Duration::from_secs(10),
+    );
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(e.key(), Some(&b"device3"[..]));
     assert_eq!(e.payload(), Some(&b"{\"t\":21}"[..]));
     assert_eq!(kafka::header(e, "ce_subject").as_deref(), Some("temp"));
-    assert_eq!(kafka::header(e, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        kafka::header(e, "content-type").as_deref(),
+        Some("application/json")
+    );
     assert_eq!(kafka::header(e, "ce_device").as_deref(), Some("device3"));
 }
 
@@ -108,5 +121,8 @@ fn readiness_follows_the_broker() {
         Err(e) => panic!("{e}"),
     };
     assert_eq!(status, 503);
-    assert!(t.elapsed() < Duration::from_secs(1), "readyz must not block");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "readyz must not block"
+    );
 }

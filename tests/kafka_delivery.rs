@@ -33,10 +33,16 @@ fn records_reach_v3_and_v5_subscribers_intact() {
     let v3 = V3::connect(v3_options(svc.mqtt, "deliv-v3"));
     assert_eq!(
         v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce),
-        [rumqttc::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)]
+        [rumqttc::SubscribeReasonCode::Success(
+            rumqttc::QoS::AtLeastOnce
+        )]
     );
     let v5s = V5::connect(v5_options(svc.mqtt, "deliv-v5s"));
-    v5s.subscribe(&format!("app/{app}"), rumqttc::v5::mqttbytes::QoS::AtLeastOnce, None);
+    v5s.subscribe(
+        &format!("app/{app}"),
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        None,
+    );
     let v5b = V5::connect(v5_options(svc.mqtt, "deliv-v5b"));
     v5b.client
         .subscribe_with_properties(
@@ -62,7 +68,9 @@ fn records_reach_v3_and_v5_subscribers_intact() {
 
     // 3.1.1: structured JSON with every attribute.
     for want in [1u64, 2] {
-        let got = v3.next_publish(Duration::from_secs(20)).expect("v3: no event");
+        let got = v3
+            .next_publish(Duration::from_secs(20))
+            .expect("v3: no event");
         assert_eq!(got.topic, format!("app/{app}"));
         let ce = cloudevent(&got.payload);
         assert_eq!(ce["data"]["seq"], want, "{ce}");
@@ -77,7 +85,9 @@ fn records_reach_v3_and_v5_subscribers_intact() {
     }
     // 5, structured (default).
     for want in [1u64, 2] {
-        let got = v5s.next_publish(Duration::from_secs(20)).expect("v5: no event");
+        let got = v5s
+            .next_publish(Duration::from_secs(20))
+            .expect("v5: no event");
         assert_eq!(seq_of(&got.payload), want);
         let props = got.properties.as_ref().expect("properties");
         assert_eq!(
@@ -87,10 +97,14 @@ fn records_reach_v3_and_v5_subscribers_intact() {
     }
     // 5, binary: the data byte for byte, attributes as user properties.
     for want in [1u64, 2] {
-        let got = v5b.next_publish(Duration::from_secs(20)).expect("v5 binary: no event");
+        let got = v5b
+            .next_publish(Duration::from_secs(20))
+            .expect("v5 binary: no event");
         assert_eq!(&got.payload[..], format!("{{\"seq\":{want}}}").as_bytes());
         assert_eq!(
-            got.properties.as_ref().and_then(|p| p.content_type.as_deref()),
+            got.properties
+                .as_ref()
+                .and_then(|p| p.content_type.as_deref()),
             Some("application/json")
         );
         assert_eq!(user_property(&got, "device"), Some("device1"));
@@ -117,10 +131,20 @@ fn invalid_records_are_skipped_and_counted() {
     let v3 = V3::connect(v3_options(svc.mqtt, "skip-v3"));
     v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce);
     let p = kafka::producer(&bootstrap);
-    kafka::send(&p, &topic, "device1", b"garbage", rdkafka::message::OwnedHeaders::new());
+    kafka::send(
+        &p,
+        &topic,
+        "device1",
+        b"garbage",
+        rdkafka::message::OwnedHeaders::new(),
+    );
     kafka::produce_binary(&p, &topic, &app, "device1", 7);
     let got = v3.next_publish(Duration::from_secs(20)).expect("no event");
-    assert_eq!(seq_of(&got.payload), 7, "the invalid record is skipped, the next delivered");
+    assert_eq!(
+        seq_of(&got.payload),
+        7,
+        "the invalid record is skipped, the next delivered"
+    );
     assert!(
         eventually(Duration::from_secs(5), || svc
             .metrics()
@@ -145,8 +169,14 @@ fn missing_topic_fails_the_subscription() {
     let (h, body) = read_packet(&mut s, Duration::from_secs(15)).expect("no SUBACK");
     assert_eq!(h, 0x90);
     let code = *body.last().unwrap();
-    assert!(code >= 0x80, "SUBACK reason {code:#x}: the subscription must fail");
-    assert!(svc.log().contains(&format!("events-{app}")), "the log names the topic");
+    assert!(
+        code >= 0x80,
+        "SUBACK reason {code:#x}: the subscription must fail"
+    );
+    assert!(
+        svc.log().contains(&format!("events-{app}")),
+        "the log names the topic"
+    );
 }
 
 #[test]
@@ -163,7 +193,11 @@ fn ephemeral_reader_starts_at_the_end() {
         &[],
     );
     let c = V5::connect(v5_options(svc.mqtt, ""));
-    c.subscribe(&format!("app/{app}"), rumqttc::v5::mqttbytes::QoS::AtMostOnce, None);
+    c.subscribe(
+        &format!("app/{app}"),
+        rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        None,
+    );
     kafka::produce_binary(&p, &topic, &app, "device2", 2);
     let got = c.next_publish(Duration::from_secs(20)).expect("no event");
     assert_eq!(seq_of(&got.payload), 2);

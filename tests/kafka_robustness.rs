@@ -13,7 +13,12 @@ use common::*;
 use rumqttc::v5::mqttbytes::QoS;
 
 /// Collects `data.seq` of every PUBLISH until `want` distinct ones are seen or `timeout`.
-fn collect(c: &V5, seen: &mut BTreeMap<u64, u32>, want: impl Fn(&BTreeMap<u64, u32>) -> bool, timeout: Duration) {
+fn collect(
+    c: &V5,
+    seen: &mut BTreeMap<u64, u32>,
+    want: impl Fn(&BTreeMap<u64, u32>) -> bool,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     while !want(seen) && Instant::now() < deadline {
         if let Some(p) = c.next_publish(Duration::from_millis(200)) {
@@ -60,7 +65,11 @@ fn qos1_client_survives_a_service_crash() {
     };
     let mut seen = BTreeMap::new();
     collect(&c, &mut seen, |s| s.len() >= 100, Duration::from_secs(30));
-    assert!(seen.len() >= 100, "only {} events before the crash", seen.len());
+    assert!(
+        seen.len() >= 100,
+        "only {} events before the crash",
+        seen.len()
+    );
     // SIGKILL: nothing is committed on the way out.
     svc.child.kill().unwrap();
     let _ = svc.child.wait();
@@ -69,7 +78,12 @@ fn qos1_client_survives_a_service_crash() {
     let c = durable(svc2.mqtt, "crash-client");
     c.subscribe(&format!("app/{app}"), QoS::AtLeastOnce, None);
     producer.join().unwrap();
-    collect(&c, &mut seen, |s| s.len() as u64 >= total, Duration::from_secs(60));
+    collect(
+        &c,
+        &mut seen,
+        |s| s.len() as u64 >= total,
+        Duration::from_secs(60),
+    );
     let missing: Vec<u64> = (0..total).filter(|s| !seen.contains_key(s)).collect();
     let dups: u32 = seen.values().map(|n| n - 1).sum();
     eprintln!("crash test: {} distinct, {dups} duplicates", seen.len());
@@ -94,7 +108,9 @@ fn shared_group_over_two_processes() {
     cb.subscribe(&filter, QoS::AtLeastOnce, None);
     // Both processes hold partitions once B logged its assignment.
     assert!(
-        eventually(Duration::from_secs(30), || b.log().contains("partitions assigned")),
+        eventually(Duration::from_secs(30), || b
+            .log()
+            .contains("partitions assigned")),
         "B never got partitions:\n{}",
         b.log()
     );
@@ -117,9 +133,20 @@ fn shared_group_over_two_processes() {
         *both.entry(*s).or_default() += n;
     }
     for s in 0..200 {
-        assert_eq!(both.get(&s).copied().unwrap_or(0), 1, "seq {s}: exactly once across both (A {}, B {})", sa.len(), sb.len());
+        assert_eq!(
+            both.get(&s).copied().unwrap_or(0),
+            1,
+            "seq {s}: exactly once across both (A {}, B {})",
+            sa.len(),
+            sb.len()
+        );
     }
-    assert!(!sa.is_empty() && !sb.is_empty(), "both members get a share (A {}, B {})", sa.len(), sb.len());
+    assert!(
+        !sa.is_empty() && !sb.is_empty(),
+        "both members get a share (A {}, B {})",
+        sa.len(),
+        sb.len()
+    );
 
     // Kill A: B takes over its partitions (after the session timeout), nothing is lost.
     a.child.kill().unwrap();
@@ -127,7 +154,12 @@ fn shared_group_over_two_processes() {
     drop(ca);
     produce_range(&bootstrap, &topic, &app, 200..300);
     let mut later = BTreeMap::new();
-    collect(&cb, &mut later, |s| (200..300).all(|x| s.contains_key(&x)), Duration::from_secs(60));
+    collect(
+        &cb,
+        &mut later,
+        |s| (200..300).all(|x| s.contains_key(&x)),
+        Duration::from_secs(60),
+    );
     let missing: Vec<u64> = (200..300).filter(|s| !later.contains_key(s)).collect();
     assert!(missing.is_empty(), "lost after A was killed: {missing:?}");
 }
@@ -143,14 +175,21 @@ fn broker_outage_of_20s() {
             .arg(dir.path())
             .output()
             .expect("scripts/kafka");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("bootstrap=").map(str::to_owned))
             .expect("no bootstrap= line")
     };
     let stop = || {
-        let _ = Command::new(script).args(["stop", "--dir"]).arg(dir.path()).status();
+        let _ = Command::new(script)
+            .args(["stop", "--dir"])
+            .arg(dir.path())
+            .status();
     };
     struct Guard<F: Fn()>(F);
     impl<F: Fn()> Drop for Guard<F> {
@@ -182,5 +221,8 @@ fn broker_outage_of_20s() {
     // The same connection (V5::wait panics if it ends) gets everything.
     collect(&c, &mut seen, |s| s.len() >= 100, Duration::from_secs(90));
     let missing: Vec<u64> = (0..100).filter(|s| !seen.contains_key(s)).collect();
-    assert!(missing.is_empty(), "lost across the broker outage: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "lost across the broker outage: {missing:?}"
+    );
 }

@@ -110,7 +110,11 @@ impl Authenticator {
                 ConnectRefusal::BadCredentials
             });
         }
-        let result = match (&req.username, &req.password) {
+        // MQTT.js (mqtt-packet) cannot send a password without a user name, so "password only"
+        // arrives as an empty user name: the same thing. No `[[user]]` may be named "" (config
+        // check), so this never hides an API-key login.
+        let username = req.username.as_ref().filter(|u| !u.is_empty());
+        let result = match (username, &req.password) {
             (None, None) if self.inner.allow_anonymous => Ok(Authenticated {
                 identity: Identity::Anonymous,
                 expires_at: None,

@@ -16,9 +16,9 @@
 //! asynchronously once the backend has durably accepted the event.
 
 pub mod embedded;
-pub mod kafka;
 mod flow;
 mod group_id;
+pub mod kafka;
 mod member;
 mod record;
 

@@ -358,24 +358,12 @@ describe('MQTT.js over WebSocket in headless Chromium', { timeout: 100_000 }, ()
     assert.deepEqual(r, { reasonCode: 0 });
   });
 
-  it('MQTT.js, MQTT 5: a token as password (empty user name) subscribes app/owned and receives', { timeout: 30_000 }, async (t) => {
-    // Strict expected failure. MQTT.js can only send a password together with a user name;
-    // the closest it gets to "password only" is an empty user name, which the service takes
-    // as the API-key user "" and refuses with 0x86 (see the report of the browser branch).
-    // When the service treats an empty user name like an absent one, this test fails with
-    // "XPASS": then drop the try/catch.
+  it('MQTT.js, MQTT 5: a token as password (empty user name) subscribes app/owned and receives', { timeout: 30_000 }, async () => {
+    // MQTT.js can only send a password together with a user name; an empty user name is how it
+    // says "password only", and the service takes it as such.
     const token = makeToken(OWNER);
-    try {
-      await roundTrip(state.wss, { protocolVersion: 5, clientId: uniqueId('tok-pw'), username: '', password: token },
-        'owned', { Authorization: `Bearer ${token}` });
-    } catch (e) {
-      if (e instanceof assert.AssertionError && e.message.startsWith('CONNACK') && e.actual && e.actual.code === 134) {
-        t.diagnostic('expected failure (known): empty user name + token password refused with 0x86');
-        return;
-      }
-      throw e;
-    }
-    assert.fail('XPASS: an empty user name with a token as password now works; make this a plain test');
+    await roundTrip(state.wss, { protocolVersion: 5, clientId: uniqueId('tok-pw'), username: '', password: token },
+      'owned', { Authorization: `Bearer ${token}` });
   });
 
   it('MQTT 5: a bad token is refused with CONNACK 0x86 (MQTT.js error event, code 134)', { timeout: 30_000 }, async () => {

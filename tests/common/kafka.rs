@@ -39,7 +39,10 @@ pub fn bootstrap() -> String {
 
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
@@ -82,8 +85,7 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         .create()
         .expect("admin client");
     let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let r = block_on(admin.create_topics([&t], &AdminOptions::new()))
-        .expect("create_topics");
+    let r = block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create_topics");
     for x in r {
         x.unwrap_or_else(|(n, e)| panic!("cannot create topic {n}: {e}"));
     }
@@ -91,7 +93,10 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let p = producer(bootstrap);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(md) = p.client().fetch_metadata(Some(topic), Duration::from_secs(2)) {
+        if let Ok(md) = p
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+        {
             if md.topics().iter().any(|t| {
                 t.name() == topic
                     && t.error().is_none()
@@ -101,7 +106,10 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "topic {topic} has no metadata after 15 s");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} has no metadata after 15 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -141,7 +149,13 @@ pub fn drogue_headers(app: &str, device: &str, id: &str, content_type: &str) -> 
 pub fn produce_binary(p: &BaseProducer, topic: &str, app: &str, device: &str, seq: u64) {
     let body = format!("{{\"seq\":{seq}}}");
     let id = format!("id-{seq}");
-    send(p, topic, device, body.as_bytes(), drogue_headers(app, device, &id, "application/json"));
+    send(
+        p,
+        topic,
+        device,
+        body.as_bytes(),
+        drogue_headers(app, device, &id, "application/json"),
+    );
 }
 
 /// Produces a structured-mode record (`application/cloudevents+json`) with data `{"seq": n}`.
@@ -167,7 +181,10 @@ pub fn produce_structured(p: &BaseProducer, topic: &str, app: &str, device: &str
 }
 
 pub fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload).headers(headers);
+    let mut record = BaseRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .headers(headers);
     loop {
         match p.send(record) {
             Ok(()) => break,
@@ -195,7 +212,8 @@ pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> 
     let parts = md.topics()[0].partitions().len() as i32;
     let mut tpl = TopicPartitionList::new();
     for p in 0..parts {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut out = Vec::new();
@@ -255,7 +273,10 @@ pub fn start_unready(extra: &str, apps: &str) -> Unready {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(http).is_err() {
-        assert!(Instant::now() < deadline, "service HTTP port not open in 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "service HTTP port not open in 20 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     u

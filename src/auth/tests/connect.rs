@@ -59,6 +59,8 @@ fn token_as_username_or_v5_password() {
         req(Version::V311, Some(&token), None),
         req(Version::V5, Some(&token), None),
         req(Version::V5, None, Some(token.as_bytes())),
+        // MQTT.js says "password only" with an empty user name.
+        req(Version::V5, Some(""), Some(token.as_bytes())),
     ] {
         let ok = auth.authenticate(&r, now()).unwrap();
         assert_eq!(

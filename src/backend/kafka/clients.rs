@@ -66,7 +66,9 @@ pub fn partitions_of<C: ClientContext>(
     };
     if let Some(err) = t.error() {
         let code = RDKafkaErrorCode::from(err);
-        if code == RDKafkaErrorCode::UnknownTopicOrPartition || code == RDKafkaErrorCode::UnknownTopic {
+        if code == RDKafkaErrorCode::UnknownTopicOrPartition
+            || code == RDKafkaErrorCode::UnknownTopic
+        {
             return Ok(None);
         }
         return Err(KafkaError::MetadataFetch(code));

@@ -60,7 +60,10 @@ pub struct Decoded {
 
 /// Decodes one record. The message is consumed: in binary mode it becomes the owner of the
 /// event's data (see [`super::payload`]).
-pub(crate) fn decode(message: BorrowedMessage<'_>, live: &LiveMessages) -> Result<Decoded, DecodeError> {
+pub(crate) fn decode(
+    message: BorrowedMessage<'_>,
+    live: &LiveMessages,
+) -> Result<Decoded, DecodeError> {
     let mut content_type: Option<String> = None;
     let mut specversion: Option<String> = None;
     let mut id = None;
@@ -119,9 +122,15 @@ pub(crate) fn decode(message: BorrowedMessage<'_>, live: &LiveMessages) -> Resul
     if specversion != "1.0" {
         return Err(DecodeError::SpecVersion(specversion));
     }
-    let id = id.filter(|s| !s.is_empty()).ok_or(DecodeError::Missing("ce_id"))?;
-    let source = source.filter(|s| !s.is_empty()).ok_or(DecodeError::Missing("ce_source"))?;
-    let ty = ty.filter(|s| !s.is_empty()).ok_or(DecodeError::Missing("ce_type"))?;
+    let id = id
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::Missing("ce_id"))?;
+    let source = source
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::Missing("ce_source"))?;
+    let ty = ty
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::Missing("ce_type"))?;
     let data: Bytes = payload_bytes(message, live);
     let zero_copy = !data.is_empty();
     Ok(Decoded {

@@ -94,10 +94,15 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(tpl) => {
                 let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(group = ?self.name, topic = %self.topic, partitions = ?assigned, "partitions assigned");
-                self.shared.lock().events.push(RebalanceEvent::Assign(assigned));
+                self.shared
+                    .lock()
+                    .events
+                    .push(RebalanceEvent::Assign(assigned));
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(group = ?self.name, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(group = ?self.name, error = %e, "rebalance error")
+            }
         }
     }
 

@@ -16,7 +16,9 @@ use super::context::{GroupContext, RebalanceEvent};
 use super::payload::LiveMessages;
 use super::KafkaStats;
 use crate::backend::member::route;
-use crate::backend::{AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilter, Record, ShardLink};
+use crate::backend::{
+    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilter, Record, ShardLink,
+};
 use crate::protocol::QoS;
 
 use crate::backend::embedded::outbox::Outbox;
@@ -161,7 +163,11 @@ impl Group {
         if state.key.name().is_none() {
             return;
         }
-        let retry = self.consumer.context().commit_failed.swap(false, Ordering::AcqRel);
+        let retry = self
+            .consumer
+            .context()
+            .commit_failed
+            .swap(false, Ordering::AcqRel);
         if !state.commit_dirty && !retry && !sync {
             return;
         }
@@ -177,10 +183,17 @@ impl Group {
         if tpl.count() == 0 {
             return;
         }
-        let mode = if sync { CommitMode::Sync } else { CommitMode::Async };
+        let mode = if sync {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
         if let Err(e) = self.consumer.commit(&tpl, mode) {
             tracing::warn!(group = %super::worker::Label(&state.key), error = %e, "offset commit failed");
-            self.consumer.context().commit_failed.store(true, Ordering::Release);
+            self.consumer
+                .context()
+                .commit_failed
+                .store(true, Ordering::Release);
         }
     }
 }
@@ -221,7 +234,12 @@ impl GroupState {
         }
     }
 
-    pub(crate) fn join(&mut self, member: Member, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) {
+    pub(crate) fn join(
+        &mut self,
+        member: Member,
+        consumer: &BaseConsumer<GroupContext>,
+        epochs: &mut u32,
+    ) {
         match self.members.binary_search_by_key(&member.conn, |m| m.conn) {
             Ok(i) => self.members[i] = member,
             Err(i) => {
@@ -231,7 +249,12 @@ impl GroupState {
         }
     }
 
-    pub(crate) fn leave(&mut self, conn: ConnId, consumer: &BaseConsumer<GroupContext>, epochs: &mut u32) -> bool {
+    pub(crate) fn leave(
+        &mut self,
+        conn: ConnId,
+        consumer: &BaseConsumer<GroupContext>,
+        epochs: &mut u32,
+    ) -> bool {
         match self.members.binary_search_by_key(&conn, |m| m.conn) {
             Ok(i) => {
                 self.members.remove(i);
@@ -296,7 +319,9 @@ impl GroupState {
             c.in_flight.clear();
             c.pending.clear();
             c.next_read = c.committed;
-            if let Err(e) = consumer.seek(&self.topic, *p, Offset::Offset(c.committed), Duration::ZERO) {
+            if let Err(e) =
+                consumer.seek(&self.topic, *p, Offset::Offset(c.committed), Duration::ZERO)
+            {
                 tracing::warn!(topic = %self.topic, partition = p, error = %e, "seek failed");
             }
             if c.paused {
@@ -354,7 +379,12 @@ impl GroupState {
         self.mirror_dirty = false;
     }
 
-    fn on_record(&mut self, msg: BorrowedMessage<'_>, consumer: &BaseConsumer<GroupContext>, pass: &mut Pass<'_>) {
+    fn on_record(
+        &mut self,
+        msg: BorrowedMessage<'_>,
+        consumer: &BaseConsumer<GroupContext>,
+        pass: &mut Pass<'_>,
+    ) {
         let p = msg.partition();
         let offset = msg.offset();
         let Some(c) = self.cursors.get_mut(&p) else {
@@ -416,7 +446,9 @@ impl GroupState {
                 continue;
             };
             while let Some(record) = c.pending.pop_front() {
-                if let Dispatch::Full(record) = dispatch(c, member, record, *p, &self.app_topic, pass) {
+                if let Dispatch::Full(record) =
+                    dispatch(c, member, record, *p, &self.app_topic, pass)
+                {
                     c.pending.push_front(record);
                     break;
                 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 
 use super::clients;
 use super::codec::encode_headers;
@@ -127,12 +129,14 @@ impl KafkaProducer {
             .payload(&event.data[..])
             .headers(encode_headers(event));
         if let Err((e, record)) = self.producer.send(record) {
-            record.delivery_opaque.call(Err(match e.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::QueueFull) => {
-                    BackendError::Unavailable("the Kafka producer queue is full".into())
-                }
-                _ => map_error(&e),
-            }));
+            record
+                .delivery_opaque
+                .call(Err(match e.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::QueueFull) => {
+                        BackendError::Unavailable("the Kafka producer queue is full".into())
+                    }
+                    _ => map_error(&e),
+                }));
         }
     }
 
@@ -156,7 +160,12 @@ impl Producer for KafkaProducer {
     }
 
     fn send_command(&self, app: &str, device: &str, event: Event, done: Completion) {
-        self.send(&self.command_topic, &format!("{app}/{device}"), &event, done);
+        self.send(
+            &self.command_topic,
+            &format!("{app}/{device}"),
+            &event,
+            done,
+        );
     }
 
     fn ready(&self) -> bool {

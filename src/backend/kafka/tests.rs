@@ -56,8 +56,12 @@ fn binary_payload_is_not_copied() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..clients::partitions_of(consumer.client(), &topic).unwrap().unwrap() {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+    for p in 0..clients::partitions_of(consumer.client(), &topic)
+        .unwrap()
+        .unwrap()
+    {
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let live = LiveMessages::default();
@@ -71,7 +75,11 @@ fn binary_payload_is_not_copied() {
     let native = msg.payload().unwrap().as_ptr();
     let decoded = decode(msg, &live).unwrap();
     assert!(decoded.zero_copy);
-    assert_eq!(decoded.event.data.as_ptr(), native, "the data is the message payload");
+    assert_eq!(
+        decoded.event.data.as_ptr(),
+        native,
+        "the data is the message payload"
+    );
     assert_eq!(decoded.event.data.len(), 4096);
     assert_eq!(decoded.event.id, event.id);
     assert_eq!(decoded.event.extensions, event.extensions);

@@ -39,9 +39,7 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match (b.first(), b.last()) {
-        (Some(&f), Some(&l)) => {
-            edge(f) && edge(l) && b.iter().all(|&c| edge(c) || c == b'-')
-        }
+        (Some(&f), Some(&l)) => edge(f) && edge(l) && b.iter().all(|&c| edge(c) || c == b'-'),
         _ => false,
     }
 }

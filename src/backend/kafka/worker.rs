@@ -106,7 +106,9 @@ impl Worker {
             if consumed > 0 {
                 continue;
             }
-            let wait = next_commit.saturating_duration_since(Instant::now()).min(IDLE);
+            let wait = next_commit
+                .saturating_duration_since(Instant::now())
+                .min(IDLE);
             match self.rx.recv_timeout(wait) {
                 Ok(msg) => {
                     if let Next::Stop = self.handle(msg) {
@@ -229,24 +231,33 @@ impl Worker {
         // never used for commits or membership.
         let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
         let group_id = key.name().unwrap_or(&ephemeral_id);
-        let mut consumer: BaseConsumer<GroupContext> = clients::consumer_config(&self.config, group_id)
-            .create_with_context(ctx)
-            .map_err(unavailable)?;
+        let mut consumer: BaseConsumer<GroupContext> =
+            clients::consumer_config(&self.config, group_id)
+                .create_with_context(ctx)
+                .map_err(unavailable)?;
         let bell = self.bell.clone();
         consumer.set_nonempty_callback(move || bell.ring());
-        let partitions = match clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
+        let partitions = match clients::partitions_of(consumer.client(), &topic)
+            .map_err(unavailable)?
+        {
             Some(n) => n,
             None if self.config.create_topics => {
                 clients::create_topic(&self.config, &topic).map_err(unavailable)?;
                 let mut found = None;
                 for _ in 0..50 {
-                    if let Some(n) = clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
+                    if let Some(n) =
+                        clients::partitions_of(consumer.client(), &topic).map_err(unavailable)?
+                    {
                         found = Some(n);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                found.ok_or_else(|| BackendError::Unavailable(format!("topic `{topic}` was created but has no metadata yet")))?
+                found.ok_or_else(|| {
+                    BackendError::Unavailable(format!(
+                        "topic `{topic}` was created but has no metadata yet"
+                    ))
+                })?
             }
             None => {
                 tracing::warn!(app = %app, topic = %topic, "no Kafka topic for this application's events (create it, or set backend.kafka.create_topics = true)");
@@ -254,7 +265,13 @@ impl Worker {
             }
         };
         let live = LiveMessages::default();
-        let mut state = GroupState::new(key.clone(), app.clone(), topic.clone(), live, self.stats.clone());
+        let mut state = GroupState::new(
+            key.clone(),
+            app.clone(),
+            topic.clone(),
+            live,
+            self.stats.clone(),
+        );
         let high = |p: i32| {
             consumer
                 .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
@@ -265,7 +282,9 @@ impl Worker {
             Some(name) => {
                 let mut all = TopicPartitionList::new();
                 all.add_partition_range(&topic, 0, partitions - 1);
-                let committed = consumer.committed_offsets(all, REQUEST_TIMEOUT).map_err(unavailable)?;
+                let committed = consumer
+                    .committed_offsets(all, REQUEST_TIMEOUT)
+                    .map_err(unavailable)?;
                 let mut start = TopicPartitionList::new();
                 for e in committed.elements() {
                     if !matches!(e.offset(), Offset::Offset(_)) {
@@ -276,7 +295,9 @@ impl Worker {
                     }
                 }
                 if start.count() > 0 {
-                    consumer.commit(&start, rdkafka::consumer::CommitMode::Sync).map_err(unavailable)?;
+                    consumer
+                        .commit(&start, rdkafka::consumer::CommitMode::Sync)
+                        .map_err(unavailable)?;
                     tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
                 }
                 consumer.subscribe(&[&topic]).map_err(unavailable)?;
@@ -287,7 +308,8 @@ impl Worker {
                 for p in 0..partitions {
                     let h = high(p)?;
                     at.push((p, h));
-                    tpl.add_partition_offset(&topic, p, Offset::Offset(h)).map_err(unavailable)?;
+                    tpl.add_partition_offset(&topic, p, Offset::Offset(h))
+                        .map_err(unavailable)?;
                 }
                 consumer.assign(&tpl).map_err(unavailable)?;
                 state.assign_at(&at, &mut self.epochs);
@@ -379,10 +401,15 @@ pub(crate) fn reaper(rx: Receiver<Retired>) {
     // what is still in use rather than destroy a client under its messages.
     let deadline = Instant::now() + Duration::from_secs(2);
     for r in waiting {
-        if r.live.wait_zero(deadline.saturating_duration_since(Instant::now())) {
+        if r.live
+            .wait_zero(deadline.saturating_duration_since(Instant::now()))
+        {
             drop(r);
         } else {
-            tracing::warn!(messages = r.live.count(), "records of a Kafka consumer are still in use at shutdown; leaking the consumer");
+            tracing::warn!(
+                messages = r.live.count(),
+                "records of a Kafka consumer are still in use at shutdown; leaking the consumer"
+            );
             std::mem::forget(r.consumer);
         }
     }
