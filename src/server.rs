@@ -141,7 +141,7 @@ impl Server {
                 let (backend, stats) = crate::backend::kafka::start(
                     &config.backend.kafka,
                     apps,
-                    config.backend.embedded.consumer_threads,
+                    config.backend.kafka.consumer_threads,
                 )
                 .map_err(|e| StartError::Backend(e.to_string()))?;
                 metrics.set_collector(move |m| {

@@ -97,6 +97,10 @@ pub struct KafkaConfig {
     /// Create missing event and command topics at start-up. Leave it off where topics are
     /// provisioned by an operator.
     pub create_topics: bool,
+    /// Worker threads that own consumer groups (each group has one librdkafka consumer);
+    /// 0 = one per core. Raise it when many groups are created at once (a new group's first
+    /// join takes a few round trips on its worker).
+    pub consumer_threads: usize,
 }
 
 impl Default for KafkaConfig {
@@ -106,6 +110,7 @@ impl Default for KafkaConfig {
             command_topic: "iot-commands".to_owned(),
             properties: BTreeMap::new(),
             create_topics: false,
+            consumer_threads: 0,
         }
     }
 }
