@@ -46,6 +46,20 @@ impl GroupKey {
     }
 }
 
+/// The group's name for logs: its durable name, or the connection of an ephemeral reader.
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupKey::Durable(name) => f.write_str(name),
+            GroupKey::Ephemeral { app, conn } => write!(
+                f,
+                "ephemeral reader of {app} ({}:{}:{})",
+                conn.shard, conn.slot, conn.generation
+            ),
+        }
+    }
+}
+
 struct Fnv(u64);
 
 impl Hasher for Fnv {

@@ -180,7 +180,7 @@ impl Group {
                 tracing::warn!(
                     app = %self.app.name,
                     partition = p,
-                    group = %GroupLabel(&self.key),
+                    group = %self.key,
                     skipped,
                     "retention dropped records before this group read them; skipping forward"
                 );
@@ -243,20 +243,4 @@ impl Group {
 fn next_epoch(epochs: &mut u32) -> u32 {
     *epochs = epochs.wrapping_add(1);
     *epochs
-}
-
-/// A group's name for logs: its durable name, or the connection of an ephemeral reader.
-pub(crate) struct GroupLabel<'a>(pub &'a GroupKey);
-
-impl std::fmt::Display for GroupLabel<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            GroupKey::Durable(name) => f.write_str(name),
-            GroupKey::Ephemeral { app, conn } => write!(
-                f,
-                "ephemeral reader of {app} ({}:{}:{})",
-                conn.shard, conn.slot, conn.generation
-            ),
-        }
-    }
 }

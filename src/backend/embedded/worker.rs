@@ -157,8 +157,7 @@ impl Worker {
             // `<app>.<group>` names of two applications can collide when names contain dots.
             let msg = format!(
                 "consumer group `{}` already reads application `{}`",
-                super::group::GroupLabel(&group),
-                state.app.name
+                group, state.app.name
             );
             link.send(answer(Err(BackendError::Unavailable(msg))));
             return;

@@ -189,7 +189,7 @@ impl Group {
             CommitMode::Async
         };
         if let Err(e) = self.consumer.commit(&tpl, mode) {
-            tracing::warn!(group = %super::worker::Label(&state.key), error = %e, "offset commit failed");
+            tracing::warn!(group = %state.key, error = %e, "offset commit failed");
             self.consumer
                 .context()
                 .commit_failed

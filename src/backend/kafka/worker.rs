@@ -192,8 +192,7 @@ impl Worker {
         if *g.state.app != *app {
             let msg = format!(
                 "consumer group `{}` already reads application `{}`",
-                Label(&group),
-                g.state.app
+                group, g.state.app
             );
             link.send(answer(Err(BackendError::Unavailable(msg))));
             return;
@@ -411,22 +410,6 @@ pub(crate) fn reaper(rx: Receiver<Retired>) {
                 "records of a Kafka consumer are still in use at shutdown; leaking the consumer"
             );
             std::mem::forget(r.consumer);
-        }
-    }
-}
-
-/// A group's name for logs.
-pub(crate) struct Label<'a>(pub &'a GroupKey);
-
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            GroupKey::Durable(name) => f.write_str(name),
-            GroupKey::Ephemeral { app, conn } => write!(
-                f,
-                "ephemeral reader of {app} ({}:{}:{})",
-                conn.shard, conn.slot, conn.generation
-            ),
         }
     }
 }
