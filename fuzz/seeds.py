@@ -51,6 +51,22 @@ upgrade = (b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConn
 frame = lambda payload: bytes([0x82, 0x80 | len(payload)]) + b"\x01\x02\x03\x04" + bytes(b ^ [1, 2, 3, 4][i % 4] for i, b in enumerate(payload))
 seeds["websocket"] = {"upgrade": upgrade, "upgrade_connect": upgrade + frame(connect(4, b"ws")), "wrong_path": upgrade.replace(b"/mqtt", b"/x")}
 
+def record(headers, payload):
+    out = bytearray([len(headers)])
+    for k, v in headers:
+        out += bytes([len(k)]) + k
+        out += bytes([255]) if v is None else bytes([len(v)]) + v
+    return bytes(out) + payload
+binary = [(b"ce_specversion", b"1.0"), (b"ce_id", b"1"), (b"ce_source", b"drogue://demo/device1"), (b"ce_type", b"io.drogue.event.v1"),
+          (b"ce_subject", b"temp"), (b"ce_application", b"demo"), (b"ce_device", b"device1"), (b"content-type", b"application/json")]
+structured = (b'{"specversion":"1.0","id":"2","source":"drogue://demo/device1","type":"io.drogue.event.v1",'
+              b'"datacontenttype":"application/json","device":"device1","data":{"temp":21}}')
+seeds["kafka_record"] = {
+    "binary_json": record(binary, b'{"temp":21.5}'),
+    "binary_octets": record(binary[:4] + [(b"content-type", None)], bytes(range(16))),
+    "structured": record([(b"content-type", b"application/cloudevents+json; charset=utf-8")], structured),
+}
+
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 for target, files in seeds.items():
     os.makedirs(os.path.join(root, target), exist_ok=True)

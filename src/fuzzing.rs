@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, ConnId};
+use crate::cloudevents::Event;
 use crate::config::Config;
 use crate::protocol::{self, Version};
 use crate::registry::{Identity, Registry};
@@ -169,5 +170,54 @@ impl Write for Pipe<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The Kafka record decoder (CloudEvents Kafka binding, binary and structured mode). Input
+/// layout: a header count byte, then per header a key and a value, each a length byte and its
+/// bytes (value length 255 = no value), then the payload.
+pub fn kafka_record(data: &[u8]) {
+    let mut rest = data;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let Some(&[count]) = take(1) else { return };
+    let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    for _ in 0..count {
+        let Some(&[klen]) = take(1) else { return };
+        let Some(key) = take(usize::from(klen)) else {
+            return;
+        };
+        let Some(&[vlen]) = take(1) else { return };
+        let value = if vlen == 255 {
+            None
+        } else {
+            let Some(v) = take(usize::from(vlen)) else {
+                return;
+            };
+            Some(v.to_vec())
+        };
+        headers.push((String::from_utf8_lossy(key).into_owned(), value));
+    }
+    let payload = rest;
+    let Ok(attributes) = crate::backend::kafka::codec::read_headers(
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+    ) else {
+        return;
+    };
+    let event = if attributes.is_structured() {
+        Event::from_structured_json(&mut payload.to_vec()).ok()
+    } else {
+        attributes
+            .into_event(bytes::Bytes::copy_from_slice(payload))
+            .ok()
+    };
+    // A decoded event must encode in both MQTT content modes.
+    if let Some(event) = event {
+        let mut out = Vec::new();
+        event.write_structured(&mut out);
+        let _: Vec<_> = event.binary_attributes().collect();
     }
 }

@@ -48,3 +48,8 @@ fn session_corpus() {
 fn websocket_corpus() {
     run("websocket", mqtt_integration::fuzzing::websocket);
 }
+
+#[test]
+fn kafka_record_corpus() {
+    run("kafka_record", mqtt_integration::fuzzing::kafka_record);
+}

@@ -64,52 +64,13 @@ pub(crate) fn decode(
     message: BorrowedMessage<'_>,
     live: &LiveMessages,
 ) -> Result<Decoded, DecodeError> {
-    let mut content_type: Option<String> = None;
-    let mut specversion: Option<String> = None;
-    let mut id = None;
-    let mut source = None;
-    let mut ty = None;
-    let mut subject = None;
-    let mut time = None;
-    let mut dataschema = None;
-    let mut extensions = Vec::new();
-    if let Some(headers) = message.headers() {
-        for i in 0..headers.count() {
-            let Some(h) = headers.try_get(i) else {
-                continue;
-            };
-            let value = match h.value {
-                Some(v) => std::str::from_utf8(v)
-                    .map_err(|_| DecodeError::NotUtf8(h.key.to_owned()))?
-                    .to_owned(),
-                None => continue,
-            };
-            if h.key.eq_ignore_ascii_case("content-type") {
-                content_type = Some(value);
-                continue;
-            }
-            let Some(name) = h.key.strip_prefix("ce_") else {
-                continue;
-            };
-            match name {
-                "specversion" => specversion = Some(value),
-                "id" => id = Some(value),
-                "source" => source = Some(value),
-                "type" => ty = Some(value),
-                "subject" => subject = Some(value),
-                "time" => time = Some(value),
-                "dataschema" => dataschema = Some(value),
-                "datacontenttype" => content_type = Some(value),
-                _ => extensions.push((name.to_owned(), ExtensionValue::String(value))),
-            }
-        }
-    }
-    let structured = content_type.as_deref().is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case(KAFKA_STRUCTURED_CONTENT_TYPE))
-    });
-    if structured {
+    let attributes = match message.headers() {
+        Some(headers) => read_headers(
+            (0..headers.count()).filter_map(|i| headers.try_get(i).map(|h| (h.key, h.value))),
+        )?,
+        None => RecordAttributes::default(),
+    };
+    if attributes.is_structured() {
         let mut json = message.payload().unwrap_or(&[]).to_vec();
         drop(message);
         let event = Event::from_structured_json(&mut json)?;
@@ -118,34 +79,106 @@ pub(crate) fn decode(
             zero_copy: false,
         });
     }
-    let specversion = specversion.ok_or(DecodeError::Missing("ce_specversion"))?;
-    if specversion != "1.0" {
-        return Err(DecodeError::SpecVersion(specversion));
-    }
-    let id = id
-        .filter(|s| !s.is_empty())
-        .ok_or(DecodeError::Missing("ce_id"))?;
-    let source = source
-        .filter(|s| !s.is_empty())
-        .ok_or(DecodeError::Missing("ce_source"))?;
-    let ty = ty
-        .filter(|s| !s.is_empty())
-        .ok_or(DecodeError::Missing("ce_type"))?;
     let data: Bytes = payload_bytes(message, live);
     let zero_copy = !data.is_empty();
     Ok(Decoded {
-        event: Event {
+        event: attributes.into_event(data)?,
+        zero_copy,
+    })
+}
+
+/// The CloudEvents attributes a record's headers carry (Kafka binding, binary mode), and its
+/// `content-type`.
+#[derive(Debug, Default)]
+pub struct RecordAttributes {
+    content_type: Option<String>,
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    ty: Option<String>,
+    subject: Option<String>,
+    time: Option<String>,
+    dataschema: Option<String>,
+    extensions: Vec<(String, ExtensionValue)>,
+}
+
+/// Reads the `ce_*` and `content-type` headers (key, value) of a record. Separate from
+/// librdkafka so that it can be fuzzed (`fuzz/`: `kafka_record`).
+pub fn read_headers<'h>(
+    headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+) -> Result<RecordAttributes, DecodeError> {
+    let mut a = RecordAttributes::default();
+    for (key, value) in headers {
+        let Some(value) = value else { continue };
+        let value = std::str::from_utf8(value)
+            .map_err(|_| DecodeError::NotUtf8(key.to_owned()))?
+            .to_owned();
+        if key.eq_ignore_ascii_case("content-type") {
+            a.content_type = Some(value);
+            continue;
+        }
+        let Some(name) = key.strip_prefix("ce_") else {
+            continue;
+        };
+        match name {
+            "specversion" => a.specversion = Some(value),
+            "id" => a.id = Some(value),
+            "source" => a.source = Some(value),
+            "type" => a.ty = Some(value),
+            "subject" => a.subject = Some(value),
+            "time" => a.time = Some(value),
+            "dataschema" => a.dataschema = Some(value),
+            "datacontenttype" => a.content_type = Some(value),
+            _ => a
+                .extensions
+                .push((name.to_owned(), ExtensionValue::String(value))),
+        }
+    }
+    Ok(a)
+}
+
+impl RecordAttributes {
+    /// Structured mode: the whole event is the JSON payload (`content-type:
+    /// application/cloudevents+json`).
+    pub fn is_structured(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(KAFKA_STRUCTURED_CONTENT_TYPE))
+        })
+    }
+
+    /// Binary mode: the attributes from the headers, `data` = the payload.
+    pub fn into_event(self, data: Bytes) -> Result<Event, DecodeError> {
+        let specversion = self
+            .specversion
+            .ok_or(DecodeError::Missing("ce_specversion"))?;
+        if specversion != "1.0" {
+            return Err(DecodeError::SpecVersion(specversion));
+        }
+        let id = self
+            .id
+            .filter(|s| !s.is_empty())
+            .ok_or(DecodeError::Missing("ce_id"))?;
+        let source = self
+            .source
+            .filter(|s| !s.is_empty())
+            .ok_or(DecodeError::Missing("ce_source"))?;
+        let ty = self
+            .ty
+            .filter(|s| !s.is_empty())
+            .ok_or(DecodeError::Missing("ce_type"))?;
+        Ok(Event {
             id,
             source,
             ty,
             specversion: SpecVersion::V1_0,
-            subject,
-            time,
-            datacontenttype: content_type,
-            dataschema,
-            extensions,
+            subject: self.subject,
+            time: self.time,
+            datacontenttype: self.content_type,
+            dataschema: self.dataschema,
+            extensions: self.extensions,
             data,
-        },
-        zero_copy,
-    })
+        })
+    }
 }

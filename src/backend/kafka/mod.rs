@@ -15,7 +15,7 @@
 //! - Topic names: `topic`.
 
 mod clients;
-mod codec;
+pub mod codec;
 mod context;
 mod group;
 mod payload;
