@@ -272,18 +272,20 @@ impl Worker {
             self.stats.clone(),
         );
         let high = |p: i32| {
-            consumer
-                .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
-                .map(|(_, high)| high)
-                .map_err(unavailable)
+            retrying("reading the end offset", || {
+                consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+            })
+            .map(|(_, high)| high)
+            .map_err(unavailable)
         };
         match key.name() {
             Some(name) => {
                 let mut all = TopicPartitionList::new();
                 all.add_partition_range(&topic, 0, partitions - 1);
-                let committed = consumer
-                    .committed_offsets(all, REQUEST_TIMEOUT)
-                    .map_err(unavailable)?;
+                let committed = retrying("reading committed offsets", || {
+                    consumer.committed_offsets(all.clone(), REQUEST_TIMEOUT)
+                })
+                .map_err(unavailable)?;
                 let mut start = TopicPartitionList::new();
                 for e in committed.elements() {
                     if !matches!(e.offset(), Offset::Offset(_)) {
@@ -294,9 +296,10 @@ impl Worker {
                     }
                 }
                 if start.count() > 0 {
-                    consumer
-                        .commit(&start, rdkafka::consumer::CommitMode::Sync)
-                        .map_err(unavailable)?;
+                    retrying("committing the start position", || {
+                        consumer.commit(&start, rdkafka::consumer::CommitMode::Sync)
+                    })
+                    .map_err(unavailable)?;
                     tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
                 }
                 consumer.subscribe(&[&topic]).map_err(unavailable)?;
@@ -410,6 +413,29 @@ pub(crate) fn reaper(rx: Receiver<Retired>) {
                 "records of a Kafka consumer are still in use at shutdown; leaking the consumer"
             );
             std::mem::forget(r.consumer);
+        }
+    }
+}
+
+/// How long a group's first join keeps retrying a failing request before it gives up.
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// Runs a request of a group's first join, retrying failures for a while: right after a topic
+/// or a cluster is created, Kafka answers "coordinator not available" or "leader not available"
+/// for some seconds, and such a join should wait, not fail.
+fn retrying<T>(
+    what: &str,
+    mut request: impl FnMut() -> Result<T, rdkafka::error::KafkaError>,
+) -> Result<T, rdkafka::error::KafkaError> {
+    let deadline = Instant::now() + OPEN_RETRY_FOR;
+    loop {
+        match request() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("{what} failed, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
