@@ -515,6 +515,10 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
     let got = shard.collect(1);
     assert_eq!(got[0].record.event.device(), Some("d1"));
     assert_eq!(&*got[0].topic, "app/demo/d1/t");
+    // Both records consumed (d2 matched no filter) before the filters change; otherwise d2
+    // would rightly go out under the new filter.
+    let consumed = h.wait_committed(&group, |c| c.iter().sum::<u64>() >= 2);
+    assert_eq!(consumed.iter().sum::<u64>(), 2);
     shard
         .join(
             &h,
