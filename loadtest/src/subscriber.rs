@@ -20,11 +20,15 @@ pub struct SubscriberOptions {
     pub qos: u8,
     pub v5: bool,
     pub binary: bool,
+    /// Check every event's `"seq"` against `lo..lo + n` (`(lo, n)`): gaps, duplicates and
+    /// events from outside the range are reported.
+    pub seqs: Option<(u64, u64)>,
 }
 
 pub struct Subscriber {
     stream: TcpStream,
     version: Version,
+    seqs: Option<SeqTracker>,
 }
 
 pub struct Report {
@@ -32,6 +36,61 @@ pub struct Report {
     pub first: Option<Instant>,
     pub last: Option<Instant>,
     pub latencies_us: Vec<u64>,
+    /// With `SubscriberOptions::seqs`: what the `"seq"` fields showed.
+    pub seqs: Option<SeqReport>,
+}
+
+/// Sequence numbers seen by one subscriber.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeqReport {
+    /// Sequence numbers of the range never delivered.
+    pub missing: u64,
+    /// Deliveries beyond the first of a sequence number.
+    pub duplicates: u64,
+    /// Events without a `"seq"` or with one outside the range.
+    pub foreign: u64,
+}
+
+/// Counts deliveries per sequence number (saturating at 255).
+pub struct SeqTracker {
+    lo: u64,
+    seen: Vec<u8>,
+    duplicates: u64,
+    foreign: u64,
+}
+
+impl SeqTracker {
+    pub fn new(lo: u64, n: u64) -> SeqTracker {
+        SeqTracker {
+            lo,
+            seen: vec![0; n as usize],
+            duplicates: 0,
+            foreign: 0,
+        }
+    }
+
+    pub fn record(&mut self, seq: Option<u64>) {
+        match seq
+            .and_then(|s| s.checked_sub(self.lo))
+            .and_then(|i| self.seen.get_mut(i as usize))
+        {
+            Some(c) => {
+                if *c > 0 {
+                    self.duplicates += 1;
+                }
+                *c = c.saturating_add(1);
+            }
+            None => self.foreign += 1,
+        }
+    }
+
+    pub fn report(&self) -> SeqReport {
+        SeqReport {
+            missing: self.seen.iter().filter(|c| **c == 0).count() as u64,
+            duplicates: self.duplicates,
+            foreign: self.foreign,
+        }
+    }
 }
 
 /// One latency sample every this many events per subscriber.
@@ -121,7 +180,12 @@ impl Subscriber {
             }
         }
         stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(Subscriber { stream, version })
+        let seqs = o.seqs.map(|(lo, n)| SeqTracker::new(lo, n));
+        Ok(Subscriber {
+            stream,
+            version,
+            seqs,
+        })
     }
 
     pub fn spawn(self, received: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> JoinHandle<Report> {
@@ -134,6 +198,7 @@ impl Subscriber {
             first: None,
             last: None,
             latencies_us: Vec::new(),
+            seqs: None,
         };
         let mut buf = BytesMut::with_capacity(256 * 1024);
         let mut acks = BytesMut::new();
@@ -159,6 +224,9 @@ impl Subscriber {
                 if let Ok(Packet::Publish(p)) = protocol::decode(&buf[..len], Some(self.version)) {
                     report.count += 1;
                     counted += 1;
+                    if let Some(t) = self.seqs.as_mut() {
+                        t.record(field(p.payload, b"\"seq\":"));
+                    }
                     if report.count % SAMPLE_EVERY == 1 {
                         if let Some(t) = sent_at(p.payload) {
                             let now_us = SystemTime::now()
@@ -191,18 +259,24 @@ impl Subscriber {
                 acks.clear();
             }
         }
+        report.seqs = self.seqs.as_ref().map(SeqTracker::report);
         report
     }
 }
 
 /// The `"t":<micros>` send time in an event's data (structured or binary).
-fn sent_at(payload: &[u8]) -> Option<u64> {
-    let pos = payload.windows(4).position(|w| w == b"\"t\":")?;
-    let digits = payload[pos + 4..]
+pub fn sent_at(payload: &[u8]) -> Option<u64> {
+    field(payload, b"\"t\":")
+}
+
+/// The unsigned integer after the first `name` (`"seq":`, say) in `payload`.
+pub fn field(payload: &[u8], name: &[u8]) -> Option<u64> {
+    let pos = payload.windows(name.len()).position(|w| w == name)? + name.len();
+    let digits = payload[pos..]
         .iter()
         .take_while(|b| b.is_ascii_digit())
         .count();
-    std::str::from_utf8(&payload[pos + 4..pos + 4 + digits])
+    std::str::from_utf8(&payload[pos..pos + digits])
         .ok()?
         .parse()
         .ok()

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Kafka benchmark, end to end from a clean checkout:
+#   a single-node broker (scripts/kafka) in target/kafka-bench, the service (release build,
+#   backend.kind = "kafka", app `bench`), and two runs of `loadtest kafka`:
+#     (a) max throughput: 200k records × 256 B, QoS 0, 1 subscriber, binary mode, MQTT 5
+#     (a') the same, but phase B drains a backlog (produced while the subscriber was away), as
+#         the bare consumer does: the like-for-like throughput comparison
+#     (b) latency: 10,000 records/s for 10 s, QoS 1, 1 subscriber, structured mode, MQTT 5, and
+#         a bare consumer reading the same records live (the latency floor of Kafka itself)
+#   Everything it started is stopped on exit (also on failure or Ctrl-C); the broker's data is
+#   deleted. Logs and the results stay in target/kafka-bench/.
+#
+#   loadtest/kafka-bench.sh             the whole thing (about 3-5 minutes on 2 cores)
+#   SKIP_BUILD=1 loadtest/kafka-bench.sh   use the release binaries already built
+#   EVENTS=50000 loadtest/kafka-bench.sh   a smaller run (a)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+WORK="$ROOT/target/kafka-bench"
+EVENTS="${EVENTS:-200000}"
+say() { printf 'kafka-bench: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+SERVICE_PID=""
+cleanup() {
+    local rc=$?
+    if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then
+        say "stopping the service ($SERVICE_PID)"
+        kill -TERM "$SERVICE_PID" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVICE_PID" 2>/dev/null || true
+        wait "$SERVICE_PID" 2>/dev/null || true
+    fi
+    if [ -f "$WORK/broker/kafka.pid" ]; then
+        scripts/kafka stop --dir "$WORK/broker" || scripts/kafka stop --dir "$WORK/broker" --kill || true
+    fi
+    rm -rf "$WORK/broker/data"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ -f "$WORK/broker/kafka.pid" ] && scripts/kafka stop --dir "$WORK/broker" --kill || true
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+scripts/kafka fetch
+if [ -z "${SKIP_BUILD:-}" ]; then
+    say "building (release)"
+    cargo build --release -p loadtest -p mqtt-integration
+fi
+SERVICE="$ROOT/target/release/mqtt-integration"
+LOADTEST="$ROOT/target/release/loadtest"
+[ -x "$SERVICE" ] && [ -x "$LOADTEST" ] || die "release binaries missing (run without SKIP_BUILD)"
+
+BOOTSTRAP="$(scripts/kafka start --dir "$WORK/broker" | sed -n 's/^bootstrap=//p')"
+[ -n "$BOOTSTRAP" ] || die "the broker did not print its bootstrap address"
+MQTT_PORT="$(free_port)"
+HTTP_PORT="$(free_port)"
+while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
+
+cat >"$WORK/service.toml" <<EOF
+[[listener]]
+kind = "mqtt"
+bind = "127.0.0.1:$MQTT_PORT"
+
+[http]
+bind = "127.0.0.1:$HTTP_PORT"
+
+[backend]
+kind = "kafka"
+
+[backend.kafka]
+bootstrap_servers = "$BOOTSTRAP"
+create_topics = true
+
+[auth]
+allow_anonymous = true
+
+[[app]]
+name = "bench"
+members = { anonymous = "manager" }
+devices = [ { name = "device1" } ]
+EOF
+"$SERVICE" check-config "$WORK/service.toml" >/dev/null
+say "starting the service: MQTT 127.0.0.1:$MQTT_PORT, HTTP 127.0.0.1:$HTTP_PORT, Kafka $BOOTSTRAP"
+RUST_LOG="${RUST_LOG:-info}" "$SERVICE" --config "$WORK/service.toml" >"$WORK/service.log" 2>&1 &
+SERVICE_PID=$!
+for _ in $(seq 1 300); do
+    kill -0 "$SERVICE_PID" 2>/dev/null || { tail -20 "$WORK/service.log" >&2; die "the service exited"; }
+    curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || die "the service is not ready after 30 s"
+
+COMMON=(kafka --bootstrap "$BOOTSTRAP" --mqtt "127.0.0.1:$MQTT_PORT" --app bench --payload 256
+        --subscribers 1 --mqtt-version 5 --timeout 60)
+say "run (a): max throughput, $EVENTS records, QoS 0, binary mode"
+"$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary | tee "$WORK/a.txt"
+say "run (a'): the same, phase B reading a backlog"
+"$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary --backlog | tee "$WORK/a2.txt"
+say "run (b): latency at 10,000 records/s for 10 s, QoS 1, structured mode"
+"$LOADTEST" "${COMMON[@]}" --events 100000 --rate 10000 --qos 1 --mode structured --linger-ms 1 --bare-live \
+    | tee "$WORK/b.txt"
+
+{
+    echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')"
+    echo "machine: $(nproc) cores, $(uname -sr)"
+    echo
+    echo "(a) max throughput, QoS 0, 1 subscriber, binary, $EVENTS × 256 B"
+    grep -v '^{' "$WORK/a.txt"
+    echo
+    echo "(a') the same, phase B reading a backlog (--backlog)"
+    grep -v '^{' "$WORK/a2.txt"
+    echo
+    echo "(b) latency, --rate 10000 for 10 s, QoS 1, 1 subscriber, structured"
+    grep -v '^{' "$WORK/b.txt"
+    echo
+    grep '^{' "$WORK/a.txt"
+    grep '^{' "$WORK/a2.txt"
+    grep '^{' "$WORK/b.txt"
+} >"$WORK/results.txt"
+echo
+echo "==================== results (target/kafka-bench/results.txt) ===================="
+cat "$WORK/results.txt"
