@@ -53,19 +53,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) {
-    let v5 = match args.mqtt_version.as_str() {
-        "5" => true,
-        "311" | "3.1.1" => false,
-        other => exit_with(&format!("--mqtt-version must be 5 or 311, not `{other}`")),
-    };
-    let binary = match args.mode.as_str() {
-        "structured" => false,
-        "binary" if v5 => true,
-        "binary" => exit_with("--mode binary needs --mqtt-version 5"),
-        other => exit_with(&format!(
-            "--mode must be structured or binary, not `{other}`"
-        )),
-    };
+    let (v5, binary) = crate::mqtt_choice(&args.mqtt_version, &args.mode);
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let run_id = SystemTime::now()

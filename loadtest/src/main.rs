@@ -42,6 +42,24 @@ fn main() {
     }
 }
 
+/// `--mqtt-version` and `--mode`, shared by the scenarios: (MQTT 5?, binary mode?).
+fn mqtt_choice(version: &str, mode: &str) -> (bool, bool) {
+    let v5 = match version {
+        "5" => true,
+        "311" | "3.1.1" => false,
+        other => exit_with(&format!("--mqtt-version must be 5 or 311, not `{other}`")),
+    };
+    let binary = match mode {
+        "structured" => false,
+        "binary" if v5 => true,
+        "binary" => exit_with("--mode binary needs --mqtt-version 5"),
+        other => exit_with(&format!(
+            "--mode must be structured or binary, not `{other}`"
+        )),
+    };
+    (v5, binary)
+}
+
 fn exit_with(msg: &str) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(2);
