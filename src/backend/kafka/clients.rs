@@ -47,6 +47,9 @@ pub fn consumer_config(config: &KafkaConfig, group_id: &str) -> ClientConfig {
             ("heartbeat.interval.ms", "1000"),
             ("fetch.wait.max.ms", "100"),
             ("queued.max.messages.kbytes", "8192"),
+            // librdkafka waits this long before fetching again once its queue was full (1 s by
+            // default): a reader that drains 8 MiB in a few milliseconds would idle for the rest.
+            ("fetch.queue.backoff.ms", "10"),
             ("statistics.interval.ms", "5000"),
             ("topic.metadata.refresh.interval.ms", "10000"),
         ],

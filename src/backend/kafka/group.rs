@@ -29,6 +29,9 @@ pub(crate) struct Member {
     pub filters: Vec<MemberFilter>,
     pub flow: Arc<ConnFlow>,
     pub link: ShardLink,
+    /// Bytes (delivery cost) of the records held back for this member in its partitions'
+    /// `pending` queues.
+    pub pending: usize,
 }
 
 /// Where the group stands in one assigned partition.
@@ -48,9 +51,10 @@ pub(crate) struct Cursor {
     /// Offsets below this were handed out before in this process (DUP on redelivery).
     dispatched_end: i64,
     in_flight: VecDeque<(i64, bool)>,
-    /// Read but not dispatched because the owner's connection was full; the partition is paused
-    /// meanwhile, so this holds at most what librdkafka had prefetched.
+    /// Read but not dispatched because the owner's connection was full. Bounded: once the
+    /// owner's held-back bytes reach its connection's credit, the partition is paused.
     pending: VecDeque<Arc<Record>>,
+    pending_bytes: usize,
     paused: bool,
 }
 
@@ -67,6 +71,7 @@ impl Cursor {
             dispatched_end: -1,
             in_flight: VecDeque::new(),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             paused: false,
         }
     }
@@ -77,6 +82,61 @@ impl Cursor {
         self.last_commit = offset;
         self.next_read = offset;
         self.dispatched_end = self.dispatched_end.max(offset);
+    }
+
+    /// Holds back a record its owner had no room for (it goes first when there is room).
+    fn hold(
+        &mut self,
+        member: &mut Member,
+        record: Arc<Record>,
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        p: i32,
+    ) {
+        let cost = record.cost() as usize;
+        self.pending.push_front(record);
+        self.pending_bytes += cost;
+        member.pending += cost;
+        self.pause_if_over(Some(member), consumer, topic, p);
+    }
+
+    /// Queues a record behind the held-back ones (or for an owner yet to come).
+    fn hold_back(
+        &mut self,
+        member: Option<&mut Member>,
+        record: Arc<Record>,
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        p: i32,
+    ) {
+        let cost = record.cost() as usize;
+        self.pending.push_back(record);
+        self.pending_bytes += cost;
+        match member {
+            Some(m) => {
+                m.pending += cost;
+                self.pause_if_over(Some(m), consumer, topic, p);
+            }
+            None => self.pause_if_over(None, consumer, topic, p),
+        }
+    }
+
+    /// spec 2.4, never buffer without bound: a connection full of its credit may have as much
+    /// again held back here; beyond that (or without an owner) the partition is paused. Not at
+    /// the first full write: librdkafka drops its prefetched records of a paused partition and
+    /// fetches them again on resume, which would stall a fast reader at every ripple.
+    fn pause_if_over(
+        &mut self,
+        member: Option<&mut Member>,
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        p: i32,
+    ) {
+        let over = member.map_or(true, |m| m.pending >= m.flow.limit());
+        if over && !self.paused {
+            pause(consumer, topic, p);
+            self.paused = true;
+        }
     }
 
     /// Commit point: the first unacknowledged offset in flight, else the first pending one,
@@ -241,7 +301,10 @@ impl GroupState {
         epochs: &mut u32,
     ) {
         match self.members.binary_search_by_key(&member.conn, |m| m.conn) {
-            Ok(i) => self.members[i] = member,
+            Ok(i) => {
+                self.members[i] = member;
+                self.recount_pending();
+            }
             Err(i) => {
                 self.members.insert(i, member);
                 self.reassign(consumer, epochs);
@@ -318,6 +381,7 @@ impl GroupState {
             c.epoch = next_epoch(epochs);
             c.in_flight.clear();
             c.pending.clear();
+            c.pending_bytes = 0;
             c.next_read = c.committed;
             if let Err(e) =
                 consumer.seek(&self.topic, *p, Offset::Offset(c.committed), Duration::ZERO)
@@ -329,6 +393,7 @@ impl GroupState {
                 c.paused = false;
             }
         }
+        self.recount_pending();
     }
 
     /// Applies the rebalances librdkafka reported during the last poll.
@@ -361,6 +426,7 @@ impl GroupState {
                 c.owner = Some(self.members[i % n].conn);
             }
         }
+        self.recount_pending();
         self.mirror_dirty = true;
     }
 
@@ -413,20 +479,19 @@ impl GroupState {
                 return;
             }
         };
-        if c.paused || !c.pending.is_empty() {
-            c.pending.push_back(record);
-            return;
-        }
-        let Some(member) = c.owner.and_then(|_| self.members.get(c.owner_index)) else {
-            c.pending.push_back(record);
-            return;
-        };
-        match dispatch(c, member, record, p, &self.app_topic, pass) {
-            Dispatch::Done => {}
-            Dispatch::Full(record) => {
-                c.pending.push_front(record);
-                pause(consumer, &self.topic, p);
-                c.paused = true;
+        let member = c.owner.and_then(|_| self.members.get_mut(c.owner_index));
+        match member {
+            Some(member) if !c.paused && c.pending.is_empty() => {
+                if let Dispatch::Full(record) =
+                    dispatch(c, member, record, p, &self.app_topic, pass)
+                {
+                    c.hold(member, record, consumer, &self.topic, p);
+                }
+            }
+            member => {
+                // Order: nothing overtakes what is already held back.
+                c.hold_back(member, record, consumer, &self.topic, p);
+                return;
             }
         }
         if c.advance() {
@@ -442,24 +507,42 @@ impl GroupState {
             if c.pending.is_empty() && !c.paused {
                 continue;
             }
-            let Some(member) = c.owner.and_then(|_| self.members.get(c.owner_index)) else {
+            let Some(member) = c.owner.and_then(|_| self.members.get_mut(c.owner_index)) else {
                 continue;
             };
             while let Some(record) = c.pending.pop_front() {
+                let cost = record.cost() as usize;
                 if let Dispatch::Full(record) =
                     dispatch(c, member, record, *p, &self.app_topic, pass)
                 {
                     c.pending.push_front(record);
                     break;
                 }
+                c.pending_bytes -= cost;
+                member.pending = member.pending.saturating_sub(cost);
             }
-            if c.pending.is_empty() && c.paused {
+            // Resume before the backlog is gone, so that the refetch overlaps its delivery
+            // (librdkafka continues after the last record it handed out: order is kept, since
+            // new records queue behind the held-back ones).
+            if c.paused && member.pending <= member.flow.limit() / 2 {
                 resume(consumer, &self.topic, *p);
                 c.paused = false;
             }
             if c.advance() {
                 self.mirror_dirty = true;
                 self.commit_dirty = true;
+            }
+        }
+    }
+
+    /// Recomputes each member's held-back bytes from the cursors (after partitions moved).
+    fn recount_pending(&mut self) {
+        for m in &mut self.members {
+            m.pending = 0;
+        }
+        for c in self.cursors.values() {
+            if let Some(m) = c.owner.and_then(|_| self.members.get_mut(c.owner_index)) {
+                m.pending += c.pending_bytes;
             }
         }
     }

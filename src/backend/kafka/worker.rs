@@ -205,6 +205,7 @@ impl Worker {
                 filters,
                 flow,
                 link,
+                pending: 0,
             },
             &g.consumer,
             &mut self.epochs,
