@@ -216,8 +216,20 @@ impl Backend {
                 return;
             }
         }
+        // Retired consumers are destroyed after the workers replied (the Kafka reaper), which
+        // can block while a broker is unreachable: wait for them only until the deadline.
         for t in self.threads {
-            let _ = t.join();
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    thread = t.thread().name().unwrap_or("?"),
+                    "a backend thread did not stop within the shutdown timeout; leaving it"
+                );
+            }
         }
     }
 }

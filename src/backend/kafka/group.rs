@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -85,56 +85,41 @@ impl Cursor {
     }
 
     /// Holds back a record its owner had no room for (it goes first when there is room).
-    fn hold(
-        &mut self,
-        member: &mut Member,
-        record: Arc<Record>,
-        consumer: &BaseConsumer<GroupContext>,
-        topic: &str,
-        p: i32,
-    ) {
+    fn hold(&mut self, member: &mut Member, record: Arc<Record>, pause: Pauser<'_>) {
         let cost = record.cost() as usize;
         self.pending.push_front(record);
         self.pending_bytes += cost;
         member.pending += cost;
-        self.pause_if_over(Some(member), consumer, topic, p);
+        self.pause_if_over(Some(member), pause);
     }
 
     /// Queues a record behind the held-back ones (or for an owner yet to come).
-    fn hold_back(
-        &mut self,
-        member: Option<&mut Member>,
-        record: Arc<Record>,
-        consumer: &BaseConsumer<GroupContext>,
-        topic: &str,
-        p: i32,
-    ) {
+    fn hold_back(&mut self, member: Option<&mut Member>, record: Arc<Record>, pause: Pauser<'_>) {
         let cost = record.cost() as usize;
         self.pending.push_back(record);
         self.pending_bytes += cost;
         match member {
             Some(m) => {
                 m.pending += cost;
-                self.pause_if_over(Some(m), consumer, topic, p);
+                self.pause_if_over(Some(m), pause);
             }
-            None => self.pause_if_over(None, consumer, topic, p),
+            None => self.pause_if_over(None, pause),
         }
     }
 
-    /// spec 2.4, never buffer without bound: a connection full of its credit may have as much
-    /// again held back here; beyond that (or without an owner) the partition is paused. Not at
-    /// the first full write: librdkafka drops its prefetched records of a paused partition and
-    /// fetches them again on resume, which would stall a fast reader at every ripple.
-    fn pause_if_over(
-        &mut self,
-        member: Option<&mut Member>,
-        consumer: &BaseConsumer<GroupContext>,
-        topic: &str,
-        p: i32,
-    ) {
-        let over = member.map_or(true, |m| m.pending >= m.flow.limit());
+    /// spec 2.4, never buffer without bound: a member whose connection is full may have as much
+    /// again held back here. Beyond that, a group with one member simply stops reading
+    /// ([`GroupState::stop_reading`]: librdkafka's prefetch queue is bounded and stays as it
+    /// is); a group whose other members still have room pauses this partition only. Pausing is
+    /// the exception because librdkafka drops a paused partition's prefetched records and only
+    /// fetches again about a second after the resume — a stall at every ripple of a fast reader.
+    fn pause_if_over(&mut self, member: Option<&mut Member>, pause: Pauser<'_>) {
+        let over = match member {
+            Some(m) => pause.shared && m.pending >= m.flow.limit(),
+            None => true,
+        };
         if over && !self.paused {
-            pause(consumer, topic, p);
+            self::pause(pause.consumer, pause.topic, pause.partition);
             self.paused = true;
         }
     }
@@ -157,6 +142,11 @@ impl Cursor {
     }
 }
 
+/// How long a group may stop reading (every member full) before its partitions are paused:
+/// librdkafka wants to be polled every `max.poll.interval.ms` (5 minutes by default), and a
+/// paused partition does not hold prefetched records.
+const LONG_STOP: Duration = Duration::from_secs(30);
+
 pub(crate) struct Group {
     pub consumer: BaseConsumer<GroupContext>,
     pub state: GroupState,
@@ -175,6 +165,8 @@ pub(crate) struct GroupState {
     /// Acknowledged positions changed since they were mirrored into the context / committed.
     mirror_dirty: bool,
     commit_dirty: bool,
+    /// Since when every local member has been full (the group stopped reading).
+    stopped_since: Option<Instant>,
 }
 
 /// What a dispatch needs besides the group.
@@ -183,6 +175,16 @@ pub(crate) struct Pass<'a> {
     pub slot: u32,
     pub epochs: &'a mut u32,
     pub outbox: &'a mut Outbox,
+}
+
+/// What pausing a partition needs.
+#[derive(Clone, Copy)]
+struct Pauser<'a> {
+    consumer: &'a BaseConsumer<GroupContext>,
+    topic: &'a str,
+    partition: i32,
+    /// The group has several local members (pausing one partition lets the others go on).
+    shared: bool,
 }
 
 enum Dispatch {
@@ -197,6 +199,9 @@ impl Group {
         let mut polls = 0;
         self.state.drain_pending(&self.consumer, pass);
         self.state.mirror(&self.consumer);
+        if self.state.stop_reading(&self.consumer) {
+            return 0;
+        }
         while polls < budget {
             polls += 1;
             let polled = self.consumer.poll(Duration::ZERO);
@@ -278,6 +283,7 @@ impl GroupState {
             cursors: BTreeMap::new(),
             mirror_dirty: false,
             commit_dirty: false,
+            stopped_since: None,
         }
     }
 
@@ -479,18 +485,24 @@ impl GroupState {
                 return;
             }
         };
+        let pauser = Pauser {
+            consumer,
+            topic: &self.topic,
+            partition: p,
+            shared: self.members.len() > 1,
+        };
         let member = c.owner.and_then(|_| self.members.get_mut(c.owner_index));
         match member {
             Some(member) if !c.paused && c.pending.is_empty() => {
                 if let Dispatch::Full(record) =
                     dispatch(c, member, record, p, &self.app_topic, pass)
                 {
-                    c.hold(member, record, consumer, &self.topic, p);
+                    c.hold(member, record, pauser);
                 }
             }
             member => {
                 // Order: nothing overtakes what is already held back.
-                c.hold_back(member, record, consumer, &self.topic, p);
+                c.hold_back(member, record, pauser);
                 return;
             }
         }
@@ -533,6 +545,30 @@ impl GroupState {
                 self.commit_dirty = true;
             }
         }
+    }
+
+    /// Whether the group should not read this pass: every member is full (its held-back bytes
+    /// reached its credit). After [`LONG_STOP`] of that, every partition is paused instead and
+    /// reading goes on (paused partitions deliver nothing; each resumes in `drain_pending` once
+    /// its owner has room).
+    fn stop_reading(&mut self, consumer: &BaseConsumer<GroupContext>) -> bool {
+        let full =
+            !self.members.is_empty() && self.members.iter().all(|m| m.pending >= m.flow.limit());
+        if !full {
+            self.stopped_since = None;
+            return false;
+        }
+        let since = *self.stopped_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < LONG_STOP {
+            return true;
+        }
+        for (p, c) in self.cursors.iter_mut() {
+            if !c.paused {
+                pause(consumer, &self.topic, *p);
+                c.paused = true;
+            }
+        }
+        false
     }
 
     /// Recomputes each member's held-back bytes from the cursors (after partitions moved).

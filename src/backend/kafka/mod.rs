@@ -97,6 +97,7 @@ where
     let mut senders: Vec<Sender<ToBackend>> = Vec::with_capacity(threads);
     for id in 0..threads {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (opened_tx, opened_rx) = crossbeam_channel::unbounded();
         let w = worker::Worker {
             id: id as u16,
             rx,
@@ -108,6 +109,10 @@ where
             index: HashMap::new(),
             epochs: 0,
             outbox: Default::default(),
+            opening: HashMap::new(),
+            open_queue: Default::default(),
+            opened_tx,
+            opened_rx,
         };
         match std::thread::Builder::new()
             .name(format!("kafka-worker-{id}"))

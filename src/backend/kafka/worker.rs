@@ -1,13 +1,18 @@
 //! A worker thread: owns the consumer groups that hash to it (one librdkafka consumer per
 //! group), like the embedded workers.
 //!
-//! The loop: drain the seam channel (joins, leaves, acks, resumes), one pass polling every
-//! group's consumer without blocking (a budget per group, so a busy group cannot starve the
-//! others; a paused group costs a poll), one batch per shard, the periodic asynchronous commit,
-//! then — if nothing was consumed — block on the channel. librdkafka rings the worker (a
-//! `Wake` on the channel) when a consumer queue becomes non-empty, so idle groups cost nothing.
+//! The loop: take in the groups opened meanwhile, drain the seam channel (joins, leaves, acks,
+//! resumes), one pass polling every group's consumer without blocking (a budget per group, so a
+//! busy group cannot starve the others; a paused group costs a poll), one batch per shard, the
+//! periodic asynchronous commit, then — if nothing was consumed — block on the channel.
+//! librdkafka rings the worker (a `Wake` on the channel) when a consumer queue becomes
+//! non-empty, so idle groups cost nothing.
+//!
+//! Opening a group (its consumer, the topic's metadata, the start position) is a few blocking
+//! round trips to Kafka, retried for a while when Kafka is not ready: it runs on a short-lived
+//! opener thread, and the joins of that group wait for it while the others keep flowing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +40,7 @@ const IDLE: Duration = Duration::from_millis(100);
 /// Rings a worker once until it clears the bell (librdkafka may call it for every message).
 pub(crate) struct Bell {
     rung: AtomicBool,
-    tx: Sender<ToBackend>,
+    pub(crate) tx: Sender<ToBackend>,
 }
 
 impl Bell {
@@ -74,6 +79,28 @@ pub(crate) struct Worker {
     pub index: HashMap<GroupKey, usize>,
     pub epochs: u32,
     pub outbox: Outbox,
+    /// Groups being opened on an opener thread, with the joins waiting for them.
+    pub opening: HashMap<GroupKey, Vec<Join>>,
+    /// Opens waiting for an opener (at most [`MAX_OPENERS`] run at once).
+    pub open_queue: VecDeque<(GroupKey, Arc<str>)>,
+    pub opened_tx: Sender<Opened>,
+    pub opened_rx: Receiver<Opened>,
+}
+
+/// How many groups one worker opens at once (each open is a few blocking round trips to
+/// Kafka, up to [`OPEN_RETRY_FOR`] when it is down).
+const MAX_OPENERS: usize = 8;
+
+/// A group's consumer, opened off the worker thread.
+pub(crate) struct Opened {
+    key: GroupKey,
+    result: Result<OpenedGroup, BackendError>,
+}
+
+pub(crate) struct OpenedGroup {
+    group: Group,
+    /// An ephemeral reader's partitions and the offsets it was assigned at.
+    assigned_at: Option<Vec<(i32, i64)>>,
 }
 
 enum Next {
@@ -85,6 +112,9 @@ impl Worker {
     pub(crate) fn run(mut self) {
         let mut next_commit = Instant::now() + COMMIT_INTERVAL;
         loop {
+            while let Ok(opened) = self.opened_rx.try_recv() {
+                self.opened(opened);
+            }
             loop {
                 let msg = match self.rx.try_recv() {
                     Ok(msg) => msg,
@@ -156,6 +186,23 @@ impl Worker {
     }
 
     fn join(&mut self, join: Join) {
+        if let Some(waiting) = self.opening.get_mut(&join.group) {
+            waiting.push(join);
+            return;
+        }
+        let Some(&slot) = self.index.get(&join.group) else {
+            // A new group: open its consumer off this thread, so that the groups already
+            // here keep flowing while Kafka answers (or does not).
+            let (key, app) = (join.group.clone(), join.app.clone());
+            self.opening.insert(key.clone(), vec![join]);
+            self.open_queue.push_back((key, app));
+            self.start_opens();
+            return;
+        };
+        self.add_member(slot, join);
+    }
+
+    fn add_member(&mut self, slot: usize, join: Join) {
         let Join {
             conn,
             member,
@@ -171,20 +218,6 @@ impl Worker {
             member,
             request,
             result,
-        };
-        let slot = match self.index.get(&group) {
-            Some(&slot) => slot,
-            None => match self.open(&group, &app) {
-                Ok(g) => {
-                    let slot = self.groups.insert(g);
-                    self.index.insert(group.clone(), slot);
-                    slot
-                }
-                Err(e) => {
-                    link.send(answer(Err(e)));
-                    return;
-                }
-            },
         };
         let Some(g) = self.groups.get_mut(slot) else {
             return;
@@ -214,114 +247,75 @@ impl Worker {
         reply.send(answer(Ok(())));
     }
 
-    /// Creates the group's consumer and fixes its start position (spec 2.4) before the join is
-    /// answered: a durable group without committed offsets commits the current end offsets
-    /// (synchronously) before it subscribes; an ephemeral reader is assigned the end offsets.
-    fn open(&mut self, key: &GroupKey, app: &Arc<str>) -> Result<Group, BackendError> {
-        let topic: Arc<str> = events_topic(app).into();
-        let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
-        let ctx = GroupContext {
-            name: key.name().map(Arc::from),
-            topic: topic.clone(),
-            shared: Default::default(),
-            commit_failed: AtomicBool::new(false),
-            stats: self.stats.clone(),
-        };
-        // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
-        // never used for commits or membership.
-        let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
-        let group_id = key.name().unwrap_or(&ephemeral_id);
-        let mut consumer: BaseConsumer<GroupContext> =
-            clients::consumer_config(&self.config, group_id)
-                .create_with_context(ctx)
-                .map_err(unavailable)?;
-        let bell = self.bell.clone();
-        consumer.set_nonempty_callback(move || bell.ring());
-        let partitions = match clients::partitions_of(consumer.client(), &topic)
-            .map_err(unavailable)?
-        {
-            Some(n) => n,
-            None if self.config.create_topics => {
-                clients::create_topic(&self.config, &topic).map_err(unavailable)?;
-                let mut found = None;
-                for _ in 0..50 {
-                    if let Some(n) =
-                        clients::partitions_of(consumer.client(), &topic).map_err(unavailable)?
-                    {
-                        found = Some(n);
-                        break;
+    /// Starts queued opens while fewer than [`MAX_OPENERS`] run.
+    fn start_opens(&mut self) {
+        let running = self.opening.len() - self.open_queue.len();
+        for _ in running..MAX_OPENERS {
+            let Some((key, app)) = self.open_queue.pop_front() else {
+                return;
+            };
+            let (config, stats, bell) =
+                (self.config.clone(), self.stats.clone(), self.bell.clone());
+            let (tx, wake) = (self.opened_tx.clone(), self.bell.tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("kafka-open-{}", self.id))
+                .spawn(move || {
+                    let result = open(&config, &stats, &bell, &key, &app);
+                    // A worker that stopped meanwhile drops the channel: the consumer is
+                    // destroyed here (none of its records exists yet).
+                    if tx.send(Opened { key, result }).is_ok() {
+                        let _ = wake.send(ToBackend::Wake);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                found.ok_or_else(|| {
-                    BackendError::Unavailable(format!(
-                        "topic `{topic}` was created but has no metadata yet"
-                    ))
-                })?
-            }
-            None => {
-                tracing::warn!(app = %app, topic = %topic, "no Kafka topic for this application's events (create it, or set backend.kafka.create_topics = true)");
-                return Err(BackendError::UnknownStream(app.to_string()));
-            }
-        };
-        let live = LiveMessages::default();
-        let mut state = GroupState::new(
-            key.clone(),
-            app.clone(),
-            topic.clone(),
-            live,
-            self.stats.clone(),
-        );
-        let high = |p: i32| {
-            retrying("reading the end offset", || {
-                consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
-            })
-            .map(|(_, high)| high)
-            .map_err(unavailable)
-        };
-        match key.name() {
-            Some(name) => {
-                let mut all = TopicPartitionList::new();
-                all.add_partition_range(&topic, 0, partitions - 1);
-                let committed = retrying("reading committed offsets", || {
-                    consumer.committed_offsets(all.clone(), REQUEST_TIMEOUT)
-                })
-                .map_err(unavailable)?;
-                let mut start = TopicPartitionList::new();
-                for e in committed.elements() {
-                    if !matches!(e.offset(), Offset::Offset(_)) {
-                        let at = high(e.partition())?;
-                        start
-                            .add_partition_offset(&topic, e.partition(), Offset::Offset(at))
-                            .map_err(unavailable)?;
-                    }
-                }
-                if start.count() > 0 {
-                    retrying("committing the start position", || {
-                        consumer.commit(&start, rdkafka::consumer::CommitMode::Sync)
-                    })
-                    .map_err(unavailable)?;
-                    tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
-                }
-                consumer.subscribe(&[&topic]).map_err(unavailable)?;
-            }
-            None => {
-                let mut at = Vec::with_capacity(partitions as usize);
-                let mut tpl = TopicPartitionList::new();
-                for p in 0..partitions {
-                    let h = high(p)?;
-                    at.push((p, h));
-                    tpl.add_partition_offset(&topic, p, Offset::Offset(h))
-                        .map_err(unavailable)?;
-                }
-                consumer.assign(&tpl).map_err(unavailable)?;
-                state.assign_at(&at, &mut self.epochs);
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a thread to open a consumer group: {e}");
             }
         }
-        Ok(Group { consumer, state })
+    }
+
+    /// A group's consumer is open (or could not be): answer the joins that waited for it.
+    fn opened(&mut self, opened: Opened) {
+        let Opened { key, result } = opened;
+        let waiting = self.opening.remove(&key).unwrap_or_default();
+        self.start_opens();
+        match result {
+            Err(e) => {
+                for join in waiting {
+                    join.link.send(ToShard::Joined {
+                        conn: join.conn,
+                        member: join.member,
+                        request: join.request,
+                        result: Err(e.clone()),
+                    });
+                }
+            }
+            Ok(OpenedGroup {
+                mut group,
+                assigned_at,
+            }) => {
+                if let Some(at) = assigned_at {
+                    group.state.assign_at(&at, &mut self.epochs);
+                }
+                if waiting.is_empty() {
+                    // Everyone left while it opened.
+                    self.retire(group);
+                    return;
+                }
+                let slot = self.groups.insert(group);
+                self.index.insert(key, slot);
+                for join in waiting {
+                    self.add_member(slot, join);
+                }
+            }
+        }
     }
 
     fn leave(&mut self, conn: ConnId, key: &GroupKey, unsent: &[AckToken]) {
+        if let Some(waiting) = self.opening.get_mut(key) {
+            // Left before its group was open: nothing was delivered, nothing to answer.
+            waiting.retain(|j| j.conn != conn);
+            return;
+        }
         let Some(&slot) = self.index.get(key) else {
             return;
         };
@@ -376,6 +370,114 @@ impl Worker {
             self.retire(g);
         }
     }
+}
+
+/// Creates the group's consumer and fixes its start position (spec 2.4) before the join is
+/// answered: a durable group without committed offsets commits the current end offsets
+/// (synchronously) before it subscribes; an ephemeral reader is assigned the end offsets.
+fn open(
+    config: &KafkaConfig,
+    stats: &Arc<KafkaStats>,
+    bell: &Arc<Bell>,
+    key: &GroupKey,
+    app: &Arc<str>,
+) -> Result<OpenedGroup, BackendError> {
+    let topic: Arc<str> = events_topic(app).into();
+    let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
+    let ctx = GroupContext {
+        name: key.name().map(Arc::from),
+        topic: topic.clone(),
+        shared: Default::default(),
+        commit_failed: AtomicBool::new(false),
+        stats: stats.clone(),
+    };
+    // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
+    // never used for commits or membership.
+    let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
+    let group_id = key.name().unwrap_or(&ephemeral_id);
+    let mut consumer: BaseConsumer<GroupContext> = clients::consumer_config(config, group_id)
+        .create_with_context(ctx)
+        .map_err(unavailable)?;
+    let bell = bell.clone();
+    consumer.set_nonempty_callback(move || bell.ring());
+    let partitions = match clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
+        Some(n) => n,
+        None if config.create_topics => {
+            clients::create_topic(config, &topic).map_err(unavailable)?;
+            let mut found = None;
+            for _ in 0..50 {
+                if let Some(n) =
+                    clients::partitions_of(consumer.client(), &topic).map_err(unavailable)?
+                {
+                    found = Some(n);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            found.ok_or_else(|| {
+                BackendError::Unavailable(format!(
+                    "topic `{topic}` was created but has no metadata yet"
+                ))
+            })?
+        }
+        None => {
+            tracing::warn!(app = %app, topic = %topic, "no Kafka topic for this application's events (create it, or set backend.kafka.create_topics = true)");
+            return Err(BackendError::UnknownStream(app.to_string()));
+        }
+    };
+    let live = LiveMessages::default();
+    let state = GroupState::new(key.clone(), app.clone(), topic.clone(), live, stats.clone());
+    let high = |p: i32| {
+        retrying("reading the end offset", || {
+            consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+        })
+        .map(|(_, high)| high)
+        .map_err(unavailable)
+    };
+    let assigned_at = match key.name() {
+        Some(name) => {
+            let mut all = TopicPartitionList::new();
+            all.add_partition_range(&topic, 0, partitions - 1);
+            let committed = retrying("reading committed offsets", || {
+                consumer.committed_offsets(all.clone(), REQUEST_TIMEOUT)
+            })
+            .map_err(unavailable)?;
+            let mut start = TopicPartitionList::new();
+            for e in committed.elements() {
+                if !matches!(e.offset(), Offset::Offset(_)) {
+                    let at = high(e.partition())?;
+                    start
+                        .add_partition_offset(&topic, e.partition(), Offset::Offset(at))
+                        .map_err(unavailable)?;
+                }
+            }
+            if start.count() > 0 {
+                retrying("committing the start position", || {
+                    consumer.commit(&start, rdkafka::consumer::CommitMode::Sync)
+                })
+                .map_err(unavailable)?;
+                tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
+            }
+            consumer.subscribe(&[&topic]).map_err(unavailable)?;
+            None
+        }
+        None => {
+            let mut at = Vec::with_capacity(partitions as usize);
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                let h = high(p)?;
+                at.push((p, h));
+                tpl.add_partition_offset(&topic, p, Offset::Offset(h))
+                    .map_err(unavailable)?;
+            }
+            consumer.assign(&tpl).map_err(unavailable)?;
+            Some(at)
+        }
+    };
+    Ok(OpenedGroup {
+        group: Group { consumer, state },
+        assigned_at,
+    })
 }
 
 /// Drops retired consumers once none of their records is alive (see [`super::payload`]);
