@@ -25,7 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// Events per fast backlog (each fast group reads 0..N).
-const N: u64 = 3_000;
+const N: u64 = 10_000;
 /// Events the RSS phase adds to the slow group's backlog (~100 MB of records).
 const RSS_EVENTS: u64 = 24_000;
 /// Bytes of padding per event (the record is about 4.3 KB with its headers).
@@ -582,13 +582,12 @@ fn slow_qos1_group_does_not_slow_another_group_nor_grow_memory() {
         &missing[..missing.len().min(20)]
     );
 
-    // The acceptance criterion is 10%. With no effect of the slow group to see (on average the
-    // fast group was faster with it), this ratio ranged from 0.83 to 1.40 over nine runs of
-    // this test: 0.9 would fail about one run in ten on noise alone. 0.75 catches a fast group
-    // slowed by a quarter or more (e.g. a worker stalled by its paused group) without flaking;
-    // the printed rates give the finer picture.
+    // The acceptance criterion is 10%. Since groups stop reading instead of pausing (no more
+    // one-second refetch stalls), this ratio was 0.91-1.37 over seven runs (three with N =
+    // 10,000: 0.99, 1.13, 1.02): no effect of the slow group to see. The assertion leaves 15%
+    // for the noise of a shared machine, and still catches a worker held up by a stuck group.
     assert!(
-        ratio >= 0.75,
+        ratio >= 0.85,
         "the fast group ran at {ratio:.3} of its rate alone (alone {alone:.0?}, with the slow \
          group {with_slow:.0?} events/s) while a slow group was stuck on its worker"
     );
