@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cloudevents::{self, BatchError, Event, ExtensionValue};
@@ -67,39 +68,38 @@ pub(crate) fn prepare(body: &[u8], ctx: &Context<'_>) -> Result<Vec<Event>, Batc
 }
 
 fn prepare_one(element: &[u8], ctx: &Context<'_>, time: &str) -> Result<Event, String> {
-    let value: Value =
-        serde_json::from_slice(element).map_err(|e| format!("not valid JSON: {e}"))?;
-    let Value::Object(fields) = &value else {
-        return Err(format!(
-            "an event must be a JSON object (a structured CloudEvent), found {}",
-            kind(&value)
-        ));
+    // The common case in one pass that allocates nothing but an escaped device name; anything
+    // unusual (not an object, no device, a duplicate key, …) takes the slow path, which parses
+    // the element into a tree to say exactly what is wrong.
+    let peek = match serde_json::from_slice::<Peek<'_>>(element) {
+        Ok(peek) if peek.device.as_deref().is_some_and(|d| !d.is_empty()) => peek,
+        _ => return Err(explain(element, ctx)),
     };
-    let device = match fields.get("device") {
-        Some(Value::String(device)) if !device.is_empty() => device.as_str(),
-        _ => {
-            return Err(format!(
-                "extension `device` (a non-empty string naming a device of application `{}`) is missing",
-                ctx.app
-            ))
-        }
-    };
+    let device = peek.device.as_deref().unwrap_or_default();
     (ctx.check_device)(device)?;
     let source = device_source(ctx.app, device);
 
-    let defaults = [
-        ("id", uuid::Uuid::new_v4().to_string()),
-        ("time", time.to_owned()),
-        ("specversion", "1.0".to_owned()),
-        ("type", DEVICE_EVENT_TYPE.to_owned()),
-        ("source", source.clone()),
-    ];
-    let missing: Vec<_> = defaults
-        .iter()
-        .filter(|(name, _)| !fields.contains_key(*name))
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect();
-    let mut single = one_element_batch(element, fields.is_empty(), &missing)?;
+    // Attributes the event lacks, spliced in (values made only when missing).
+    let id;
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    if !peek.id {
+        id = uuid::Uuid::new_v4().to_string();
+        missing.push(("id", &id));
+    }
+    if !peek.time {
+        missing.push(("time", time));
+    }
+    if !peek.specversion {
+        missing.push(("specversion", "1.0"));
+    }
+    if !peek.ty {
+        missing.push(("type", DEVICE_EVENT_TYPE));
+    }
+    if !peek.source {
+        missing.push(("source", &source));
+    }
+    // A device name means the object has at least one member.
+    let mut single = one_element_batch(element, false, &missing)?;
 
     let mut events = cloudevents::parse_batch(&mut single).map_err(|e| e.reason)?;
     let (Some(mut event), None) = (events.pop(), events.pop()) else {
@@ -117,6 +117,52 @@ fn prepare_one(element: &[u8], ctx: &Context<'_>, time: &str) -> Result<Event, S
     set_extension(&mut event, "sender", string(device), false);
     set_extension(&mut event, "instance", string(ctx.instance), false);
     Ok(event)
+}
+
+/// What [`prepare_one`] needs to know of an event before the CloudEvents parser sees it: its
+/// device, and which attributes it has (present, whatever the value: the parser judges those).
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    device: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    id: bool,
+    #[serde(default, deserialize_with = "present")]
+    time: bool,
+    #[serde(default, deserialize_with = "present")]
+    specversion: bool,
+    #[serde(rename = "type", default, deserialize_with = "present")]
+    ty: bool,
+    #[serde(default, deserialize_with = "present")]
+    source: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// Why an element that [`Peek`] did not take is refused.
+fn explain(element: &[u8], ctx: &Context<'_>) -> String {
+    let value: Value = match serde_json::from_slice(element) {
+        Ok(v) => v,
+        Err(e) => return format!("not valid JSON: {e}"),
+    };
+    let Value::Object(fields) = &value else {
+        return format!(
+            "an event must be a JSON object (a structured CloudEvent), found {}",
+            kind(&value)
+        );
+    };
+    match fields.get("device") {
+        Some(Value::String(device)) if !device.is_empty() => {
+            // Valid as a tree but not as a struct: a key given twice.
+            "an attribute or extension is given more than once".to_owned()
+        }
+        _ => format!(
+            "extension `device` (a non-empty string naming a device of application `{}`) is missing",
+            ctx.app
+        ),
+    }
 }
 
 /// `[<element with the missing attributes spliced in after its "{">]`, the rest untouched.
