@@ -223,7 +223,20 @@ fn ms(us: u64) -> String {
 /// The human table.
 pub fn print(s: &Summary) {
     println!();
-    println!(
+    if s.idle.is_some() {
+        println!(
+            "{} against {} ({}, {}) — {} | MQTT {} | held {:.0} s | {}",
+            s.scenario,
+            s.label,
+            s.target_kind,
+            s.target,
+            s.transport,
+            s.mqtt_version,
+            s.duration_s,
+            s.date
+        );
+    } else {
+        println!(
         "{} against {} ({}, {}) — {} → {} | MQTT {} QoS {} {} {} B | {} | rate {} | {:.0} s + {:.0} s warm-up | {}",
         s.scenario,
         s.label,
@@ -241,6 +254,7 @@ pub fn print(s: &Summary) {
         s.warmup_s,
         s.date,
     );
+    }
     let row = |k: &str, v: String| println!("  {k:<34} {v}");
     if let Some(i) = &s.idle {
         row(

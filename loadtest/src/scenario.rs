@@ -85,7 +85,8 @@ pub struct Common {
     /// (throughput is then what subscribers sustain, not what queues absorb).
     #[arg(long, default_value_t = 50_000)]
     max_lead: u64,
-    /// Events per HTTP ingest request (and at most per Kafka produce turn).
+    /// Events per HTTP ingest request (and at most per Kafka produce turn); capped so that a
+    /// request stays under 1 MB.
     #[arg(long, default_value_t = 500)]
     batch: usize,
     /// Client event-loop threads (connections are spread over them).
@@ -697,7 +698,8 @@ fn traffic(
                 device: c.device.clone(),
                 payload: c.payload,
                 rate: rate.map_or(0.0, |r| r as f64 / shared.producers as f64),
-                batch: c.batch.max(1),
+                // Stay under the service's default body limit (`http.max_body_size`, 1 MiB).
+                batch: c.batch.clamp(1, (1_000_000 / (c.payload + 128)).max(1)),
                 events: c.events,
                 max_lead: c.max_lead.max(1),
             };
