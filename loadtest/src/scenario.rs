@@ -803,7 +803,13 @@ fn traffic(
                         .iter()
                         .all(|p| p.load(Ordering::Relaxed) >= n)
                 }));
-        if now >= produce_end || (producers_done && c.events.is_some()) {
+        // Producers must have stopped (an HTTP request or a publisher turn in flight at the end
+        // of the phase still adds events) before "caught up" means anything.
+        let stopped = producers.iter().all(|h| h.is_finished())
+            && (producers_done || now >= produce_end + Duration::from_millis(200));
+        if stopped && (now >= produce_end || (producers_done && c.events.is_some())) {
+            let exp = expected();
+            let delivered = shared.delivered.load(Ordering::Relaxed);
             let caught_up = delivered >= exp;
             let stalled = now.duration_since(last_growth) > Duration::from_secs(2);
             if caught_up || stalled || now >= drain_end {
