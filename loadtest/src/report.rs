@@ -32,6 +32,8 @@ pub struct Summary {
     pub window_s: f64,
     pub produced: u64,
     pub produced_per_s: f64,
+    /// Events each producer sent, whole run.
+    pub produced_by_producer: Vec<u64>,
     /// Deliveries received inside the window, all subscribers.
     pub delivered: u64,
     pub delivered_per_s: f64,

@@ -428,6 +428,7 @@ pub fn run(kind: Kind, c: Common) -> i32 {
             .map(|p| p.load(Ordering::Relaxed))
             .collect();
         summary.produced = produced.iter().sum();
+        summary.produced_by_producer = produced.clone();
         for (p, &n) in produced.iter().enumerate() {
             for members in &pacing.groups_of_producer[p] {
                 let mut set = SeqSet::default();
