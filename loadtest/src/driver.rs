@@ -148,6 +148,8 @@ pub struct ThreadResult {
     pub connect: Histogram<u64>,
     pub first_connect_start: Option<Instant>,
     pub last_connack: Option<Instant>,
+    /// When the last PUBLISH arrived.
+    pub last_delivery: Option<Instant>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -221,6 +223,7 @@ pub fn run(
         connect: histogram(),
         first_connect_start: None,
         last_connack: None,
+        last_delivery: None,
         done: Vec::new(),
         ping_round: 0,
     };
@@ -238,6 +241,7 @@ pub fn run(
         connect: d.connect,
         first_connect_start: d.first_connect_start,
         last_connack: d.last_connack,
+        last_delivery: d.last_delivery,
     }
 }
 
@@ -249,6 +253,7 @@ impl ThreadResult {
             connect: histogram(),
             first_connect_start: None,
             last_connack: None,
+            last_delivery: None,
         }
     }
 }
@@ -265,6 +270,7 @@ struct Driver {
     connect: Histogram<u64>,
     first_connect_start: Option<Instant>,
     last_connack: Option<Instant>,
+    last_delivery: Option<Instant>,
     /// Results of subscribers whose connection ended.
     done: Vec<SubResult>,
     ping_round: u64,
@@ -651,6 +657,7 @@ impl Driver {
             c.rlen = 0;
         }
         if delivered > 0 {
+            self.last_delivery = Some(now);
             shared.delivered.fetch_add(delivered, Ordering::Relaxed);
             shared
                 .delivered_bytes

@@ -130,6 +130,12 @@ pub struct Common {
     /// target's port.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The service only, with --events: subscribe and leave, ingest --events per producer with
+    /// nobody reading, then reconnect the same client ids (their groups resume where they left)
+    /// and measure the drain: delivery alone, without the ingest in the way. Latency is not
+    /// measured (it would be the backlog's age).
+    #[arg(long)]
+    backlog: bool,
     /// A name for the target in the report (e.g. `mosquitto`).
     #[arg(long)]
     label: Option<String>,
@@ -181,7 +187,7 @@ struct Plan {
     idle: usize,
     rate: Option<u64>,
     duration: f64,
-    settings: Settings,
+    settings: Arc<Settings>,
 }
 
 pub fn run(kind: Kind, c: Common) -> i32 {
@@ -218,7 +224,7 @@ pub fn run(kind: Kind, c: Common) -> i32 {
         );
     }
     let mut sampler = server_pid.map(ProcSampler::new);
-    let settings = Arc::new(plan.settings);
+    let settings = plan.settings.clone();
     let producers = plan.producers;
     let shared = Arc::new(Shared::new(producers, plan.subs.len()));
     let control = Arc::new(Control::new());
@@ -231,51 +237,16 @@ pub fn run(kind: Kind, c: Common) -> i32 {
     // Connections, spread round-robin over the client threads.
     let run_id = crate::payload::now_us() % 1_000_000_000;
     let threads = c.threads.max(1);
-    let mut per_thread: Vec<Vec<Spec>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut index = 0;
-    let mut push = |role: Role, client_id: String| {
-        per_thread[index % threads].push(Spec {
-            index,
-            client_id,
-            role,
-        });
-        index += 1;
-    };
-    for (i, (app, filter)) in plan.subs.iter().enumerate() {
-        push(
-            Role::Sub {
-                sub: i,
-                app: *app,
-                filter: filter.clone(),
-            },
-            format!("lt{run_id}-s{i}"),
-        );
-    }
-    if plan.broker {
-        for p in 0..producers {
-            let app = &plan.apps[pacing.app_of_producer[p]];
-            push(
-                Role::Pub {
-                    producer: p,
-                    topic: format!("app/{app}"),
-                },
-                format!("lt{run_id}-p{p}"),
-            );
-        }
-    }
-    for i in 0..plan.idle {
-        push(Role::Idle, format!("lt{run_id}-i{i}"));
-    }
-    let total_conns = index as u64;
-    let handles: Vec<_> = per_thread
-        .into_iter()
-        .map(|specs| {
-            let (settings, shared, control) = (settings.clone(), shared.clone(), control.clone());
-            std::thread::spawn(move || driver::run(specs, settings, shared, control))
-        })
-        .collect();
-
+    let (per_thread, total_conns) = specs(&plan, &pacing, run_id, threads);
     let bar = progress_bar();
+    let mut phases = None;
+    if c.backlog {
+        phases = Some(fill_backlog(
+            &c, &plan, &bar, &pacing, &settings, &shared, &control, run_id, threads,
+        ));
+    }
+    let handles = spawn_drivers(per_thread, &settings, &shared, &control);
+
     let mut summary = Summary::new(plan.kind_name, &plan.label, &c, &plan.apps, plan.broker);
     summary.subscribers = plan.subs.len();
     summary.producers = producers;
@@ -339,6 +310,7 @@ pub fn run(kind: Kind, c: Common) -> i32 {
     } else {
         traffic(
             &c,
+            phases,
             &plan.apps,
             plan.broker,
             plan.duration,
@@ -391,6 +363,16 @@ pub fn run(kind: Kind, c: Common) -> i32 {
         latency_max_us: connect_hist.max(),
     };
 
+    // With --events (and --backlog) the window ends at the last delivery, to the microsecond.
+    if c.events.is_some() && plan.idle == 0 {
+        let go =
+            control.base + Duration::from_micros(control.warmup_end_us.load(Ordering::Relaxed));
+        if let Some(last) = results.iter().filter_map(|r| r.last_delivery).max() {
+            let end = control.base
+                + Duration::from_micros(control.produce_end_us.load(Ordering::Relaxed));
+            summary.window_s = last.min(end).saturating_duration_since(go).as_secs_f64();
+        }
+    }
     // Deliveries: per subscriber, per group (merged sets), latency.
     if plan.idle == 0 {
         let mut latency = crate::stats::histogram();
@@ -502,6 +484,9 @@ fn plan(kind: &Kind, c: &Common) -> Plan {
         exit_with(&format!(
             "{target} is not on 127.0.0.0/8: the rig only load-tests local servers"
         ));
+    }
+    if c.backlog && (broker || c.events.is_none() || matches!(kind, Kind::Idle { .. })) {
+        exit_with("--backlog needs the service as the target (no --target-broker), --events N, and a traffic scenario");
     }
     if broker && binary {
         exit_with("--mode binary is a CloudEvents mode of the service; a plain broker delivers the payload as it is");
@@ -623,7 +608,7 @@ fn plan(kind: &Kind, c: &Common) -> Plan {
         idle,
         rate,
         duration,
-        settings: Settings {
+        settings: Arc::new(Settings {
             transport,
             v5,
             qos: c.qos,
@@ -640,7 +625,7 @@ fn plan(kind: &Kind, c: &Common) -> Plan {
             connect_window: (c.connect_window / threads).max(1),
             connect_timeout: Duration::from_secs_f64(c.connect_timeout.max(0.1)),
             pacing,
-        },
+        }),
     }
 }
 
@@ -661,9 +646,166 @@ fn log_line(bar: &ProgressBar, msg: &str) {
     }
 }
 
+/// The connections of a run, spread round-robin over `threads`; and how many there are.
+fn specs(plan: &Plan, pacing: &Pacing, run_id: u64, threads: usize) -> (Vec<Vec<Spec>>, u64) {
+    let mut per_thread: Vec<Vec<Spec>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut index = 0;
+    let mut push = |role: Role, client_id: String| {
+        per_thread[index % threads].push(Spec {
+            index,
+            client_id,
+            role,
+        });
+        index += 1;
+    };
+    for (i, (app, filter)) in plan.subs.iter().enumerate() {
+        push(
+            Role::Sub {
+                sub: i,
+                app: *app,
+                filter: filter.clone(),
+            },
+            format!("lt{run_id}-s{i}"),
+        );
+    }
+    if plan.broker {
+        for p in 0..plan.producers {
+            let app = &plan.apps[pacing.app_of_producer[p]];
+            push(
+                Role::Pub {
+                    producer: p,
+                    topic: format!("app/{app}"),
+                },
+                format!("lt{run_id}-p{p}"),
+            );
+        }
+    }
+    for i in 0..plan.idle {
+        push(Role::Idle, format!("lt{run_id}-i{i}"));
+    }
+    (per_thread, index as u64)
+}
+
+fn spawn_drivers(
+    per_thread: Vec<Vec<Spec>>,
+    settings: &Arc<Settings>,
+    shared: &Arc<Shared>,
+    control: &Arc<Control>,
+) -> Vec<std::thread::JoinHandle<ThreadResult>> {
+    per_thread
+        .into_iter()
+        .map(|specs| {
+            let (settings, shared, control) = (settings.clone(), shared.clone(), control.clone());
+            std::thread::spawn(move || driver::run(specs, settings, shared, control))
+        })
+        .collect()
+}
+
+/// `--backlog`: the subscribers subscribe (their groups start at the end of the log) and leave;
+/// the producers ingest `--events` each with nobody reading. Returns the phases of the drain that
+/// follows (set before the subscribers come back, so that everything they receive is measured).
+#[allow(clippy::too_many_arguments)]
+fn fill_backlog(
+    c: &Common,
+    plan: &Plan,
+    bar: &ProgressBar,
+    pacing: &Arc<Pacing>,
+    settings: &Arc<Settings>,
+    shared: &Arc<Shared>,
+    control: &Arc<Control>,
+    run_id: u64,
+    threads: usize,
+) -> (Instant, Instant, Instant) {
+    let first = Arc::new(Shared::new(shared.producers, plan.subs.len()));
+    let first_control = Arc::new(Control::new());
+    let (per_thread, _) = specs(plan, pacing, run_id, threads);
+    let handles = spawn_drivers(per_thread, settings, &first, &first_control);
+    let started = Instant::now();
+    while (first.subscribed.load(Ordering::Relaxed) as usize) < plan.subs.len() {
+        bar.set_message(format!(
+            "backlog: subscribing {}/{}",
+            first.subscribed.load(Ordering::Relaxed),
+            plan.subs.len()
+        ));
+        let failed = first.connect_failed.load(Ordering::Relaxed);
+        if failed > 0 || started.elapsed() > Duration::from_secs_f64(c.connect_timeout + 5.0) {
+            let e = first.first_error.lock().map(|e| e.clone()).unwrap_or(None);
+            exit_with(&format!(
+                "backlog: the subscribers could not subscribe: {}",
+                e.unwrap_or_else(|| "timed out".into())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first_control.stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        let _ = h.join();
+    }
+    // Let the service notice the subscribers are gone before events arrive.
+    std::thread::sleep(Duration::from_millis(500));
+    let go = Instant::now();
+    control.set_phases(go, go, go + Duration::from_secs(3600));
+    let per_producer = c.events.unwrap_or(0);
+    let mut producers = Vec::new();
+    for p in 0..shared.producers {
+        let app = plan.apps[pacing.app_of_producer[p]].clone();
+        let sink = source_sink(c, &app);
+        let plan = ProducerPlan {
+            producer: p,
+            app,
+            device: c.device.clone(),
+            payload: c.payload,
+            rate: 0.0,
+            batch: c.batch.clamp(1, (1_000_000 / (c.payload + 128)).max(1)),
+            events: Some(per_producer),
+            max_lead: u64::MAX,
+        };
+        let (pacing, shared, control) = (pacing.clone(), shared.clone(), control.clone());
+        producers.push(std::thread::spawn(move || {
+            producer::run(plan, sink, pacing, shared, control)
+        }));
+    }
+    while !producers.iter().all(|h| h.is_finished()) {
+        let msg = format!(
+            "backlog: ingested {}/{} with nobody reading",
+            shared.produced_total(),
+            per_producer * shared.producers as u64
+        );
+        bar.set_message(msg.clone());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for h in producers {
+        if let Ok(Err(e)) = h.join() {
+            exit_with(&format!("backlog: {e}"));
+        }
+    }
+    eprintln!(
+        "backlog: {} events ingested in {:.1} s; the subscribers come back and drain them",
+        shared.produced_total(),
+        go.elapsed().as_secs_f64()
+    );
+    let go = Instant::now();
+    let end = go + Duration::from_secs_f64(c.drain.max(1.0) + 120.0);
+    control.set_phases(go, go, end);
+    (go, go, end)
+}
+
+fn source_sink(c: &Common, app: &str) -> Sink {
+    if c.source == "kafka" {
+        match Sink::kafka(&c.bootstrap, app, &c.device) {
+            Ok(s) => s,
+            Err(e) => exit_with(&e),
+        }
+    } else {
+        let user = c.username.as_deref().zip(c.password.as_deref());
+        Sink::http(&c.http, app, user)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn traffic(
     c: &Common,
+    phases: Option<(Instant, Instant, Instant)>,
     apps: &[String],
     broker: bool,
     duration: f64,
@@ -676,23 +818,19 @@ fn traffic(
     rows: &mut Vec<Row>,
     summary: &mut Summary,
 ) -> i32 {
-    let go = Instant::now();
-    let warmup_end = go + Duration::from_secs_f64(c.warmup.max(0.0));
-    let produce_end = warmup_end + Duration::from_secs_f64(duration.max(0.1));
-    control.set_phases(go, warmup_end, produce_end);
+    let (go, warmup_end, produce_end) = phases.unwrap_or_else(|| {
+        let go = Instant::now();
+        let warmup_end = go + Duration::from_secs_f64(c.warmup.max(0.0));
+        let produce_end = warmup_end + Duration::from_secs_f64(duration.max(0.1));
+        control.set_phases(go, warmup_end, produce_end);
+        (go, warmup_end, produce_end)
+    });
     let mut producers = Vec::new();
-    if !broker {
+    // With --backlog the events are already in the log: the subscribers only drain.
+    if !broker && phases.is_none() {
         for p in 0..shared.producers {
             let app = apps[pacing.app_of_producer[p]].clone();
-            let sink = if c.source == "kafka" {
-                match Sink::kafka(&c.bootstrap, &app, &c.device) {
-                    Ok(s) => s,
-                    Err(e) => exit_with(&e),
-                }
-            } else {
-                let user = c.username.as_deref().zip(c.password.as_deref());
-                Sink::http(&c.http, &app, user)
-            };
+            let sink = source_sink(c, &app);
             let plan = ProducerPlan {
                 producer: p,
                 app,
