@@ -51,6 +51,8 @@ pub struct Settings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub payload: usize,
+    /// The data is binary and arrives base64-encoded in structured events (`--data binary`).
+    pub data_base64: bool,
     /// Per publisher, events/s; 0 = as fast as the server takes them.
     pub pub_rate: f64,
     pub events_per_producer: Option<u64>,
@@ -569,7 +571,12 @@ impl Driver {
                         r.window_bytes += p.payload.len() as u64;
                         delivered_bytes += p.payload.len() as u64;
                     }
-                    match payload::find(p.payload) {
+                    let marker = if self.settings.data_base64 {
+                        payload::find_base64(p.payload, self.settings.payload)
+                    } else {
+                        payload::find(p.payload)
+                    };
+                    match marker {
                         Some(m)
                             if (m.producer as usize) < r.seqs.len()
                                 && self.settings.pacing.app_of_producer[m.producer as usize]

@@ -86,6 +86,24 @@ pub fn find(payload: &[u8]) -> Option<Marker> {
     })
 }
 
+/// Finds the marker of `data_len` bytes of data carried base64-encoded at the end of a
+/// structured event (`…,"data_base64":"<base64>"}`): decodes only the last few base64 groups.
+pub fn find_base64(payload: &[u8], data_len: usize) -> Option<Marker> {
+    use base64::Engine;
+    let b64_len = data_len.div_ceil(3) * 4;
+    let end = payload.len().checked_sub(2)?;
+    let start = end.checked_sub(b64_len)?;
+    // The last 32 groups (96 data bytes) hold the marker.
+    let groups = (b64_len / 4).min(32);
+    let from = end - groups * 4;
+    debug_assert!(from >= start);
+    let mut out = [0u8; 96];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(&payload[from..end], &mut out)
+        .ok()?;
+    find(&out[..n])
+}
+
 /// Microseconds since the Unix epoch (the clock both ends of a loopback test share).
 pub fn now_us() -> u64 {
     SystemTime::now()
@@ -116,6 +134,20 @@ mod tests {
         event.push(b'}');
         assert_eq!(find(&event), Some(m));
         assert_eq!(find(b"{}"), None);
+        use base64::Engine;
+        for size in [256, 257, 258, 4096] {
+            let mut t = Template::new(size);
+            let data = t.stamp(3, 42, 1_764_340_000_123_456).to_vec();
+            let mut event = br#"{"id":"x","data_base64":""#.to_vec();
+            event.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&data)
+                    .as_bytes(),
+            );
+            event.extend_from_slice(b"\"}");
+            assert_eq!(find(&event), None);
+            assert_eq!(find_base64(&event, size), Some(m), "size {size}");
+        }
         assert_eq!(Template::new(1).len(), MIN_SIZE);
     }
 }

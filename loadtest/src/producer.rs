@@ -39,6 +39,8 @@ pub struct ProducerPlan {
     pub batch: usize,
     pub events: Option<u64>,
     pub max_lead: u64,
+    /// Send the data as application/octet-stream (`data_base64` in the ingest batch).
+    pub binary_data: bool,
 }
 
 impl Sink {
@@ -122,11 +124,26 @@ pub fn run(
                     }
                     body.extend_from_slice(b"{\"device\":\"");
                     body.extend_from_slice(plan.device.as_bytes());
-                    body.extend_from_slice(
-                        b"\",\"subject\":\"load\",\"datacontenttype\":\"application/json\",\"data\":",
-                    );
-                    body.extend_from_slice(template.stamp(p as u32, seq + i, sent_us));
-                    body.push(b'}');
+                    let data = template.stamp(p as u32, seq + i, sent_us);
+                    if plan.binary_data {
+                        use base64::Engine;
+                        body.extend_from_slice(
+                            b"\",\"subject\":\"load\",\"datacontenttype\":\"application/octet-stream\",\"data_base64\":\"",
+                        );
+                        let at = body.len();
+                        body.resize(at + data.len().div_ceil(3) * 4, 0);
+                        let n = base64::engine::general_purpose::STANDARD
+                            .encode_slice(data, &mut body[at..])
+                            .unwrap_or(0);
+                        body.truncate(at + n);
+                        body.extend_from_slice(b"\"}");
+                    } else {
+                        body.extend_from_slice(
+                            b"\",\"subject\":\"load\",\"datacontenttype\":\"application/json\",\"data\":",
+                        );
+                        body.extend_from_slice(data);
+                        body.push(b'}');
+                    }
                 }
                 body.push(b']');
                 let mut req = agent
@@ -158,7 +175,14 @@ pub fn run(
                         .insert(header("ce_subject", "load"))
                         .insert(header("ce_application", &plan.app))
                         .insert(header("ce_device", &plan.device))
-                        .insert(header("content-type", "application/json"));
+                        .insert(header(
+                            "content-type",
+                            if plan.binary_data {
+                                "application/octet-stream"
+                            } else {
+                                "application/json"
+                            },
+                        ));
                     let data = template.stamp(p as u32, seq + i, sent_us);
                     let mut record = BaseRecord::to(topic)
                         .key(plan.device.as_str())

@@ -37,7 +37,10 @@ pub struct Summary {
     /// Deliveries received inside the window, all subscribers.
     pub delivered: u64,
     pub delivered_per_s: f64,
+    /// Event data bytes (--payload per delivery), whatever the encoding on the wire.
     pub delivered_bytes_per_s: f64,
+    /// PUBLISH payload bytes as received (structured JSON, base64, …).
+    pub delivered_wire_bytes_per_s: f64,
     /// Deliveries over the whole run (warm-up and drain included).
     pub delivered_all: u64,
     pub per_subscriber_per_s: Spread,
@@ -322,8 +325,12 @@ pub fn print(s: &Summary) {
         );
         row("delivered events/s (total)", num(s.delivered_per_s));
         row(
-            "delivered data MB/s",
-            format!("{:.1}", s.delivered_bytes_per_s / 1e6),
+            "data MB/s (payloads on the wire)",
+            format!(
+                "{:.1} ({:.1})",
+                s.delivered_bytes_per_s / 1e6,
+                s.delivered_wire_bytes_per_s / 1e6
+            ),
         );
         let p = s.per_subscriber_per_s;
         row(

@@ -59,6 +59,11 @@ pub struct Common {
     /// CloudEvents content mode: structured or binary (binary needs MQTT 5; the service only).
     #[arg(long, default_value = "structured")]
     mode: String,
+    /// Event data: `json` (datacontenttype application/json: structured mode embeds it as JSON)
+    /// or `binary` (application/octet-stream, ingested as `data_base64`: structured mode carries
+    /// it base64-encoded, binary mode as it is). The service only.
+    #[arg(long, default_value = "json")]
+    data: String,
     /// Bytes of event data (JSON with the send-time/sequence marker at its end; at least 49).
     #[arg(long, default_value_t = 256)]
     payload: usize,
@@ -401,7 +406,8 @@ pub fn run(kind: Kind, c: Common) -> i32 {
         summary.delivered_all = subs.iter().map(|s| s.total).sum();
         if window > 0.0 {
             summary.delivered_per_s = window_count as f64 / window;
-            summary.delivered_bytes_per_s = window_bytes as f64 / window;
+            summary.delivered_bytes_per_s = (window_count * c.payload as u64) as f64 / window;
+            summary.delivered_wire_bytes_per_s = window_bytes as f64 / window;
         }
         summary.foreign = subs.iter().map(|s| s.foreign).sum();
         let produced: Vec<u64> = shared
@@ -487,6 +493,9 @@ fn plan(kind: &Kind, c: &Common) -> Plan {
     }
     if c.backlog && (broker || c.events.is_none() || matches!(kind, Kind::Idle { .. })) {
         exit_with("--backlog needs the service as the target (no --target-broker), --events N, and a traffic scenario");
+    }
+    if !matches!(c.data.as_str(), "json" | "binary") || (broker && c.data != "json") {
+        exit_with("--data must be json or binary (binary: the service only)");
     }
     if broker && binary {
         exit_with("--mode binary is a CloudEvents mode of the service; a plain broker delivers the payload as it is");
@@ -618,6 +627,7 @@ fn plan(kind: &Kind, c: &Common) -> Plan {
             username: c.username.clone(),
             password: c.password.clone(),
             payload: c.payload,
+            data_base64: c.data == "binary" && !binary,
             pub_rate: rate.map_or(0.0, |r| r as f64 / producers.max(1) as f64),
             events_per_producer: c.events,
             max_lead: c.max_lead.max(1),
@@ -756,9 +766,10 @@ fn fill_backlog(
             device: c.device.clone(),
             payload: c.payload,
             rate: 0.0,
-            batch: c.batch.clamp(1, (1_000_000 / (c.payload + 128)).max(1)),
+            batch: batch_size(c),
             events: Some(per_producer),
             max_lead: u64::MAX,
+            binary_data: c.data == "binary",
         };
         let (pacing, shared, control) = (pacing.clone(), shared.clone(), control.clone());
         producers.push(std::thread::spawn(move || {
@@ -788,6 +799,17 @@ fn fill_backlog(
     let end = go + Duration::from_secs_f64(c.drain.max(1.0) + 120.0);
     control.set_phases(go, go, end);
     (go, go, end)
+}
+
+/// Events per ingest request: --batch, kept under the service's default body limit
+/// (`http.max_body_size`, 1 MiB) whatever the payload and its encoding.
+fn batch_size(c: &Common) -> usize {
+    let data = if c.data == "binary" {
+        c.payload.div_ceil(3) * 4
+    } else {
+        c.payload
+    };
+    c.batch.clamp(1, (1_000_000 / (data + 160)).max(1))
 }
 
 fn source_sink(c: &Common, app: &str) -> Sink {
@@ -838,9 +860,10 @@ fn traffic(
                 payload: c.payload,
                 rate: rate.map_or(0.0, |r| r as f64 / shared.producers as f64),
                 // Stay under the service's default body limit (`http.max_body_size`, 1 MiB).
-                batch: c.batch.clamp(1, (1_000_000 / (c.payload + 128)).max(1)),
+                batch: batch_size(c),
                 events: c.events,
                 max_lead: c.max_lead.max(1),
+                binary_data: c.data == "binary",
             };
             let (pacing, shared, control) = (pacing.clone(), shared.clone(), control.clone());
             producers.push(std::thread::spawn(move || {
@@ -865,7 +888,15 @@ fn traffic(
     let drain_end = produce_end + Duration::from_secs_f64(c.drain.max(0.0));
     let mut next = go + Duration::from_secs(1);
     let mut code = 0;
+    // QoS 0 subscribers send nothing on their own: without PINGREQs a server closes them after
+    // 1.5 × Keep Alive (MQTT 3.1.2.10), which a soak outlasts.
+    let ping_every = Duration::from_secs(u64::from(c.keep_alive / 2).max(1));
+    let mut next_ping = Instant::now() + ping_every;
     loop {
+        if c.keep_alive > 0 && Instant::now() >= next_ping {
+            next_ping += ping_every;
+            control.ping_round.fetch_add(1, Ordering::SeqCst);
+        }
         let now = Instant::now();
         if next > now {
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
