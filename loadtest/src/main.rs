@@ -1,24 +1,38 @@
-//! `loadtest`: drives a running mqtt-integration with real MQTT subscribers and reports delivered
-//! events per second and end-to-end latency.
+//! `loadtest`: drives mqtt-integration — or any MQTT broker, for comparison — with real MQTT
+//! clients and reports delivered events/s, end-to-end latency (HdrHistogram), gaps and
+//! duplicates, connect rate and the server's RSS and CPU.
 //!
 //! Scenarios (subcommands):
-//! - `fanout`: HTTP batch ingest → one application → S subscribers (any backend).
-//! - `kafka`: records produced straight to the application's Kafka topic; a bare rdkafka consumer
-//!   reads them as the baseline, then S subscribers read the same kind of records through the
-//!   service (`backend.kind = "kafka"`).
+//! - `fanout`: P producers → one application → S subscribers, each its own consumer group.
+//! - `shared`: S subscribers in G `$share` groups; each event must reach each group once.
+//! - `apps`: A applications, each with its producer and subscribers.
+//! - `idle`: N connections held open with keep-alive; RSS per connection, connect rate.
+//! - `soak`: a steady rate for a long time; RSS and lag over time.
+//! - `kafka`: the service's Kafka path against a bare rdkafka consumer (its own knobs).
 //!
-//! Subscribers are plain TCP clients that use the service's own codec to frame packets, so the
-//! client side costs little next to the server.
+//! Event sources: the service's HTTP batch ingest (default), Kafka (`--source kafka`), or, with
+//! `--target-broker HOST:PORT`, MQTT publishers to a plain broker (Mosquitto, rumqttd), so the
+//! same measurements run against it. The client side is one mio event loop per `--threads`
+//! thread with many connections each, parses PUBLISHes in place and allocates nothing per
+//! message. See `loadtest/compare` for the side-by-side run.
 
-mod fanout;
+mod driver;
 mod kafka;
+mod net;
+mod payload;
+mod plot;
+mod producer;
+mod report;
+mod scenario;
+mod stats;
 mod subscriber;
+mod wire;
 
 use clap::{Parser, Subcommand};
 
-/// Load-test rig for mqtt-integration.
+/// Load-test rig for mqtt-integration (and, for comparison, any MQTT broker).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -26,9 +40,43 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Scenario {
-    /// Fan-out: one producer (HTTP batch ingest) → one application → S subscribers, each its own
-    /// consumer group. Works with either backend.
-    Fanout(fanout::Args),
+    /// Fan-out: P producers → one application → S subscribers (default 1 → 10), each its own
+    /// consumer group (its own client id).
+    Fanout(scenario::Common),
+    /// Shared groups: S subscribers (default 10) in G `$share/<g>/app/<app>` groups (default 2);
+    /// checks every event reaches every group exactly once.
+    Shared {
+        #[command(flatten)]
+        common: scenario::Common,
+        /// Number of shared groups the subscribers are spread over.
+        #[arg(long, default_value_t = 2)]
+        groups: usize,
+    },
+    /// Many applications: A applications `<app>-1` … `<app>-A`, each with one producer and
+    /// S/A subscribers (default S = A). The service's config must list them (`loadtest/compare`
+    /// writes one).
+    Apps {
+        #[command(flatten)]
+        common: scenario::Common,
+        /// Number of applications.
+        #[arg(long, default_value_t = 10)]
+        apps: usize,
+    },
+    /// Idle-connection scale: N connections (default 19,000) held with keep-alive, each
+    /// answering PINGREQ; reports connect rate and the server's RSS per connection.
+    Idle {
+        #[command(flatten)]
+        common: scenario::Common,
+        /// Connections to hold (capped by the open-files limit, with a message).
+        #[arg(long, default_value_t = 19_000)]
+        connections: usize,
+        /// Seconds between PINGREQ rounds (every connection pings once per round).
+        #[arg(long, default_value_t = 5.0)]
+        ping_interval: f64,
+    },
+    /// Soak: a steady rate (default 10,000 events/s) for a long time (default 300 s), RSS, CPU,
+    /// lag and latency sampled every second into the report (and the plot).
+    Soak(scenario::Common),
     /// Kafka: events/s through the service vs a bare rdkafka consumer on the same topic, and
     /// produce-to-MQTT latency. Needs the service running with `backend.kind = "kafka"` on the
     /// same broker.
@@ -36,17 +84,37 @@ enum Scenario {
 }
 
 fn main() {
-    match Cli::parse().scenario {
-        Scenario::Fanout(args) => fanout::run(args),
-        Scenario::Kafka(args) => kafka::run(args),
-    }
+    let code = match Cli::parse().scenario {
+        Scenario::Fanout(c) => scenario::run(scenario::Kind::Fanout, c),
+        Scenario::Shared { common, groups } => {
+            scenario::run(scenario::Kind::Shared { groups }, common)
+        }
+        Scenario::Apps { common, apps } => scenario::run(scenario::Kind::Apps { apps }, common),
+        Scenario::Idle {
+            common,
+            connections,
+            ping_interval,
+        } => scenario::run(
+            scenario::Kind::Idle {
+                connections,
+                ping_interval,
+            },
+            common,
+        ),
+        Scenario::Soak(c) => scenario::run(scenario::Kind::Soak, c),
+        Scenario::Kafka(args) => {
+            kafka::run(args);
+            0
+        }
+    };
+    std::process::exit(code);
 }
 
 /// `--mqtt-version` and `--mode`, shared by the scenarios: (MQTT 5?, binary mode?).
 fn mqtt_choice(version: &str, mode: &str) -> (bool, bool) {
     let v5 = match version {
         "5" => true,
-        "311" | "3.1.1" => false,
+        "311" | "3.1.1" | "4" => false,
         other => exit_with(&format!("--mqtt-version must be 5 or 311, not `{other}`")),
     };
     let binary = match mode {
