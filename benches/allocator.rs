@@ -1,5 +1,8 @@
-//! Why the binary uses mimalloc: the allocation pattern of the delivery path, with glibc's
-//! malloc (`System`) and with mimalloc, through the same `GlobalAlloc` calls.
+//! Whether the binary should use mimalloc: the allocation pattern of the delivery path, with
+//! glibc's malloc (`System`) and with mimalloc, through the same `GlobalAlloc` calls. (It does
+//! not: mimalloc wins here by 3.5x, but held 0.5-0.9 KiB more RSS per idle connection in
+//! `loadtest idle`, and the end-to-end throughput difference was within this machine's noise;
+//! see README, Performance.)
 //!
 //! A backend thread decodes a record into a dozen small allocations (attribute strings, the
 //! event, the shared record) and hands batches to a shard thread, which frees them after the

@@ -10,11 +10,6 @@ use mqtt_integration::server::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
-/// Records are allocated on backend threads and freed on shard threads; mimalloc's per-thread
-/// heaps with deferred remote frees cost a fraction of glibc's arena locking there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -583,6 +583,24 @@ impl Session {
         &mut self.out
     }
 
+    /// Frees buffers that are empty (called now and then by the shell, so that idle
+    /// connections hold no capacity a burst left behind).
+    pub fn trim(&mut self) {
+        fn trim_deque<T>(q: &mut VecDeque<T>) {
+            if q.is_empty() && q.capacity() > 0 {
+                *q = VecDeque::new();
+            }
+        }
+        trim_deque(&mut self.events);
+        trim_deque(&mut self.pending);
+        trim_deque(&mut self.inbound);
+        trim_deque(&mut self.subacks);
+        if self.awaiting_rel.is_empty() && self.awaiting_rel.capacity() > 0 {
+            self.awaiting_rel = HashSet::new();
+        }
+        self.out.trim();
+    }
+
     /// Delivery cost released by the session itself (dropped or discarded deliveries).
     pub fn take_released(&mut self) -> u64 {
         std::mem::take(&mut self.released)

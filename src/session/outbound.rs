@@ -127,6 +127,21 @@ impl OutQueue {
         released
     }
 
+    /// Frees the buffers of an empty queue (an idle connection keeps none).
+    pub fn trim(&mut self) {
+        if self.is_empty() {
+            if self.tail.capacity() > 0 {
+                self.tail = BytesMut::new();
+            }
+            if self.chunks.capacity() > 0 {
+                self.chunks = VecDeque::new();
+            }
+            if self.costs.is_empty() && self.costs.capacity() > 0 {
+                self.costs = VecDeque::new();
+            }
+        }
+    }
+
     /// Releases every outstanding cost (the connection is going away).
     pub fn release_all(&mut self) -> u32 {
         let total = self
@@ -166,6 +181,21 @@ mod tests {
             released += q.consume(written);
         }
         (out, released)
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_its_buffers_back() {
+        let mut q = OutQueue::default();
+        q.tail().extend_from_slice(&[7u8; 300]);
+        q.commit_tail(300);
+        q.charge_here(10);
+        q.trim();
+        assert_eq!(q.len(), 300, "trim keeps what is queued");
+        assert_eq!(q.consume(300), 10);
+        q.trim();
+        assert!(q.is_empty());
+        assert_eq!(q.tail.capacity(), 0);
+        assert_eq!(q.costs.capacity(), 0);
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub struct Shard {
     id: u16,
     poll: Poll,
     listeners: Vec<(TcpListener, Arc<ListenerSpec>)>,
-    conns: Slab<Connection>,
+    /// Boxed: the slab grows by doubling, and an idle connection should cost its own size, not
+    /// up to twice that in spare slots.
+    conns: Slab<Box<Connection>>,
     generation: u32,
     ctx: Arc<ShardContext>,
     link: ShardLink,
@@ -228,7 +230,7 @@ impl Shard {
             return;
         }
         let protocol = spec.protocol();
-        entry.insert(Connection {
+        entry.insert(Box::new(Connection {
             id,
             transport,
             protocol,
@@ -242,7 +244,7 @@ impl Shard {
             reject_at: None,
             read_paused: false,
             dirty: false,
-        });
+        }));
         self.ctx.metrics.connection_opened(protocol);
     }
 
@@ -561,6 +563,7 @@ impl Shard {
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
         self.conns
             .get_mut(id.slot as usize)
+            .map(|c| &mut **c)
             .filter(|c| c.id.generation == id.generation)
     }
 
@@ -586,6 +589,12 @@ impl Shard {
             if conn.session.poll_timeout().is_some_and(|t| now >= t) {
                 conn.session.handle_timeout(now);
                 expired.push(slot);
+            }
+            // Buffers a burst left behind go back: thousands of idle connections should
+            // cost their structs only.
+            conn.session.trim();
+            if conn.inbuf.is_empty() && conn.inbuf.capacity() > 0 {
+                conn.inbuf = BytesMut::new();
             }
         }
         for slot in expired {
