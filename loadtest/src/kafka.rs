@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
     /// Extra librdkafka settings for the bare consumer, KEY=VALUE, repeatable (defaults: the
-    /// service's consumer settings fetch.wait.max.ms=100, queued.max.messages.kbytes=8192).
+    /// service's consumer settings fetch.wait.max.ms=100, queued.max.messages.kbytes=8192, fetch.queue.backoff.ms=10).
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
     consumer_properties: Vec<String>,
     /// Phase B (live only): a bare rdkafka consumer also reads the records while the service
@@ -594,7 +594,8 @@ fn bare_read(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "100")
-        .set("queued.max.messages.kbytes", "8192");
+        .set("queued.max.messages.kbytes", "8192")
+        .set("fetch.queue.backoff.ms", "10");
     for kv in &args.consumer_properties {
         let Some((k, v)) = kv.split_once('=') else {
             exit_with(&format!("--consumer-property `{kv}` is not KEY=VALUE"));
