@@ -74,6 +74,42 @@ impl Record {
             .as_ref()
     }
 
+    /// An estimate of the memory this record holds once delivered: the struct, each attribute
+    /// string with the allocator's per-allocation overhead, the data, and the two encodings
+    /// deliveries cache on it (structured JSON ≈ data + attributes + slack; binary-mode user
+    /// properties ≈ attributes). The embedded log's `retention_bytes` counts this, so that it
+    /// bounds memory, not just payload bytes (a 256-byte event from the HTTP ingest measured
+    /// ~3.6 KiB of RSS while retained, against a delivery cost of ~600 bytes).
+    pub fn footprint(&self) -> u64 {
+        /// Per heap allocation: the allocator's header and size-class rounding.
+        const ALLOC: usize = 32;
+        let e = &self.event;
+        let mut attrs = e.id.len() + e.source.len() + e.ty.len();
+        let mut allocs = 3 + 4; // the three required strings; the Arc, the extension vector, two caches
+        for s in [&e.subject, &e.time, &e.datacontenttype, &e.dataschema]
+            .into_iter()
+            .flatten()
+        {
+            attrs += s.len();
+            allocs += 1;
+        }
+        for (name, value) in &e.extensions {
+            attrs += name.len();
+            allocs += 1;
+            if let crate::cloudevents::ExtensionValue::String(v) = value {
+                attrs += v.len();
+                allocs += 1;
+            }
+        }
+        let structs = std::mem::size_of::<Record>()
+            + e.extensions.capacity()
+                * std::mem::size_of::<(String, crate::cloudevents::ExtensionValue)>();
+        // Data once as received, once more inside the structured encoding (+ its 384-byte
+        // slack), attributes in the event and in each encoding, the properties' 256 bytes.
+        let estimate = structs + allocs * ALLOC + 2 * e.data.len() + 384 + 3 * attrs + 256;
+        estimate as u64
+    }
+
     /// What a delivery of this record costs a connection's byte credit (an estimate of the
     /// PUBLISH size, before it is encoded).
     pub fn cost(&self) -> u32 {

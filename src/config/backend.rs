@@ -58,7 +58,8 @@ pub struct EmbeddedConfig {
     /// Events kept per application log before the oldest are dropped. Raise it to let
     /// subscribers fall further behind without losing events.
     pub retention_events: u64,
-    /// Bytes kept per application log before the oldest events are dropped; the memory bound.
+    /// Memory kept per application log before the oldest events are dropped: each retained
+    /// event counts its estimated footprint (`Record::footprint`), so this bounds memory.
     pub retention_bytes: u64,
     /// Threads that read the log for consumer groups; 0 = one per core.
     pub consumer_threads: usize,

@@ -55,12 +55,12 @@ impl CommandLog {
             *next = offset + 1;
         }
         let record = Arc::new(Record::new(event, partition, offset));
-        st.bytes += u64::from(record.cost());
+        st.bytes += record.footprint();
         st.records.push_back(record);
         while st.records.len() > 1 && self.exceeded(&st) {
             if let Some(old) = st.records.pop_front() {
                 st.first_seq += 1;
-                st.bytes = st.bytes.saturating_sub(u64::from(old.cost()));
+                st.bytes = st.bytes.saturating_sub(old.footprint());
             }
         }
         (partition, offset)

@@ -88,12 +88,12 @@ impl Partition {
         let mut seg = self.segment.write();
         let offset = seg.first + seg.records.len() as u64;
         let record = Arc::new(Record::new(event, self.id, offset));
-        seg.bytes += u64::from(record.cost());
+        seg.bytes += record.footprint();
         seg.records.push_back(record);
         while seg.records.len() > 1 && self.retention.exceeded(seg.records.len(), seg.bytes) {
             if let Some(old) = seg.records.pop_front() {
                 seg.first += 1;
-                seg.bytes = seg.bytes.saturating_sub(u64::from(old.cost()));
+                seg.bytes = seg.bytes.saturating_sub(old.footprint());
             }
         }
         // Published inside the lock, after the record: a reader that sees this end finds it.
@@ -192,7 +192,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(p.read(2, 100, &mut out), Read { from: 7, count: 3 });
 
-        let cost = u64::from(Record::new(event(100), 0, 0).cost());
+        let cost = Record::new(event(100), 0, 0).footprint();
         let p = Partition::new(
             0,
             Retention {
