@@ -80,8 +80,22 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    create_topic_with(bootstrap, &[], topic, partitions)
+}
+
+/// A client configuration for `bootstrap` with extra librdkafka `props` (security settings).
+pub fn client_config(bootstrap: &str, props: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in props {
+        c.set(*k, *v);
+    }
+    c
+}
+
+/// [`create_topic`] through a client with extra librdkafka `props`.
+pub fn create_topic_with(bootstrap: &str, props: &[(&str, &str)], topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, props)
         .create()
         .expect("admin client");
     let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -90,7 +104,7 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         x.unwrap_or_else(|(n, e)| panic!("cannot create topic {n}: {e}"));
     }
     // Wait until the metadata shows every partition with a leader.
-    let p = producer(bootstrap);
+    let p = producer_with(bootstrap, props);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(md) = p
@@ -115,8 +129,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 }
 
 pub fn producer(bootstrap: &str) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    producer_with(bootstrap, &[])
+}
+
+/// [`producer`] with extra librdkafka `props`.
+pub fn producer_with(bootstrap: &str, props: &[(&str, &str)]) -> BaseProducer {
+    client_config(bootstrap, props)
         .set("linger.ms", "0")
         .set("message.timeout.ms", "60000")
         .create()
@@ -200,8 +218,18 @@ pub fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8], headers: O
 
 /// Reads `topic` from the beginning until `n` records arrived or `timeout` passed.
 pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    read_topic_with(bootstrap, &[], topic, n, timeout)
+}
+
+/// [`read_topic`] through a consumer with extra librdkafka `props`.
+pub fn read_topic_with(
+    bootstrap: &str,
+    props: &[(&str, &str)],
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let c: BaseConsumer = client_config(bootstrap, props)
         .set("enable.partition.eof", "false")
         .set("group.id", unique("reader"))
         .create()
@@ -240,6 +268,14 @@ pub struct Unready {
     pub child: std::process::Child,
     pub http: std::net::SocketAddr,
     _dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+impl Unready {
+    /// What the service logged (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Unready {
@@ -259,17 +295,19 @@ pub fn start_unready(extra: &str, apps: &str) -> Unready {
     );
     let path = dir.path().join("config.toml");
     std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("service.log");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-integration"))
         .arg("--config")
         .arg(&path)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let u = Unready {
         child,
         http,
         _dir: dir,
+        log,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(http).is_err() {

@@ -38,10 +38,23 @@ impl Done {
     }
 }
 
-/// Calls each record's completion from its delivery report.
-pub struct DeliveryContext;
+/// Calls each record's completion from its delivery report, and keeps librdkafka's last
+/// global error (an authentication or TLS failure) for the readiness probe's message.
+#[derive(Default)]
+pub struct DeliveryContext {
+    last_error: parking_lot::Mutex<Option<String>>,
+}
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!("librdkafka: {error}: {reason}");
+        let mut last = self.last_error.lock();
+        // "All brokers down" follows the failure that caused it: keep the cause.
+        if last.is_none() || error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            *last = Some(format!("{error}: {reason}"));
+        }
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Done>;
@@ -85,7 +98,7 @@ impl KafkaProducer {
                 ("topic.metadata.propagation.max.ms", "5000"),
             ],
         )
-        .create_with_context(DeliveryContext)?;
+        .create_with_context(DeliveryContext::default())?;
         let ready = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         // Readiness: a metadata request every few seconds on a thread of its own, so `ready()`
@@ -95,18 +108,27 @@ impl KafkaProducer {
         std::thread::Builder::new()
             .name("kafka-ready".into())
             .spawn(move || {
+                // The first failure is logged too (not only a change): a service that never
+                // reached Kafka says so, with librdkafka's error (e.g. an authentication failure).
+                let mut first = true;
                 while !s.load(Ordering::Acquire) {
-                    let ok = client
-                        .client()
-                        .fetch_metadata(None, Duration::from_secs(2))
-                        .is_ok_and(|md| !md.brokers().is_empty());
-                    if r.swap(ok, Ordering::AcqRel) != ok {
-                        if ok {
-                            tracing::info!("Kafka is reachable");
-                        } else {
-                            tracing::warn!("Kafka is not reachable");
-                        }
+                    let md = client.client().fetch_metadata(None, Duration::from_secs(2));
+                    let ok = md.as_ref().is_ok_and(|md| !md.brokers().is_empty());
+                    // The metadata error alone is mostly "broker transport failure"; the global
+                    // error librdkafka reported since the last probe names the cause.
+                    let cause = client.context().last_error.lock().take();
+                    let was = r.swap(ok, Ordering::AcqRel);
+                    if ok && !was {
+                        tracing::info!("Kafka is reachable");
+                    } else if !ok && (was || first) {
+                        let error = match (&md, cause) {
+                            (_, Some(cause)) => cause,
+                            (Err(e), None) => e.to_string(),
+                            (Ok(_), None) => "no brokers in the metadata".into(),
+                        };
+                        tracing::warn!(error, "Kafka is not reachable, not ready");
                     }
+                    first = false;
                     let mut slept = Duration::ZERO;
                     while slept < READY_INTERVAL && !s.load(Ordering::Acquire) {
                         std::thread::sleep(Duration::from_millis(100));
