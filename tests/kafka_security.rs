@@ -10,12 +10,15 @@
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use pki::Pki;
 use rdkafka::message::Message;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{Event, Incoming};
@@ -33,7 +36,7 @@ struct SecureBroker {
     sasl_ssl: String,
     /// The CA that signed the broker's certificate (PEM).
     ca: PathBuf,
-    _certs: tempfile::TempDir,
+    _certs: Pki,
     _guard: BrokerGuard,
 }
 
@@ -55,102 +58,9 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("the openssl CLI is needed to make test certificates: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `ca.crt` and `server.crt`/`server.key` (CN localhost, SAN 127.0.0.1) in a temporary dir.
-fn make_certs() -> tempfile::TempDir {
-    let certs = tempfile::tempdir().unwrap();
-    let d = certs.path();
-    std::fs::write(
-        d.join("openssl.cnf"),
-        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = placeholder\n\
-         [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-         subjectKeyIdentifier = hash\n\
-         [server]\nbasicConstraints = critical,CA:FALSE\n\
-         keyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth\n\
-         subjectAltName = DNS:localhost,IP:127.0.0.1\nsubjectKeyIdentifier = hash\n\
-         authorityKeyIdentifier = keyid\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-config",
-        "openssl.cnf",
-        "-extensions",
-        "ca",
-    ];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mqtt-integration Kafka test CA",
-    ]);
-    openssl(d, &ca);
-    let mut csr = vec!["req", "-new", "-config", "openssl.cnf"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(d, &csr);
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "4097",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "server",
-            "-out",
-            "server.crt",
-        ],
-    );
-    certs
-}
-
 impl SecureBroker {
     fn start() -> SecureBroker {
-        let certs = make_certs();
+        let certs = Pki::new();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("target")
             .join(kafka::unique("kafka-security"));
@@ -165,7 +75,7 @@ impl SecureBroker {
             .arg("--sasl-scram")
             .arg(format!("{USER}:{PASSWORD}"))
             .arg("--tls")
-            .arg(certs.path())
+            .arg(certs.dir())
             .output()
             .expect("cannot run scripts/kafka");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -188,7 +98,7 @@ impl SecureBroker {
             sasl: addr("sasl_bootstrap"),
             ssl: addr("ssl_bootstrap"),
             sasl_ssl: addr("sasl_ssl_bootstrap"),
-            ca: certs.path().join("ca.crt"),
+            ca: certs.path("ca.crt"),
             _certs: certs,
             _guard: guard,
         };

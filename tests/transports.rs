@@ -4,126 +4,22 @@
 //! dependencies of the service).
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use pki::Pki;
 
 // ---------------------------------------------------------------------------------------------
-// Certificates
-
-const OPENSSL_CNF: &str = r#"
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = placeholder
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"#;
-
-/// A CA and a server certificate for `localhost`/`127.0.0.1` in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
+// Certificates (`common/pki.rs`) as this file uses them
 
 impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("openssl.cnf"), OPENSSL_CNF).unwrap();
-        let p = Pki { dir };
-        p.openssl(&[
-            "req",
-            "-x509",
-            "-config",
-            "openssl.cnf",
-            "-extensions",
-            "ca",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=transports test CA",
-        ]);
-        p.openssl(&[
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        p.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "4097",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "server",
-            "-out",
-            "server.crt",
-        ]);
-        p
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl CLI is needed for the TLS tests (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// A `[[listener]]` table of a TLS kind with this server certificate.
     fn listener(&self, kind: &str, addr: SocketAddr) -> String {
         format!(

@@ -1017,6 +1017,24 @@ fn traffic(
     code
 }
 
+/// Asks every connection for a PINGREQ and waits (at most 10 s) until all were answered;
+/// returns how long the round took, in ms.
+fn ping_round(shared: &Shared, control: &Control) -> f64 {
+    let answered_before = shared.pings_answered.load(Ordering::Relaxed);
+    let sent_before = shared.pings_sent.load(Ordering::Relaxed);
+    control.ping_round.fetch_add(1, Ordering::SeqCst);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+        let sent = shared.pings_sent.load(Ordering::Relaxed) - sent_before;
+        let answered = shared.pings_answered.load(Ordering::Relaxed) - answered_before;
+        if sent > 0 && answered >= sent {
+            break;
+        }
+    }
+    t0.elapsed().as_secs_f64() * 1000.0
+}
+
 #[allow(clippy::too_many_arguments)]
 fn hold_idle(
     bar: &ProgressBar,
@@ -1040,20 +1058,8 @@ fn hold_idle(
         let now = Instant::now();
         let due = last_ping.is_none_or(|t| now.duration_since(t).as_secs_f64() >= ping_interval);
         if due {
-            let before = shared.pings_answered.load(Ordering::Relaxed);
-            let sent_before = shared.pings_sent.load(Ordering::Relaxed);
-            control.ping_round.fetch_add(1, Ordering::SeqCst);
             let t0 = Instant::now();
-            // Wait for the answers of this round (bounded).
-            while t0.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5));
-                let sent = shared.pings_sent.load(Ordering::Relaxed) - sent_before;
-                let answered = shared.pings_answered.load(Ordering::Relaxed) - before;
-                if sent > 0 && answered >= sent {
-                    break;
-                }
-            }
-            round_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            round_ms.push(ping_round(shared, control));
             last_ping = Some(t0);
             if rss_after_ping.is_none() {
                 rss_after_ping = sampler.as_mut().and_then(|s| s.rss_kib());
@@ -1087,18 +1093,7 @@ fn hold_idle(
         std::thread::sleep(Duration::from_secs(1));
     }
     // A last round: every connection still answers.
-    let before = shared.pings_answered.load(Ordering::Relaxed);
-    let sent_before = shared.pings_sent.load(Ordering::Relaxed);
-    control.ping_round.fetch_add(1, Ordering::SeqCst);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(5));
-        let sent = shared.pings_sent.load(Ordering::Relaxed) - sent_before;
-        if sent > 0 && shared.pings_answered.load(Ordering::Relaxed) - before >= sent {
-            break;
-        }
-    }
-    round_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+    round_ms.push(ping_round(shared, control));
     let rss_end = sampler.as_mut().and_then(|s| s.rss_kib());
     let per_conn = |after: Option<u64>| match (rss_before, after) {
         (Some(b), Some(a)) if connected > 0 => {
