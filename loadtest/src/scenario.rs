@@ -760,17 +760,7 @@ fn fill_backlog(
     for p in 0..shared.producers {
         let app = plan.apps[pacing.app_of_producer[p]].clone();
         let sink = source_sink(c, &app);
-        let plan = ProducerPlan {
-            producer: p,
-            app,
-            device: c.device.clone(),
-            payload: c.payload,
-            rate: 0.0,
-            batch: batch_size(c),
-            events: Some(per_producer),
-            max_lead: u64::MAX,
-            binary_data: c.data == "binary",
-        };
+        let plan = producer_plan(c, p, app, 0.0, Some(per_producer), u64::MAX);
         let (pacing, shared, control) = (pacing.clone(), shared.clone(), control.clone());
         producers.push(std::thread::spawn(move || {
             producer::run(plan, sink, pacing, shared, control)
@@ -799,6 +789,28 @@ fn fill_backlog(
     let end = go + Duration::from_secs_f64(c.drain.max(1.0) + 120.0);
     control.set_phases(go, go, end);
     (go, go, end)
+}
+
+/// What producer `producer` of `app` sends, with the run's device, payload, data kind and batch.
+fn producer_plan(
+    c: &Common,
+    producer: usize,
+    app: String,
+    rate: f64,
+    events: Option<u64>,
+    max_lead: u64,
+) -> ProducerPlan {
+    ProducerPlan {
+        producer,
+        app,
+        device: c.device.clone(),
+        payload: c.payload,
+        rate,
+        batch: batch_size(c),
+        events,
+        max_lead,
+        binary_data: c.data == "binary",
+    }
 }
 
 /// Events per ingest request: --batch, kept under the service's default body limit
@@ -853,18 +865,8 @@ fn traffic(
         for p in 0..shared.producers {
             let app = apps[pacing.app_of_producer[p]].clone();
             let sink = source_sink(c, &app);
-            let plan = ProducerPlan {
-                producer: p,
-                app,
-                device: c.device.clone(),
-                payload: c.payload,
-                rate: rate.map_or(0.0, |r| r as f64 / shared.producers as f64),
-                // Stay under the service's default body limit (`http.max_body_size`, 1 MiB).
-                batch: batch_size(c),
-                events: c.events,
-                max_lead: c.max_lead.max(1),
-                binary_data: c.data == "binary",
-            };
+            let rate_each = rate.map_or(0.0, |r| r as f64 / shared.producers as f64);
+            let plan = producer_plan(c, p, app, rate_each, c.events, c.max_lead.max(1));
             let (pacing, shared, control) = (pacing.clone(), shared.clone(), control.clone());
             producers.push(std::thread::spawn(move || {
                 let r = producer::run(plan, sink, pacing, shared.clone(), control);
