@@ -14,7 +14,7 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::backend::embedded::{self, EmbeddedLog, EmbeddedOptions};
 use crate::backend::Backend;
 use crate::config::{BackendKind, Config};
-use crate::http::{HttpServer, HttpState};
+use crate::http::{HttpLimits, HttpServer, HttpState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionConfig;
@@ -25,7 +25,6 @@ use crate::tls::{TlsAcceptor, TlsFiles};
 const SERVER_RECEIVE_MAXIMUM: u16 = 64;
 /// Cap on any client's QoS 1 window, whatever it announces (v5 default is 65,535).
 const MAX_INFLIGHT: u16 = 1024;
-const HTTP_THREADS: usize = 2;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -195,13 +194,13 @@ impl Server {
             instance,
             max_body_size: config.http.max_body_size,
         };
-        let http = HttpServer::start(config.http.bind, state, HTTP_THREADS).map_err(|source| {
-            StartError::Bind {
+        let http = HttpServer::start(config.http.bind, state, HttpLimits::default()).map_err(
+            |source| StartError::Bind {
                 addr: config.http.bind,
                 kind: "http",
                 source,
-            }
-        })?;
+            },
+        )?;
         let http_addr = http.local_addr();
         listeners_ready.store(true, Ordering::Release);
         Ok(Server {

@@ -6,16 +6,17 @@
 //! the backend, whose confirmation is awaited before answering `202`.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use crossbeam_channel::RecvTimeoutError;
 use serde_json::json;
-use tiny_http::Request;
 
 use super::auth::AuthFailure;
 use super::batch::{self, BATCH_CONTENT_TYPE};
 use super::response::{Outcome, Reply};
+use super::server::Request;
 use super::HttpState;
 use crate::backend::BackendError;
 use crate::cloudevents::Event;
@@ -32,7 +33,7 @@ const WWW_AUTHENTICATE: &str = "Basic realm=\"mqtt-integration\", Bearer";
 /// `POST /api/v1/apps/<app>/devices/<device>/events/<channel>`
 pub(crate) fn one(
     state: &HttpState,
-    request: &mut Request,
+    request: &mut Request<'_>,
     app: &str,
     device: &str,
     channel: &str,
@@ -61,7 +62,7 @@ pub(crate) fn one(
 }
 
 /// `POST /api/v1/apps/<app>/events`
-pub(crate) fn batch(state: &HttpState, request: &mut Request, app: &str) -> Outcome {
+pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> Outcome {
     let identity = authenticate(state, request)?;
     state
         .registry
@@ -107,7 +108,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request, app: &str) -> Outc
     Ok(Reply::json(202, &json!({ "accepted": accepted })))
 }
 
-fn authenticate(state: &HttpState, request: &Request) -> Result<Identity, Reply> {
+fn authenticate(state: &HttpState, request: &Request<'_>) -> Result<Identity, Reply> {
     state
         .auth
         .authenticate(header(request, "Authorization"))
@@ -202,13 +203,9 @@ fn device_problem(error: &DeviceAccessError, app: &str, device: &str) -> String 
     }
 }
 
-/// The value of header `name`, if present and ASCII.
-fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
+/// The value of header `name`, if present.
+fn header<'r>(request: &'r Request<'_>, name: &'static str) -> Option<&'r str> {
+    request.header(name)
 }
 
 /// Whether a `Content-Type` value has the media type `expected` (parameters ignored).
@@ -218,8 +215,9 @@ fn is_media_type(content_type: &str, expected: &str) -> bool {
 }
 
 /// Reads the whole body, at most `limit` bytes: `413` as soon as it is known to be larger, so an
-/// oversized body is never held in memory.
-fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Reply> {
+/// oversized body is never held in memory. (The connection reads and drops the rest of a refused
+/// body, within a bound, before it answers: see `server::connection`.)
+fn read_body(request: &mut Request<'_>, limit: usize) -> Result<Vec<u8>, Reply> {
     let too_large = || {
         Reply::error(
             413,
@@ -227,35 +225,24 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, Reply> {
         )
     };
     let announced = request.body_length();
-    if announced.is_some_and(|len| len > limit) {
-        discard_body(request);
+    if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize));
     // One byte more than allowed tells an oversized chunked body from one of exactly `limit`.
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let unreadable =
+        |e: std::io::Error| Reply::error(400, format!("could not read the request body: {e}"));
     request
-        .as_reader()
+        .body()
+        .map_err(unreadable)?
         .take(cap)
         .read_to_end(&mut body)
-        .map_err(|e| Reply::error(400, format!("could not read the request body: {e}")))?;
+        .map_err(unreadable)?;
     if body.len() > limit {
-        discard_body(request);
         return Err(too_large());
     }
     Ok(body)
-}
-
-/// Most of a refused body is read and thrown away (never stored) before the `413` goes out: a
-/// client that sends its whole body before reading would otherwise see the connection reset
-/// instead of the answer. Past this bound the connection is simply closed.
-const DISCARD_AT_MOST: u64 = 64 * 1024 * 1024;
-
-fn discard_body(request: &mut Request) {
-    let _ = std::io::copy(
-        &mut request.as_reader().take(DISCARD_AT_MOST),
-        &mut std::io::sink(),
-    );
 }
 
 /// Hands `events` to the backend in order and waits until it confirmed every one (or failed one,
@@ -264,28 +251,15 @@ fn publish(state: &HttpState, app: &str, events: Vec<Event>) -> Result<usize, Re
     let total = events.len();
     // Room for every completion, so that a completion never blocks the backend's thread.
     let (tx, rx) = crossbeam_channel::bounded(total.max(1));
-    let mut published = 0;
     let mut outcome = Tally::default();
-    for (index, event) in events.into_iter().enumerate() {
-        let tx = tx.clone();
-        state.producer.publish_event(
-            app,
-            event,
-            Box::new(move |result| {
-                // The receiver is gone only when the request gave up waiting.
-                let _ = tx.send((index, result));
-            }),
-        );
-        published += 1;
-        // A backend that fails right away fails the rest too: stop handing it more of the batch.
-        while let Ok((index, result)) = rx.try_recv() {
-            outcome.record(index, result);
-        }
-        if outcome.failed.is_some() {
-            break;
-        }
-    }
-    drop(tx);
+    let published = state.producer.publish_events(
+        app,
+        events,
+        Arc::new(move |index, result| {
+            // The receiver is gone only when the request gave up waiting.
+            let _ = tx.send((index, result));
+        }),
+    );
     let deadline = Instant::now() + PUBLISH_TIMEOUT;
     while outcome.answered < published {
         match rx.recv_deadline(deadline) {

@@ -3,8 +3,11 @@
 //! Every error body is JSON `{"error": "…"}` (spec 5), so that clients can show the reason; the
 //! text says what to do about it where there is something to do.
 
+use std::io::{self, Write};
+
 use serde_json::json;
-use tiny_http::{Header, Request, Response};
+
+use super::server::Request;
 
 /// What a handler answers: status, body and any extra headers.
 #[derive(Debug)]
@@ -55,7 +58,7 @@ impl Reply {
         value.get("error")?.as_str().map(str::to_owned)
     }
 
-    pub fn log(&self, request: &Request) {
+    pub fn log(&self, request: &Request<'_>) {
         let (method, url) = (request.method(), request.url());
         match self.status {
             500.. => {
@@ -70,21 +73,56 @@ impl Reply {
         }
     }
 
-    pub fn send(self, request: Request) {
-        let mut response = Response::from_data(self.body).with_status_code(self.status);
-        let headers =
-            std::iter::once(("Content-Type", self.content_type.to_owned())).chain(self.headers);
-        for (name, value) in headers {
-            // Names are constants and values come from our own text; a value tiny_http refuses
-            // (non-ASCII) is left out rather than failing the whole reply.
-            match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                Ok(header) => response.add_header(header),
-                Err(()) => tracing::warn!(name, value, "HTTP response header left out: not valid"),
+    /// Writes the reply in one piece: status line, headers (`Connection: close` when the
+    /// connection ends after it), and the body unless the request was `HEAD`.
+    pub fn send(&self, out: &mut dyn Write, head_only: bool, close: bool) -> io::Result<()> {
+        let mut wire = Vec::with_capacity(160 + self.body.len());
+        let _ = write!(
+            wire,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            // Values are our own text; a line break in one would end the head early.
+            if value.contains(['\r', '\n']) {
+                tracing::warn!(name, value, "HTTP response header left out: not one line");
+                continue;
             }
+            let _ = write!(wire, "{name}: {value}\r\n");
         }
-        if let Err(e) = request.respond(response) {
-            // The client went away; there is nobody left to tell.
-            tracing::debug!(error = %e, "could not send the HTTP response");
+        if close {
+            wire.extend_from_slice(b"Connection: close\r\n");
         }
+        wire.extend_from_slice(b"\r\n");
+        if !head_only {
+            wire.extend_from_slice(&self.body);
+        }
+        out.write_all(&wire)?;
+        out.flush()
+    }
+}
+
+/// The reason phrase of the statuses the server sends.
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
     }
 }

@@ -5,9 +5,9 @@
 //! segments (everything after `/events/`).
 
 use percent_encoding::percent_decode_str;
-use tiny_http::{Method, Request};
 
 use super::response::{Outcome, Reply};
+use super::server::{Method, Request};
 use super::{ingest, ops, HttpState};
 
 /// The routes of spec 5.
@@ -93,11 +93,11 @@ fn decode(segment: &str) -> Result<String, Reply> {
 }
 
 /// Handles one request to the end, except for sending the reply.
-pub(crate) fn handle(state: &HttpState, request: &mut Request) -> Reply {
+pub(crate) fn handle(state: &HttpState, request: &mut Request<'_>) -> Reply {
     dispatch(state, request).unwrap_or_else(|reply| reply)
 }
 
-fn dispatch(state: &HttpState, request: &mut Request) -> Outcome {
+fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
     let Some(route) = Route::parse(request.url())? else {
         return Err(Reply::error(
             404,

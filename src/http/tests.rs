@@ -104,8 +104,8 @@ devices = [ { name = "d" } ]
     Registry::from_config(&config)
 }
 
-struct Harness {
-    server: Option<HttpServer>,
+pub(super) struct Harness {
+    pub(super) server: Option<HttpServer>,
     producer: Arc<RecordingProducer>,
     metrics: Arc<Metrics>,
     listeners_ready: Arc<AtomicBool>,
@@ -114,6 +114,21 @@ struct Harness {
 
 impl Harness {
     fn start(auth: Arc<dyn HttpAuthenticator>, max_body_size: usize) -> Harness {
+        Harness::start_with(
+            auth,
+            max_body_size,
+            HttpLimits {
+                max_connections: 64,
+                ..HttpLimits::default()
+            },
+        )
+    }
+
+    pub(super) fn start_with(
+        auth: Arc<dyn HttpAuthenticator>,
+        max_body_size: usize,
+        limits: HttpLimits,
+    ) -> Harness {
         let producer = Arc::new(RecordingProducer {
             events: Mutex::new(Vec::new()),
             answer: Mutex::new(Answer::Accept),
@@ -130,7 +145,7 @@ impl Harness {
             instance: "test-instance".into(),
             max_body_size,
         };
-        let server = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, 2).unwrap();
+        let server = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, limits).unwrap();
         let base = format!("http://{}", server.local_addr());
         Harness {
             server: Some(server),
@@ -141,8 +156,20 @@ impl Harness {
         }
     }
 
-    fn new() -> Harness {
+    pub(super) fn new() -> Harness {
         Harness::start(Arc::new(NamesAsTokens), DEFAULT_MAX_BODY_SIZE)
+    }
+
+    pub(super) fn limited(limits: HttpLimits) -> Harness {
+        Harness::start_with(Arc::new(NamesAsTokens), DEFAULT_MAX_BODY_SIZE, limits)
+    }
+
+    pub(super) fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("running").local_addr()
+    }
+
+    pub(super) fn stored(&self) -> usize {
+        self.producer.events().len()
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> ureq::Request {
@@ -602,7 +629,7 @@ fn binds_a_free_port_and_shuts_down() {
     assert_ne!(addr.port(), 0);
     assert_eq!(h.get("/healthz").status, 200);
     server.shutdown();
-    // tiny_http's accept thread closes the socket once it notices, moments after.
+    // The listening socket closes with the accept thread, which shutdown() joined.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::net::TcpStream::connect(addr).is_ok() {
         assert!(

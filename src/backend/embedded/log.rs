@@ -110,6 +110,23 @@ impl EmbeddedLog {
         Ok((partition, offset))
     }
 
+    /// Appends `events` to `app`'s log in order, then wakes its readers once.
+    pub fn append_events(&self, app: &str, events: Vec<Event>) -> Result<(), BackendError> {
+        let log = self
+            .apps
+            .get(app)
+            .ok_or_else(|| BackendError::UnknownStream(app.to_owned()))?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        for event in events {
+            let partition = hash::partition_of(event.device(), self.partitions);
+            log.partitions[partition as usize].append(event);
+        }
+        log.interest.ring(&self.wakers);
+        Ok(())
+    }
+
     /// Appends a command for `device` of `app` to the command stream. Returns (partition, offset).
     pub fn append_command(
         &self,

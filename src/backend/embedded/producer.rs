@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::EmbeddedLog;
-use crate::backend::{Completion, Producer};
+use crate::backend::{BatchCompletion, Completion, Producer};
 use crate::cloudevents::Event;
 
 pub struct EmbeddedProducer {
@@ -20,6 +20,22 @@ impl EmbeddedProducer {
 impl Producer for EmbeddedProducer {
     fn publish_event(&self, app: &str, event: Event, done: Completion) {
         done(self.log.append_event(app, event).map(drop));
+    }
+
+    fn publish_events(&self, app: &str, events: Vec<Event>, done: BatchCompletion) -> usize {
+        let count = events.len();
+        match self.log.append_events(app, events) {
+            Ok(()) => {
+                (0..count).for_each(|index| done(index, Ok(())));
+                count
+            }
+            // Only a stream that does not exist fails an append, and it fails every one.
+            Err(e) if count > 0 => {
+                done(0, Err(e));
+                1
+            }
+            Err(_) => 0,
+        }
     }
 
     fn send_command(&self, app: &str, device: &str, event: Event, done: Completion) {

@@ -1,0 +1,143 @@
+//! One HTTP connection, served on its own thread: requests are read, handled and answered in
+//! turn for as long as the client keeps the connection open.
+//!
+//! A thread per connection keeps a handler's wait for the backend simple (it blocks), and the
+//! request is handled on the thread that read it: no hand-off between threads per request.
+//! Ingest clients are few and keep their connections, so the threads are few too; the server
+//! bounds their number.
+
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::body::Body;
+use super::head::{self, Head, HeadError, Method};
+use super::inbound::{Gone, Inbound};
+use super::request::Request;
+use crate::http::response::Reply;
+use crate::http::{routes, HttpState};
+
+/// How often a waiting connection thread looks up (to notice that the server stops).
+const POLL: Duration = Duration::from_millis(250);
+
+/// How long a client may be silent (see [`super::HttpLimits`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Patience {
+    pub idle: Duration,
+    pub stall: Duration,
+}
+/// Most of a body that no handler read is read and dropped, so that the connection can carry
+/// the next request and a client that sends its whole body before reading sees the answer
+/// rather than a reset. Past this, the connection is closed after the answer.
+pub(crate) const DRAIN_AT_MOST: u64 = 64 * 1024 * 1024;
+
+pub(crate) fn serve(
+    stream: &TcpStream,
+    state: &HttpState,
+    stopping: &AtomicBool,
+    patience: Patience,
+) {
+    // Answers are written whole; no reason to hold their last segment back.
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream.set_read_timeout(Some(POLL)) {
+        tracing::debug!(error = %e, "HTTP connection: cannot set a read timeout, closing");
+        return;
+    }
+    let mut inbound = Inbound::new(stream, patience.idle, patience.stall, stopping);
+    loop {
+        let head = match next_head(&mut inbound) {
+            Ok(head) => head,
+            Err(Refused::Gone(Gone::Quietly)) => return,
+            Err(Refused::Gone(Gone::Broken(e))) => {
+                tracing::debug!(error = %e, "HTTP connection failed");
+                if e.kind() == io::ErrorKind::TimedOut {
+                    let reply = Reply::error(408, format!("{e}; the request was not complete"));
+                    let _ = reply.send(&mut &*stream, false, true);
+                }
+                return;
+            }
+            Err(Refused::Bad(e)) => return refuse(stream, e),
+        };
+        let framing = match head.framing() {
+            Ok(framing) => framing,
+            Err(e) => return refuse(stream, e),
+        };
+        let mut body = Body::new(&mut inbound, framing);
+        let mut out = stream;
+        let continue_to: Option<&mut dyn Write> = head
+            .expects_continue()
+            .then_some(&mut out as &mut dyn Write);
+        let mut request = Request::new(&head, &mut body, continue_to);
+        let reply = handle(state, &mut request, &head);
+        let continue_owed = request.continue_owed();
+        // The next request starts after this one's body: read what the handler left of it,
+        // unless the client still waits to be asked for it.
+        let drained = !continue_owed && drain(&mut body);
+        let reusable = drained && head.keep_alive() && !stopping.load(Ordering::Acquire);
+        if let Err(e) = reply.send(&mut &*stream, head.method == Method::Head, !reusable) {
+            tracing::debug!(error = %e, "could not send the HTTP response; the client went away");
+            return;
+        }
+        if !reusable {
+            let _ = stream.shutdown(Shutdown::Write);
+            return;
+        }
+        inbound.request_done();
+    }
+}
+
+enum Refused {
+    Gone(Gone),
+    Bad(HeadError),
+}
+
+fn next_head<S: io::Read>(inbound: &mut Inbound<'_, S>) -> Result<Head, Refused> {
+    loop {
+        match head::parse(inbound.buffered()) {
+            Ok(Some((head, len))) => {
+                io::BufRead::consume(inbound, len);
+                return Ok(head);
+            }
+            Ok(None) => inbound.receive_more().map_err(Refused::Gone)?,
+            Err(e) => return Err(Refused::Bad(e)),
+        }
+    }
+}
+
+fn handle(state: &HttpState, request: &mut Request<'_>, head: &Head) -> Reply {
+    // A bug in a handler must not take the connection's thread down unanswered.
+    let reply =
+        catch_unwind(AssertUnwindSafe(|| routes::handle(state, request))).unwrap_or_else(|_| {
+            tracing::error!(method = %head.method, url = head.target, "HTTP handler panicked");
+            Reply::error(
+                500,
+                "internal error while handling the request; see the service log",
+            )
+        });
+    reply.log(request);
+    reply
+}
+
+/// Reads what is left of the body, at most [`DRAIN_AT_MOST`] bytes; whether all of it was read.
+fn drain<R: io::BufRead>(body: &mut Body<R>) -> bool {
+    if body.finished() {
+        return true;
+    }
+    if body.broken() {
+        return false;
+    }
+    let copied = io::copy(
+        &mut io::Read::take(&mut *body, DRAIN_AT_MOST),
+        &mut io::sink(),
+    );
+    copied.is_ok() && body.finished()
+}
+
+/// Answers a request that cannot be read, and closes: where its body ends is unknown.
+fn refuse(stream: &TcpStream, e: HeadError) {
+    tracing::debug!(status = e.status, error = e.message, "HTTP request refused");
+    let _ = Reply::error(e.status, e.message).send(&mut &*stream, false, true);
+    let _ = stream.shutdown(Shutdown::Write);
+}
