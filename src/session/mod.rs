@@ -7,21 +7,23 @@
 //! backend's implementation: the shard is a thin shell around it, and tests drive it directly.
 
 mod filter;
+mod inbound;
 mod inflight;
 mod outbound;
+mod subscribed;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 pub use filter::{parse as parse_filter, parse_command_topic, CommandTopic, FilterError, Target};
-use inflight::{IdHasher, Inflight};
+use inbound::{Inbound, InboundAck};
 pub use outbound::OutQueue;
+use subscribed::{PendingSubAck, Subscribed, Subscription};
 
 use crate::backend::{AckToken, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
@@ -183,56 +185,48 @@ pub struct Stats {
     pub acked: u64,
 }
 
-struct Subscription {
-    group: GroupKey,
-    filter: MemberFilter,
-}
-
-struct PendingSubAck {
-    packet_id: u16,
-    codes: Vec<ReasonCode>,
-    /// Join requests not answered yet, with the filter indices each covers.
-    waiting: Vec<(u64, GroupKey, Vec<usize>)>,
-}
-
-struct InboundAck {
-    packet_id: u16,
-    qos: QoS,
-    result: Option<ReasonCode>,
-}
-
+/// One connection's protocol state.
+///
+/// Laid out for the idle connection, the common case by far (issue #5: 19,000 of them per
+/// process): what every connection needs is inline and small; what only a subscriber or a
+/// sender of QoS 1/2 commands needs is behind a pointer that stays null until then
+/// (`subscribed.rs`, `inbound.rs`), and so are the rare close reason and the deliveries' part of
+/// the [`OutQueue`]. 728 bytes with everything inline, 216 now; the tests
+/// `idle_sessions_keep_nothing_out_of_line` and `shard::connection::idle_connection_stays_small`
+/// guard it.
 pub struct Session {
     conn: ConnId,
     config: Arc<SessionConfig>,
-    state: State,
-    version: Version,
     client_id: Arc<str>,
-    client_id_assigned: bool,
     identity: Identity,
-    created: Instant,
+    /// When the last whole packet arrived, or the session was created or accepted: the
+    /// keep-alive reference once connected, the connect timeout's start before.
     last_rx: Instant,
-    keep_alive: Option<Duration>,
     /// When the access token the connection authenticated with expires.
     auth_deadline: Option<Instant>,
-    /// The CONNECT used Authentication Method `oauth2` (CONNACK and AUTH then name it).
-    oauth2: bool,
-    client_receive_max: u16,
-    client_max_packet: u32,
-    subscriptions: HashMap<Arc<str>, Subscription>,
-    groups: HashMap<GroupKey, u32>,
-    members: HashMap<u32, GroupKey, BuildHasherDefault<IdHasher>>,
-    next_member: u32,
-    next_request: u64,
-    subacks: VecDeque<PendingSubAck>,
-    inflight: Inflight,
-    pending: VecDeque<Delivery>,
-    inbound: VecDeque<InboundAck>,
-    awaiting_rel: HashSet<u16>,
     out: OutQueue,
     events: VecDeque<SessionEvent>,
     released: u64,
-    stats: Stats,
-    close_reason: Option<CloseReason>,
+    /// Allocated by the first SUBSCRIBE and kept: member and request ids must not be reused.
+    subscribed: Option<Box<Subscribed>>,
+    /// Allocated by the first QoS 1/2 PUBLISH, freed by [`Session::trim`] once empty.
+    inbound: Option<Box<Inbound>>,
+    close_reason: Option<Box<CloseReason>>,
+    client_max_packet: u32,
+    /// Seconds; 0 = none.
+    keep_alive: u16,
+    client_receive_max: u16,
+    state: State,
+    version: Version,
+    client_id_assigned: bool,
+    /// The CONNECT used Authentication Method `oauth2` (CONNACK and AUTH then name it).
+    oauth2: bool,
+}
+
+fn trim_deque<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 0 {
+        *q = VecDeque::new();
+    }
 }
 
 impl Session {
@@ -240,33 +234,23 @@ impl Session {
         Session {
             conn,
             config,
-            state: State::AwaitingConnect,
-            version: Version::V311,
             client_id: Arc::from(""),
-            client_id_assigned: false,
             identity: Identity::Anonymous,
-            created: now,
             last_rx: now,
-            keep_alive: None,
             auth_deadline: None,
-            oauth2: false,
-            client_receive_max: 1,
-            client_max_packet: u32::MAX,
-            subscriptions: HashMap::new(),
-            groups: HashMap::new(),
-            members: HashMap::default(),
-            next_member: 0,
-            next_request: 0,
-            subacks: VecDeque::new(),
-            inflight: Inflight::default(),
-            pending: VecDeque::new(),
-            inbound: VecDeque::new(),
-            awaiting_rel: HashSet::new(),
             out: OutQueue::default(),
             events: VecDeque::new(),
             released: 0,
-            stats: Stats::default(),
+            subscribed: None,
+            inbound: None,
             close_reason: None,
+            client_max_packet: u32::MAX,
+            keep_alive: 0,
+            client_receive_max: 1,
+            state: State::AwaitingConnect,
+            version: Version::V311,
+            client_id_assigned: false,
+            oauth2: false,
         }
     }
 
@@ -293,7 +277,7 @@ impl Session {
             self.last_rx = now;
             let version = (self.state == State::Connected).then_some(self.version);
             match protocol::decode(&rest[..len], version) {
-                Ok(packet) => self.handle_packet(now, packet),
+                Ok(packet) => self.handle_packet(packet),
                 Err(e) => self.decode_failed(e),
             }
         }
@@ -385,17 +369,19 @@ impl Session {
 
     /// The backend answered a [`SessionEvent::Join`].
     pub fn joined(&mut self, member: u32, request: u64, result: Result<(), BackendError>) {
-        let Some(pos) = self
-            .subacks
-            .iter()
-            .position(|s| s.waiting.iter().any(|w| w.0 == request))
-        else {
+        let Some((subs, pos)) = self.subscribed.as_deref_mut().and_then(|subs| {
+            let pos = subs
+                .subacks
+                .iter()
+                .position(|s| s.waiting.iter().any(|w| w.0 == request))?;
+            Some((subs, pos))
+        }) else {
             if let Err(e) = result {
                 tracing::warn!(conn = ?self.conn, member, "updating a subscription failed: {e}");
             }
             return;
         };
-        let suback = &mut self.subacks[pos];
+        let suback = &mut subs.subacks[pos];
         let w = suback
             .waiting
             .iter()
@@ -410,9 +396,9 @@ impl Session {
                 }
             }
             // The group never started: forget its filters.
-            self.subscriptions.retain(|_, s| s.group != group);
-            if let Some(m) = self.groups.remove(&group) {
-                self.members.remove(&m);
+            subs.subscriptions.retain(|_, s| s.group != group);
+            if let Some(m) = subs.groups.remove(&group) {
+                subs.members.remove(&m);
             }
         }
         self.flush_subacks();
@@ -420,21 +406,29 @@ impl Session {
 
     /// Events from the backend for this connection.
     pub fn deliver(&mut self, delivery: Delivery) {
-        if self.state != State::Connected || !self.members.contains_key(&delivery.member) {
-            // Unsubscribed or closing: QoS 1 events of it are not acknowledged and will be
-            // delivered again to whoever reads the group next.
-            self.released += u64::from(delivery.cost);
-            return;
-        }
+        let subs = match self.subscribed.as_deref_mut() {
+            Some(subs)
+                if self.state == State::Connected
+                    && subs.members.contains_key(&delivery.member) =>
+            {
+                subs
+            }
+            _ => {
+                // Unsubscribed or closing: QoS 1 events of it are not acknowledged and will be
+                // delivered again to whoever reads the group next.
+                self.released += u64::from(delivery.cost);
+                return;
+            }
+        };
         match delivery.qos {
             QoS::AtMostOnce => self.send_delivery(delivery, None),
-            _ if self.pending.is_empty()
-                && self.inflight.len() < usize::from(self.client_receive_max) =>
+            _ if subs.pending.is_empty()
+                && subs.inflight.len() < usize::from(self.client_receive_max) =>
             {
-                let id = self.inflight.insert(delivery.ack);
+                let id = subs.inflight.insert(delivery.ack);
                 self.send_delivery(delivery, Some(id));
             }
-            _ => self.pending.push_back(delivery),
+            _ => subs.pending.push_back(delivery),
         }
     }
 
@@ -451,11 +445,11 @@ impl Session {
                 return;
             }
         }
-        if let Some(slot) = self
-            .inbound
-            .iter_mut()
-            .find(|a| a.packet_id == packet_id && a.result.is_none())
-        {
+        if let Some(slot) = self.inbound.as_deref_mut().and_then(|i| {
+            i.acks
+                .iter_mut()
+                .find(|a| a.packet_id == packet_id && a.result.is_none())
+        }) {
             slot.result = Some(code);
         }
         self.flush_inbound();
@@ -482,10 +476,7 @@ impl Session {
                         CloseReason::TokenExpired,
                     );
                 }
-                if self
-                    .keep_alive
-                    .is_some_and(|ka| now >= self.last_rx + ka + ka / 2)
-                {
+                if self.keep_alive_deadline().is_some_and(|t| now >= t) {
                     // [MQTT-3.1.2-24] close after 1.5 × Keep Alive without a packet.
                     self.disconnect(
                         ReasonCode::KEEP_ALIVE_TIMEOUT,
@@ -522,36 +513,25 @@ impl Session {
         if self.state != State::Closed {
             self.state = State::Closed;
         }
-        let groups: Vec<(u32, GroupKey)> = self.groups.drain().map(|(g, m)| (m, g)).collect();
-        let out = groups
-            .into_iter()
-            .map(|(member, group)| (group, self.take_unsent(member)))
+        self.released += u64::from(self.out.release_all());
+        let Some(mut subs) = self.subscribed.take() else {
+            return Vec::new();
+        };
+        let subs = &mut *subs;
+        let out = subs
+            .groups
+            .drain()
+            .map(|(group, member)| {
+                let unsent = take_unsent(&mut subs.pending, member, &mut self.released);
+                (group, unsent)
+            })
             .collect();
-        self.released += self
+        self.released += subs
             .pending
             .drain(..)
             .map(|d| u64::from(d.cost))
             .sum::<u64>();
-        self.released += u64::from(self.out.release_all());
-        self.subscriptions.clear();
-        self.members.clear();
         out
-    }
-
-    /// Removes `member`'s held-back deliveries, releasing their cost; returns their tokens.
-    fn take_unsent(&mut self, member: u32) -> Vec<AckToken> {
-        let mut unsent = Vec::new();
-        let mut released = 0u64;
-        self.pending.retain(|d| {
-            if d.member != member {
-                return true;
-            }
-            unsent.push(d.ack);
-            released += u64::from(d.cost);
-            false
-        });
-        self.released += released;
-        unsent
     }
 
     // ----- outputs ------------------------------------------------------------------------
@@ -564,17 +544,20 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::AwaitingConnect | State::Authenticating => {
-                Some(self.created + self.config.connect_timeout)
+                Some(self.last_rx + self.config.connect_timeout)
             }
-            State::Connected => {
-                let keep_alive = self.keep_alive.map(|ka| self.last_rx + ka + ka / 2);
-                match (keep_alive, self.auth_deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
+            State::Connected => match (self.keep_alive_deadline(), self.auth_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             State::Closed => None,
         }
+    }
+
+    /// [MQTT-3.1.2-24] 1.5 × Keep Alive after the last packet.
+    fn keep_alive_deadline(&self) -> Option<Instant> {
+        let ka = Duration::from_secs(u64::from(self.keep_alive));
+        (self.keep_alive > 0).then(|| self.last_rx + ka + ka / 2)
     }
 
     /// The bytes to write. After writing, call [`OutQueue::consume`] and pass the released cost
@@ -586,17 +569,12 @@ impl Session {
     /// Frees buffers that are empty (called now and then by the shell, so that idle
     /// connections hold no capacity a burst left behind).
     pub fn trim(&mut self) {
-        fn trim_deque<T>(q: &mut VecDeque<T>) {
-            if q.is_empty() && q.capacity() > 0 {
-                *q = VecDeque::new();
-            }
-        }
         trim_deque(&mut self.events);
-        trim_deque(&mut self.pending);
-        trim_deque(&mut self.inbound);
-        trim_deque(&mut self.subacks);
-        if self.awaiting_rel.is_empty() && self.awaiting_rel.capacity() > 0 {
-            self.awaiting_rel = HashSet::new();
+        if let Some(subs) = &mut self.subscribed {
+            subs.trim();
+        }
+        if self.inbound.as_ref().is_some_and(|i| i.is_empty()) {
+            self.inbound = None;
         }
         self.out.trim();
     }
@@ -607,7 +585,10 @@ impl Session {
     }
 
     pub fn take_stats(&mut self) -> Stats {
-        std::mem::take(&mut self.stats)
+        self.subscribed
+            .as_mut()
+            .map(|subs| std::mem::take(&mut subs.stats))
+            .unwrap_or_default()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -619,7 +600,11 @@ impl Session {
     }
 
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.close_reason.as_deref()
+    }
+
+    pub fn conn_id(&self) -> ConnId {
+        self.conn
     }
 
     pub fn identity(&self) -> &Identity {
@@ -630,23 +615,32 @@ impl Session {
         &self.client_id
     }
 
+    /// The client id, shared (the shell's registry of client ids keys on it without a copy).
+    pub fn client_id_shared(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
     pub fn version(&self) -> Version {
         self.version
     }
 
     pub fn subscription_count(&self) -> usize {
-        self.subscriptions.len()
+        self.subscribed
+            .as_ref()
+            .map_or(0, |subs| subs.subscriptions.len())
     }
 
     pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
+        self.subscribed
+            .as_ref()
+            .map_or(0, |subs| subs.inflight.len())
     }
 
     // ----- packet handling ----------------------------------------------------------------
 
-    fn handle_packet(&mut self, now: Instant, packet: Packet<'_>) {
+    fn handle_packet(&mut self, packet: Packet<'_>) {
         match (self.state, packet) {
-            (State::AwaitingConnect, Packet::Connect(c)) => self.handle_connect(now, c),
+            (State::AwaitingConnect, Packet::Connect(c)) => self.handle_connect(c),
             (State::AwaitingConnect, _) => {
                 // [MQTT-3.1.0-1] the first packet must be CONNECT.
                 self.finish(CloseReason::ProtocolViolation {
@@ -680,9 +674,9 @@ impl Session {
         }
     }
 
-    fn handle_connect(&mut self, now: Instant, c: Connect<'_>) {
+    fn handle_connect(&mut self, c: Connect<'_>) {
         self.version = c.version;
-        self.created = now;
+        // `last_rx` is now: the connect timeout restarts for authentication.
         if c.client_id.is_empty() && !c.clean_start && c.version == Version::V311 {
             // [MQTT-3.1.3-8] empty client id needs Clean Session 1: return code 2.
             let connack = Packet::ConnAck(ConnAck {
@@ -744,7 +738,7 @@ impl Session {
             (Version::V5, Some(server)) => server,
             _ => c.keep_alive,
         };
-        self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        self.keep_alive = keep_alive;
         if c.client_id.is_empty() {
             // [MQTT-3.1.3-6] the server assigns an id; its groups stay ephemeral (spec 2.1).
             self.client_id = Arc::from(format!(
@@ -809,7 +803,8 @@ impl Session {
             );
         }
         let packet_id = p.packet_id.unwrap_or(0);
-        if p.qos == QoS::ExactlyOnce && self.awaiting_rel.contains(&packet_id) {
+        let awaiting_rel = |i: &Inbound| i.awaiting_rel.contains(&packet_id);
+        if p.qos == QoS::ExactlyOnce && self.inbound.as_deref().is_some_and(awaiting_rel) {
             // [MQTT-4.3.3] a re-sent QoS 2 PUBLISH we already accepted: PUBREC again, once.
             let pubrec = Packet::PubRec(Ack {
                 packet_id,
@@ -819,7 +814,7 @@ impl Session {
             return encode_into(&mut self.out, self.version, &pubrec);
         }
         if p.qos != QoS::AtMostOnce
-            && self.inbound.len() + self.awaiting_rel.len()
+            && self.inbound.as_ref().map_or(0, |i| i.outstanding())
                 >= usize::from(self.config.server_receive_maximum)
         {
             // [MQTT-3.3.4-9] more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
@@ -840,7 +835,7 @@ impl Session {
             return self.refuse_command(&p, CommandRefusal::NotAuthorized);
         }
         if p.qos != QoS::AtMostOnce {
-            self.inbound.push_back(InboundAck {
+            self.inbound().acks.push_back(InboundAck {
                 packet_id,
                 qos: p.qos,
                 result: None,
@@ -875,7 +870,7 @@ impl Session {
                 p.topic
             )));
         }
-        self.inbound.push_back(InboundAck {
+        self.inbound().acks.push_back(InboundAck {
             packet_id: p.packet_id.unwrap_or(0),
             qos: p.qos,
             result: Some(code),
@@ -883,13 +878,24 @@ impl Session {
         self.flush_inbound();
     }
 
+    fn inbound(&mut self) -> &mut Inbound {
+        self.inbound.get_or_insert_with(Box::default)
+    }
+
+    fn subscribed(&mut self) -> &mut Subscribed {
+        self.subscribed.get_or_insert_with(Box::default)
+    }
+
     /// [MQTT-4.6.0-2/3] PUBACKs and PUBRECs go out in the order the PUBLISHes came in, even
     /// though the backend may confirm them out of order.
     fn flush_inbound(&mut self) {
-        while let Some(front) = self.inbound.front() {
+        let Some(inbound) = self.inbound.as_deref_mut() else {
+            return;
+        };
+        while let Some(front) = inbound.acks.front() {
             let Some(code) = front.result else { break };
             let (packet_id, qos) = (front.packet_id, front.qos);
-            self.inbound.pop_front();
+            inbound.acks.pop_front();
             let ack = Ack {
                 packet_id,
                 code,
@@ -897,7 +903,7 @@ impl Session {
             };
             let packet = if qos == QoS::ExactlyOnce {
                 if code == ReasonCode::SUCCESS {
-                    self.awaiting_rel.insert(packet_id);
+                    inbound.awaiting_rel.insert(packet_id);
                 }
                 Packet::PubRec(ack)
             } else {
@@ -908,7 +914,11 @@ impl Session {
     }
 
     fn handle_pubrel(&mut self, a: Ack<'_>) {
-        let code = if self.awaiting_rel.remove(&a.packet_id) {
+        let released = self
+            .inbound
+            .as_deref_mut()
+            .is_some_and(|i| i.awaiting_rel.remove(&a.packet_id));
+        let code = if released {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
@@ -922,23 +932,32 @@ impl Session {
     }
 
     fn handle_puback(&mut self, a: Ack<'_>) {
-        if let Some(token) = self.inflight.remove(a.packet_id) {
-            self.stats.acked += 1;
+        let Some(subs) = self.subscribed.as_deref_mut() else {
+            return;
+        };
+        if let Some(token) = subs.inflight.remove(a.packet_id) {
+            subs.stats.acked += 1;
             self.events.push_back(SessionEvent::Ack(token));
             self.fill_window();
         }
     }
 
     fn fill_window(&mut self) {
-        while self.inflight.len() < usize::from(self.client_receive_max) {
-            let Some(d) = self.pending.pop_front() else {
-                break;
+        loop {
+            let Some(subs) = self.subscribed.as_deref_mut() else {
+                return;
             };
-            if !self.members.contains_key(&d.member) {
+            if subs.inflight.len() >= usize::from(self.client_receive_max) {
+                return;
+            }
+            let Some(d) = subs.pending.pop_front() else {
+                return;
+            };
+            if !subs.members.contains_key(&d.member) {
                 self.released += u64::from(d.cost);
                 continue;
             }
-            let id = self.inflight.insert(d.ack);
+            let id = subs.inflight.insert(d.ack);
             self.send_delivery(d, Some(id));
         }
     }
@@ -1007,7 +1026,7 @@ impl Session {
             };
             let filter: Arc<str> = Arc::from(f.filter);
             // [MQTT-3.8.4-3] a filter the client already holds is replaced.
-            self.subscriptions.insert(
+            self.subscribed().subscriptions.insert(
                 filter.clone(),
                 Subscription {
                     group: group.clone(),
@@ -1031,7 +1050,7 @@ impl Session {
             let request = self.join(app, group.clone());
             waiting.push((request, group, indices));
         }
-        self.subacks.push_back(PendingSubAck {
+        self.subscribed().subacks.push_back(PendingSubAck {
             packet_id: s.packet_id,
             codes,
             waiting,
@@ -1041,17 +1060,19 @@ impl Session {
 
     /// Sends a Join carrying every filter the session holds for `group`; returns its request id.
     fn join(&mut self, app: Arc<str>, group: GroupKey) -> u64 {
-        let member = match self.groups.get(&group) {
+        let subs = self.subscribed();
+        let member = match subs.groups.get(&group) {
             Some(m) => *m,
             None => {
-                self.next_member = self.next_member.wrapping_add(1);
-                self.groups.insert(group.clone(), self.next_member);
-                self.members.insert(self.next_member, group.clone());
-                self.next_member
+                subs.next_member = subs.next_member.wrapping_add(1);
+                subs.groups.insert(group.clone(), subs.next_member);
+                subs.members.insert(subs.next_member, group.clone());
+                subs.next_member
             }
         };
-        self.next_request += 1;
-        let filters = self
+        subs.next_request += 1;
+        let request = subs.next_request;
+        let filters = subs
             .subscriptions
             .values()
             .filter(|s| s.group == group)
@@ -1059,18 +1080,21 @@ impl Session {
             .collect();
         self.events.push_back(SessionEvent::Join {
             member,
-            request: self.next_request,
+            request,
             app,
             group,
             filters,
         });
-        self.next_request
+        request
     }
 
     /// SUBACKs go out in SUBSCRIBE order, each once its groups are joined.
     fn flush_subacks(&mut self) {
-        while self.subacks.front().is_some_and(|s| s.waiting.is_empty()) {
-            let Some(s) = self.subacks.pop_front() else {
+        let Some(subs) = self.subscribed.as_deref_mut() else {
+            return;
+        };
+        while subs.subacks.front().is_some_and(|s| s.waiting.is_empty()) {
+            let Some(s) = subs.subacks.pop_front() else {
                 break;
             };
             let suback = Packet::SubAck(SubAck {
@@ -1086,7 +1110,11 @@ impl Session {
         let mut codes = Vec::with_capacity(u.filters.len());
         let mut touched: Vec<(GroupKey, Arc<str>)> = Vec::new();
         for f in &u.filters {
-            match self.subscriptions.remove(*f) {
+            let removed = self
+                .subscribed
+                .as_deref_mut()
+                .and_then(|subs| subs.subscriptions.remove(*f));
+            match removed {
                 Some(s) => {
                     codes.push(ReasonCode::SUCCESS);
                     if !touched.iter().any(|t| t.0 == s.group) {
@@ -1101,11 +1129,15 @@ impl Session {
             }
         }
         for (group, app) in touched {
-            if self.subscriptions.values().any(|s| s.group == group) {
+            // Only filters the session held were touched: it is subscribed.
+            let Some(subs) = self.subscribed.as_deref_mut() else {
+                break;
+            };
+            if subs.subscriptions.values().any(|s| s.group == group) {
                 self.join(app, group);
-            } else if let Some(member) = self.groups.remove(&group) {
-                self.members.remove(&member);
-                let unsent = self.take_unsent(member);
+            } else if let Some(member) = subs.groups.remove(&group) {
+                subs.members.remove(&member);
+                let unsent = take_unsent(&mut subs.pending, member, &mut self.released);
                 self.events.push_back(SessionEvent::Leave { group, unsent });
             }
         }
@@ -1160,10 +1192,12 @@ impl Session {
             // [MQTT-3.1.2-25] too large for the client: discard as if delivered.
             tracing::debug!(client = %self.client_id, "event larger than the client's Maximum Packet Size, discarded");
             self.released += u64::from(d.cost);
-            if let Some(id) = packet_id {
-                if let Some(token) = self.inflight.remove(id) {
-                    self.events.push_back(SessionEvent::Ack(token));
-                }
+            let inflight = self
+                .subscribed
+                .as_deref_mut()
+                .map(|subs| &mut subs.inflight);
+            if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
+                self.events.push_back(SessionEvent::Ack(token));
             }
             return;
         }
@@ -1185,8 +1219,9 @@ impl Session {
             usize::from(d.mode == Mode::Binary),
             usize::from(packet_id.is_some()),
         );
-        self.stats.delivered[mode][qos] += 1;
-        self.stats.delivered_bytes[mode][qos] += payload.len() as u64;
+        let stats = &mut self.subscribed().stats;
+        stats.delivered[mode][qos] += 1;
+        stats.delivered_bytes[mode][qos] += payload.len() as u64;
     }
 
     // ----- closing ------------------------------------------------------------------------
@@ -1257,7 +1292,7 @@ impl Session {
     fn finish(&mut self, why: CloseReason) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            self.close_reason = Some(why);
+            self.close_reason = Some(Box::new(why));
         }
     }
 }
@@ -1282,4 +1317,19 @@ fn app_of(filter: &MemberFilter) -> &str {
     parse_filter(&filter.filter)
         .map(|t| t.app)
         .unwrap_or_default()
+}
+
+/// Removes `member`'s held-back deliveries, adding their cost to `released`; returns their
+/// tokens.
+fn take_unsent(pending: &mut VecDeque<Delivery>, member: u32, released: &mut u64) -> Vec<AckToken> {
+    let mut unsent = Vec::new();
+    pending.retain(|d| {
+        if d.member != member {
+            return true;
+        }
+        unsent.push(d.ack);
+        *released += u64::from(d.cost);
+        false
+    });
+    unsent
 }

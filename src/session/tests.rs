@@ -814,6 +814,51 @@ fn qos2_command_flow() {
     );
 }
 
+/// Issue #5: what only subscribers and command senders need stays unallocated on an idle
+/// connection, and a finished command gives its part back at the next trim.
+#[test]
+fn idle_sessions_keep_nothing_out_of_line() {
+    let size = std::mem::size_of::<Session>();
+    assert!(
+        size <= 216,
+        "Session is {size} bytes (728 with everything inline)"
+    );
+    let mut c = Client::connected(Version::V5, "c1", None);
+    c.send(&Packet::PingReq);
+    assert_eq!(c.received(), vec![Owned::PingResp]);
+    c.s.trim();
+    assert!(c.s.subscribed.is_none() && c.s.inbound.is_none());
+    assert!(c.s.close_reason.is_none());
+
+    c.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "command/demo/device1/set",
+        packet_id: Some(3),
+        properties: Properties::default(),
+        payload: b"x",
+    }));
+    assert_eq!(c.events().len(), 1);
+    c.s.trim();
+    assert!(
+        c.s.inbound.is_some(),
+        "kept while the command is unanswered"
+    );
+    c.s.command_done(3, Ok(()));
+    assert_eq!(
+        c.received(),
+        vec![Owned::PubAck {
+            packet_id: 3,
+            code: 0
+        }]
+    );
+    c.s.trim();
+    assert!(c.s.inbound.is_none() && c.s.subscribed.is_none());
+    assert_eq!(c.s.subscription_count(), 0);
+    assert_eq!(c.s.take_stats(), Stats::default());
+}
+
 #[test]
 fn v311_refused_command_closes_the_connection() {
     let mut c = Client::connected(Version::V311, "c1", None);

@@ -2,6 +2,7 @@
 //! same client id takes over). Touched on CONNECT and close only, never per event.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -9,16 +10,19 @@ use crate::backend::ConnId;
 
 #[derive(Debug, Default)]
 pub struct ClientIds {
-    by_id: Mutex<HashMap<String, ConnId>>,
+    /// Keyed by the session's own copy of the id: one entry per connection, so no second copy
+    /// of every id (issue #5: idle connections should cost little beyond their struct).
+    by_id: Mutex<HashMap<Arc<str>, ConnId>>,
 }
 
 impl ClientIds {
     /// Records `conn` as the holder of `client_id`; returns the connection it takes over.
-    pub fn claim(&self, client_id: &str, conn: ConnId) -> Option<ConnId> {
-        self.by_id
-            .lock()
-            .insert(client_id.to_owned(), conn)
-            .filter(|prev| *prev != conn)
+    pub fn claim(&self, client_id: Arc<str>, conn: ConnId) -> Option<ConnId> {
+        let mut map = self.by_id.lock();
+        // Removed first: `insert` would keep the old key, the previous session's copy.
+        let previous = map.remove(&client_id);
+        map.insert(client_id, conn);
+        previous.filter(|prev| *prev != conn)
     }
 
     /// Forgets `client_id` if `conn` still holds it.
@@ -106,9 +110,9 @@ mod tests {
             slot: 1,
             generation: 1,
         };
-        assert_eq!(ids.claim("c", a), None);
-        assert_eq!(ids.claim("c", b), Some(a));
+        assert_eq!(ids.claim("c".into(), a), None);
+        assert_eq!(ids.claim("c".into(), b), Some(a));
         ids.release("c", a); // a no longer holds it: b keeps it
-        assert_eq!(ids.claim("c", a), Some(b));
+        assert_eq!(ids.claim("c".into(), a), Some(b));
     }
 }

@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Buf, BytesMut};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -21,7 +20,7 @@ use super::notify::ShardNotify;
 use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
 use crate::auth::Authenticated;
-use crate::backend::{AckToken, ConnFlow, ConnId, Mode, ShardLink, ToBackend, ToShard};
+use crate::backend::{AckToken, ConnId, Mode, ShardLink, ToBackend, ToShard};
 use crate::cloudevents::Event;
 use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
@@ -230,21 +229,10 @@ impl Shard {
             return;
         }
         let protocol = spec.protocol();
-        entry.insert(Box::new(Connection {
-            id,
-            transport,
-            protocol,
-            peer,
-            session: Session::new(id, self.ctx.session.clone(), Instant::now()),
-            inbuf: BytesMut::new(),
-            flow: Arc::new(ConnFlow::new(self.ctx.max_queued_bytes)),
-            claimed: false,
-            counted_subscriptions: 0,
-            counted_queued: 0,
-            reject_at: None,
-            read_paused: false,
-            dirty: false,
-        }));
+        let session = Session::new(id, self.ctx.session.clone(), Instant::now());
+        entry.insert(Box::new(Connection::new(
+            transport, protocol, peer, session,
+        )));
         self.ctx.metrics.connection_opened(protocol);
     }
 
@@ -289,7 +277,7 @@ impl Shard {
                 Err(e) => {
                     if e.kind() == io::ErrorKind::InvalidData {
                         // A failed TLS handshake or WebSocket upgrade: operators want to see these.
-                        tracing::info!(peer = %conn.peer, protocol = ?conn.protocol, "connection refused: {e}");
+                        tracing::info!(peer = %conn.peer(), protocol = ?conn.protocol, "connection refused: {e}");
                     }
                     self.close(slot, &format!("read failed: {e}"));
                     budget_spent = false;
@@ -336,12 +324,11 @@ impl Shard {
             return;
         };
         conn.inbuf = if use_buf {
-            buf.advance(consumed);
+            // Copies what remains: at most one partial packet.
+            buf.drain(..consumed);
             buf
-        } else if consumed < data.len() {
-            BytesMut::from(&data[consumed..])
         } else {
-            BytesMut::new()
+            data[consumed..].to_vec()
         };
     }
 
@@ -358,7 +345,7 @@ impl Shard {
                 return any;
             };
             any = true;
-            let conn_id = conn.id;
+            let conn_id = conn.id();
             match event {
                 SessionEvent::Connect(req) => {
                     match self.ctx.auth.authenticate(&req, SystemTime::now()) {
@@ -369,19 +356,22 @@ impl Shard {
                             conn.session.accept_connect(Instant::now(), identity);
                             conn.session.set_auth_deadline(expires_at.map(deadline));
                             conn.claimed = true;
-                            if let Some(previous) = self.ctx.clients.claim(&req.client_id, conn_id)
+                            if let Some(previous) = self
+                                .ctx
+                                .clients
+                                .claim(conn.session.client_id_shared().clone(), conn_id)
                             {
                                 self.kick(previous);
                             }
                         }
                         Err(refusal) => {
-                            tracing::info!(peer = %conn.peer, client = %req.client_id, ?refusal, "connection refused");
+                            tracing::info!(peer = %conn.peer(), client = %req.client_id, ?refusal, "connection refused");
                             let delay = self.ctx.auth_failure_delay;
                             if delay.is_zero() {
                                 conn.session.reject_connect(refusal);
                             } else {
                                 // Answer later, reading nothing meanwhile: guessing gets slow.
-                                conn.reject_at = Some((Instant::now() + delay, refusal));
+                                conn.reject_at = Some(Box::new((Instant::now() + delay, refusal)));
                             }
                         }
                     }
@@ -399,7 +389,7 @@ impl Shard {
                         request,
                         app,
                         filters,
-                        flow: conn.flow.clone(),
+                        flow: conn.flow(self.ctx.max_queued_bytes),
                         link: self.link.clone(),
                         group: group.clone(),
                     };
@@ -465,11 +455,11 @@ impl Shard {
                             Ok(a.expires_at.map(deadline))
                         }
                         Ok(a) => {
-                            tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "re-authentication refused: the token is for {}, not {}", a.identity, conn.session.identity());
+                            tracing::info!(peer = %conn.peer(), client = conn.session.client_id(), "re-authentication refused: the token is for {}, not {}", a.identity, conn.session.identity());
                             Err(())
                         }
                         Err(e) => {
-                            tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "re-authentication refused: {e}");
+                            tracing::info!(peer = %conn.peer(), client = conn.session.client_id(), "re-authentication refused: {e}");
                             Err(())
                         }
                     };
@@ -564,7 +554,7 @@ impl Shard {
         self.conns
             .get_mut(id.slot as usize)
             .map(|c| &mut **c)
-            .filter(|c| c.id.generation == id.generation)
+            .filter(|c| c.id().generation == id.generation)
     }
 
     // ----- timers -------------------------------------------------------------------------
@@ -578,7 +568,7 @@ impl Shard {
         }
         let mut expired = Vec::new();
         for (slot, conn) in self.conns.iter_mut() {
-            if let Some((at, refusal)) = conn.reject_at {
+            if let Some(&(at, refusal)) = conn.reject_at.as_deref() {
                 if now >= at {
                     conn.reject_at = None;
                     conn.session.reject_connect(refusal);
@@ -594,7 +584,7 @@ impl Shard {
             // cost their structs only.
             conn.session.trim();
             if conn.inbuf.is_empty() && conn.inbuf.capacity() > 0 {
-                conn.inbuf = BytesMut::new();
+                conn.inbuf = Vec::new();
             }
         }
         for slot in expired {
@@ -632,7 +622,7 @@ impl Shard {
             return;
         };
         conn.dirty = false;
-        let subs = conn.session.subscription_count();
+        let subs = conn.session.subscription_count() as u32;
         if subs != conn.counted_subscriptions {
             self.ctx
                 .metrics
@@ -698,7 +688,7 @@ impl Shard {
             conn.counted_queued = queued;
         }
         released += conn.session.take_released();
-        if conn.flow.release(released as usize) {
+        if conn.release(released) {
             self.resume = true;
         }
         if let Some(why) = failed {
@@ -716,7 +706,7 @@ impl Shard {
                         | CloseReason::CommandFailed(_)
                 )
             ) {
-                tracing::info!(peer = %conn.peer, client = conn.session.client_id(), "closing the connection: {reason:?}");
+                tracing::info!(peer = %conn.peer(), client = conn.session.client_id(), "closing the connection: {reason:?}");
             }
             let why = reason.map(|r| format!("{r:?}")).unwrap_or_default();
             self.close(slot, &why);
@@ -749,21 +739,24 @@ impl Shard {
         if let Some(socket) = conn.transport.socket() {
             let _ = self.poll.registry().deregister(socket);
         }
-        tracing::debug!(peer = %conn.peer, client = conn.session.client_id(), "connection closed: {why}");
+        tracing::debug!(peer = %conn.peer(), client = conn.session.client_id(), "connection closed: {why}");
         for (group, unsent) in conn.session.teardown() {
             let worker = self.ctx.backend.worker_of(&group);
             self.ctx.backend.send(
                 worker,
                 ToBackend::Leave {
-                    conn: conn.id,
+                    conn: conn.id(),
                     group,
                     unsent,
                 },
             );
         }
-        conn.flow.release(conn.session.take_released() as usize);
+        let released = conn.session.take_released();
+        conn.release(released);
         if conn.claimed {
-            self.ctx.clients.release(conn.session.client_id(), conn.id);
+            self.ctx
+                .clients
+                .release(conn.session.client_id(), conn.id());
         }
         self.ctx
             .metrics
@@ -774,7 +767,7 @@ impl Shard {
                 .add_subscriptions(-(conn.counted_subscriptions as i64));
         }
         self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
-        self.ctx.per_ip.release(conn.peer.ip());
+        self.ctx.per_ip.release(conn.peer_ip());
         self.ctx.metrics.connection_closed(conn.protocol);
     }
 

@@ -1,0 +1,49 @@
+//! What only a session with subscriptions needs: its filters, consumer-group memberships,
+//! SUBACKs waiting for joins, and the QoS 1 window of deliveries.
+//!
+//! Kept out of line ([`super::Session`] holds it as `Option<Box<Subscribed>>`, allocated by the
+//! first SUBSCRIBE) so that a connected client that never subscribes, the common idle case,
+//! pays a pointer for all of it instead of some 400 bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use super::inflight::{IdHasher, Inflight};
+use super::Stats;
+use crate::backend::{Delivery, GroupKey, MemberFilter};
+use crate::protocol::ReasonCode;
+
+#[derive(Default)]
+pub(super) struct Subscribed {
+    pub subscriptions: HashMap<Arc<str>, Subscription>,
+    pub groups: HashMap<GroupKey, u32>,
+    pub members: HashMap<u32, GroupKey, BuildHasherDefault<IdHasher>>,
+    pub next_member: u32,
+    pub next_request: u64,
+    pub subacks: VecDeque<PendingSubAck>,
+    pub inflight: Inflight,
+    /// QoS 1 deliveries held back behind the client's window.
+    pub pending: VecDeque<Delivery>,
+    pub stats: Stats,
+}
+
+pub(super) struct Subscription {
+    pub group: GroupKey,
+    pub filter: MemberFilter,
+}
+
+pub(super) struct PendingSubAck {
+    pub packet_id: u16,
+    pub codes: Vec<ReasonCode>,
+    /// Join requests not answered yet, with the filter indices each covers.
+    pub waiting: Vec<(u64, GroupKey, Vec<usize>)>,
+}
+
+impl Subscribed {
+    /// Frees the queues' spare capacity once they are empty (a burst's leftovers).
+    pub fn trim(&mut self) {
+        super::trim_deque(&mut self.pending);
+        super::trim_deque(&mut self.subacks);
+    }
+}
