@@ -13,11 +13,22 @@
 #   loadtest/kafka-bench.sh             the whole thing (about 3-5 minutes on 2 cores)
 #   SKIP_BUILD=1 loadtest/kafka-bench.sh   use the release binaries already built
 #   EVENTS=50000 loadtest/kafka-bench.sh   a smaller run (a)
+#   ONLY=backlog REPEAT=3 loadtest/kafka-bench.sh   only run (a'), three times (each run is
+#                                        its own bare-vs-service comparison)
+#   SERVICE_BIN=/path/to/mqtt-integration ...   another build of the service (before/after)
+#   PERF=1 ...                          also `perf record -g` the service during the (a') runs
+#                                        (target/kafka-bench/perf-N.data); PERF=all: the
+#                                        whole machine (broker, rig and service); PERF=dwarf:
+#                                        the service with DWARF call graphs; PERF=sched: the
+#                                        scheduler events (`perf sched timehist -i ...`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 WORK="$ROOT/target/kafka-bench"
 EVENTS="${EVENTS:-200000}"
+ONLY="${ONLY:-}"
+REPEAT="${REPEAT:-1}"
+case "$ONLY" in ""|backlog) ;; *) echo "kafka-bench: ONLY must be empty or backlog" >&2; exit 2 ;; esac
 say() { printf 'kafka-bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 free_port() {
@@ -52,7 +63,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     say "building (release)"
     cargo build --release -p loadtest -p mqtt-integration
 fi
-SERVICE="$ROOT/target/release/mqtt-integration"
+SERVICE="${SERVICE_BIN:-$ROOT/target/release/mqtt-integration}"
 LOADTEST="$ROOT/target/release/loadtest"
 [ -x "$SERVICE" ] && [ -x "$LOADTEST" ] || die "release binaries missing (run without SKIP_BUILD)"
 
@@ -98,31 +109,54 @@ curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || die "the service is 
 
 COMMON=(kafka --bootstrap "$BOOTSTRAP" --mqtt "127.0.0.1:$MQTT_PORT" --app bench --payload 256
         --subscribers 1 --mqtt-version 5 --timeout 60)
-say "run (a): max throughput, $EVENTS records, QoS 0, binary mode"
-"$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary | tee "$WORK/a.txt"
-say "run (a'): the same, phase B reading a backlog"
-"$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary --backlog | tee "$WORK/a2.txt"
-say "run (b): latency at 10,000 records/s for 10 s, QoS 1, structured mode"
-"$LOADTEST" "${COMMON[@]}" --events 100000 --rate 10000 --qos 1 --mode structured --linger-ms 1 --bare-live \
-    | tee "$WORK/b.txt"
+if [ -z "$ONLY" ]; then
+    say "run (a): max throughput, $EVENTS records, QoS 0, binary mode"
+    "$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary | tee "$WORK/a.txt"
+fi
+: >"$WORK/a2.txt"
+for i in $(seq 1 "$REPEAT"); do
+    say "run (a') $i/$REPEAT: the same, phase B reading a backlog"
+    PERF_PID=""
+    if [ -n "${PERF:-}" ]; then
+        case "$PERF" in
+            all) target=(-g -a) ;;
+            dwarf) target=(--call-graph dwarf,16384 -F 999 -p "$SERVICE_PID") ;;
+            sched) target=(-a -e sched:sched_switch -e sched:sched_wakeup -e sched:sched_wakeup_new -e sched:sched_migrate_task) ;;
+            *) target=(-g -p "$SERVICE_PID") ;;
+        esac
+        perf record -q "${target[@]}" -o "$WORK/perf-$i.data" >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+    "$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary --backlog | tee -a "$WORK/a2.txt"
+    if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+done
+if [ -z "$ONLY" ]; then
+    say "run (b): latency at 10,000 records/s for 10 s, QoS 1, structured mode"
+    "$LOADTEST" "${COMMON[@]}" --events 100000 --rate 10000 --qos 1 --mode structured --linger-ms 1 --bare-live \
+        | tee "$WORK/b.txt"
+fi
 
 {
     echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')"
+    echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')${SERVICE_BIN:+, service $SERVICE_BIN}"
     echo "machine: $(nproc) cores, $(uname -sr)"
     echo
-    echo "(a) max throughput, QoS 0, 1 subscriber, binary, $EVENTS × 256 B"
-    grep -v '^{' "$WORK/a.txt"
-    echo
-    echo "(a') the same, phase B reading a backlog (--backlog)"
+    if [ -z "$ONLY" ]; then
+        echo "(a) max throughput, QoS 0, 1 subscriber, binary, $EVENTS × 256 B"
+        grep -v '^{' "$WORK/a.txt"
+        echo
+    fi
+    echo "(a') the same, phase B reading a backlog (--backlog), $REPEAT run(s)"
     grep -v '^{' "$WORK/a2.txt"
     echo
-    echo "(b) latency, --rate 10000 for 10 s, QoS 1, 1 subscriber, structured"
-    grep -v '^{' "$WORK/b.txt"
-    echo
-    grep '^{' "$WORK/a.txt"
+    if [ -z "$ONLY" ]; then
+        echo "(b) latency, --rate 10000 for 10 s, QoS 1, 1 subscriber, structured"
+        grep -v '^{' "$WORK/b.txt"
+        echo
+        grep '^{' "$WORK/a.txt"
+    fi
     grep '^{' "$WORK/a2.txt"
-    grep '^{' "$WORK/b.txt"
+    [ -n "$ONLY" ] || grep '^{' "$WORK/b.txt"
 } >"$WORK/results.txt"
 echo
 echo "==================== results (target/kafka-bench/results.txt) ===================="

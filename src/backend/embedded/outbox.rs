@@ -11,6 +11,9 @@ pub(crate) struct Outbox {
     batches: Vec<(u16, ShardLink, Vec<Delivery>)>,
     /// Index of the batch used last: consecutive deliveries mostly go to the same shard.
     last: usize,
+    /// The largest batch of the last flush: a new batch starts with that capacity, instead of
+    /// growing (reallocating and moving every delivery) from nothing each pass.
+    hint: usize,
 }
 
 impl Outbox {
@@ -21,7 +24,8 @@ impl Outbox {
             _ => match self.batches.iter().position(|(s, _, _)| *s == shard) {
                 Some(i) => i,
                 None => {
-                    self.batches.push((shard, link.clone(), Vec::new()));
+                    let batch = Vec::with_capacity(self.hint);
+                    self.batches.push((shard, link.clone(), batch));
                     self.batches.len() - 1
                 }
             },
@@ -33,11 +37,16 @@ impl Outbox {
     /// Sends every batch; returns how many deliveries went out.
     pub(crate) fn flush(&mut self) -> usize {
         let mut sent = 0;
+        let mut largest = 0;
         for (_, link, deliveries) in self.batches.drain(..) {
             sent += deliveries.len();
+            largest = largest.max(deliveries.len());
             link.send(ToShard::Deliveries(deliveries));
         }
         self.last = 0;
+        if sent > 0 {
+            self.hint = largest;
+        }
         sent
     }
 }

@@ -2,10 +2,12 @@
 //! `content-type`); binary and structured mode (`content-type: application/cloudevents+json`)
 //! are read.
 
-use bytes::Bytes;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use std::borrow::Cow;
 
-use super::payload::{payload_bytes, LiveMessages};
+use bytes::Bytes;
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+
+use super::payload::{detach_headers, payload_bytes, LiveMessages};
 use crate::cloudevents::{Event, ExtensionValue, SpecVersion, KAFKA_STRUCTURED_CONTENT_TYPE};
 
 /// The headers of a binary-mode record for `event` (its data is the record's value).
@@ -64,10 +66,11 @@ pub(crate) fn decode(
     message: BorrowedMessage<'_>,
     live: &LiveMessages,
 ) -> Result<Decoded, DecodeError> {
-    let attributes = match message.headers() {
-        Some(headers) => read_headers(
-            (0..headers.count()).filter_map(|i| headers.try_get(i).map(|h| (h.key, h.value))),
-        )?,
+    // The headers librdkafka parsed are detached from the message and destroyed at the end of
+    // this statement, on this thread (where librdkafka allocated them), not on the shard thread
+    // that drops the message with the last reference to the data.
+    let attributes = match detach_headers(&message) {
+        Some(headers) => read_raw_headers(headers.iter())?,
         None => RecordAttributes::default(),
     };
     if attributes.is_structured() {
@@ -92,7 +95,8 @@ pub(crate) fn decode(
 #[derive(Debug, Default)]
 pub struct RecordAttributes {
     content_type: Option<String>,
-    specversion: Option<String>,
+    /// Borrowed when it is "1.0" (the only version there is): no allocation per record.
+    specversion: Option<Cow<'static, str>>,
     id: Option<String>,
     source: Option<String>,
     ty: Option<String>,
@@ -107,31 +111,64 @@ pub struct RecordAttributes {
 pub fn read_headers<'h>(
     headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
 ) -> Result<RecordAttributes, DecodeError> {
+    read_raw_headers(headers.into_iter().map(|(k, v)| (k.as_bytes(), v)))
+}
+
+/// Which attribute a header carries.
+enum Slot<'h> {
+    ContentType,
+    SpecVersion,
+    Id,
+    Source,
+    Type,
+    Subject,
+    Time,
+    DataSchema,
+    Extension(&'h [u8]),
+}
+
+/// [`read_headers`] over keys as librdkafka has them (bytes): a key is only checked to be
+/// UTF-8 when it names an extension (other headers are ignored whatever their key).
+pub(crate) fn read_raw_headers<'h>(
+    headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+) -> Result<RecordAttributes, DecodeError> {
     let mut a = RecordAttributes::default();
     for (key, value) in headers {
         let Some(value) = value else { continue };
-        let value = std::str::from_utf8(value)
-            .map_err(|_| DecodeError::NotUtf8(key.to_owned()))?
-            .to_owned();
-        if key.eq_ignore_ascii_case("content-type") {
-            a.content_type = Some(value);
-            continue;
-        }
-        let Some(name) = key.strip_prefix("ce_") else {
+        let slot = if key.eq_ignore_ascii_case(b"content-type") {
+            Slot::ContentType
+        } else if let Some(name) = key.strip_prefix(b"ce_") {
+            match name {
+                b"specversion" => Slot::SpecVersion,
+                b"id" => Slot::Id,
+                b"source" => Slot::Source,
+                b"type" => Slot::Type,
+                b"subject" => Slot::Subject,
+                b"time" => Slot::Time,
+                b"dataschema" => Slot::DataSchema,
+                b"datacontenttype" => Slot::ContentType,
+                _ => Slot::Extension(name),
+            }
+        } else {
             continue;
         };
-        match name {
-            "specversion" => a.specversion = Some(value),
-            "id" => a.id = Some(value),
-            "source" => a.source = Some(value),
-            "type" => a.ty = Some(value),
-            "subject" => a.subject = Some(value),
-            "time" => a.time = Some(value),
-            "dataschema" => a.dataschema = Some(value),
-            "datacontenttype" => a.content_type = Some(value),
-            _ => a
-                .extensions
-                .push((name.to_owned(), ExtensionValue::String(value))),
+        let not_utf8 = || DecodeError::NotUtf8(String::from_utf8_lossy(key).into_owned());
+        let value = std::str::from_utf8(value).map_err(|_| not_utf8())?;
+        match slot {
+            Slot::SpecVersion if value == "1.0" => a.specversion = Some(Cow::Borrowed("1.0")),
+            Slot::SpecVersion => a.specversion = Some(Cow::Owned(value.to_owned())),
+            Slot::ContentType => a.content_type = Some(value.to_owned()),
+            Slot::Id => a.id = Some(value.to_owned()),
+            Slot::Source => a.source = Some(value.to_owned()),
+            Slot::Type => a.ty = Some(value.to_owned()),
+            Slot::Subject => a.subject = Some(value.to_owned()),
+            Slot::Time => a.time = Some(value.to_owned()),
+            Slot::DataSchema => a.dataschema = Some(value.to_owned()),
+            Slot::Extension(name) => {
+                let name = std::str::from_utf8(name).map_err(|_| not_utf8())?;
+                a.extensions
+                    .push((name.to_owned(), ExtensionValue::String(value.to_owned())));
+            }
         }
     }
     Ok(a)
@@ -154,7 +191,7 @@ impl RecordAttributes {
             .specversion
             .ok_or(DecodeError::Missing("ce_specversion"))?;
         if specversion != "1.0" {
-            return Err(DecodeError::SpecVersion(specversion));
+            return Err(DecodeError::SpecVersion(specversion.into_owned()));
         }
         let id = self
             .id
@@ -180,5 +217,39 @@ impl RecordAttributes {
             extensions: self.extensions,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_headers_ignore_foreign_keys_and_borrow_the_specversion() {
+        let headers: [(&[u8], Option<&[u8]>); 6] = [
+            (b"\xff\xfe", Some(b"not a CloudEvents header")),
+            (b"ce_specversion", Some(b"1.0")),
+            (b"ce_id", Some(b"1")),
+            (b"ce_source", Some(b"s")),
+            (b"ce_type", Some(b"t")),
+            (b"ce_device", Some(b"d1")),
+        ];
+        let a = read_raw_headers(headers).expect("valid");
+        assert!(matches!(a.specversion, Some(Cow::Borrowed("1.0"))));
+        let e = a.into_event(Bytes::from_static(b"x")).expect("event");
+        assert_eq!(
+            (e.id.as_str(), e.source.as_str(), e.ty.as_str()),
+            ("1", "s", "t")
+        );
+        assert_eq!(e.device(), Some("d1"));
+    }
+
+    #[test]
+    fn raw_headers_reject_a_non_utf8_extension_name() {
+        let headers: [(&[u8], Option<&[u8]>); 1] = [(b"ce_\xff", Some(b"v"))];
+        assert!(matches!(
+            read_raw_headers(headers),
+            Err(DecodeError::NotUtf8(_))
+        ));
     }
 }
