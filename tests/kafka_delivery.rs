@@ -5,6 +5,7 @@ mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -202,4 +203,62 @@ fn ephemeral_reader_starts_at_the_end() {
     let got = c.next_publish(Duration::from_secs(20)).expect("no event");
     assert_eq!(seq_of(&got.payload), 2);
     assert!(c.next_publish(Duration::from_millis(500)).is_none());
+}
+
+/// v3.1.1 PUBLISH (QoS 1) as read raw: (DUP flag, packet id, seq of the event).
+fn raw_publish(first: u8, body: &[u8]) -> (bool, u16, u64) {
+    assert_eq!(first & 0xf6, 0x32, "not a QoS 1 PUBLISH: {first:#x}");
+    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+    let at = 2 + topic_len;
+    let pkid = u16::from_be_bytes([body[at], body[at + 1]]);
+    (first & 0x08 != 0, pkid, seq_of(&body[at + 2..]))
+}
+
+/// The last member of a group leaves without acknowledging; the group's consumer is retired. When
+/// the client comes back, the group is opened anew and the unacknowledged events come again: as
+/// redeliveries, with DUP set (the service remembers what it handed out).
+#[test]
+fn redeliveries_after_the_group_is_reopened_carry_dup() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("dup");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 1);
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let client_id = kafka::unique("dup-client");
+    let filter = format!("app/{app}");
+    let p = kafka::producer(&bootstrap);
+
+    let mut s = raw_connect(&svc, 4, &client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
+    let (h, _) = read_packet(&mut s, Duration::from_secs(20)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    for seq in 1..=3 {
+        kafka::produce_binary(&p, &topic, &app, "device1", seq);
+    }
+    for seq in 1..=3 {
+        let (h, body) = read_packet(&mut s, Duration::from_secs(20)).expect("no PUBLISH");
+        let (dup, _, got) = raw_publish(h, &body);
+        assert_eq!((dup, got), (false, seq), "first delivery");
+    }
+    // Gone without a PUBACK: nothing is acknowledged, nothing committed past.
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut s = raw_connect(&svc, 4, &client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
+    let (h, _) = read_packet(&mut s, Duration::from_secs(30)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    kafka::produce_binary(&p, &topic, &app, "device1", 4);
+    for seq in 1..=4 {
+        let (h, body) = read_packet(&mut s, Duration::from_secs(30)).expect("no redelivery");
+        let (dup, pkid, got) = raw_publish(h, &body);
+        assert_eq!(got, seq);
+        // 1..=3 were handed out before; 4 is new.
+        assert_eq!(dup, seq <= 3, "event {seq}: DUP {dup}");
+        s.write_all(&packet(0x40, &pkid.to_be_bytes())).unwrap();
+    }
 }

@@ -2,7 +2,7 @@
 //! (connection) of the group in this process, the partitions Kafka assigned to it, spread over
 //! the local members, and per partition the read/commit position with what is in flight.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -167,6 +167,10 @@ pub(crate) struct GroupState {
     commit_dirty: bool,
     /// Since when every local member has been full (the group stopped reading).
     stopped_since: Option<Instant>,
+    /// Per partition not assigned to this consumer now: offsets below were handed out by this
+    /// process before (by an earlier consumer of the group, or before a revoke), so handing them
+    /// out again is a redelivery (DUP).
+    handed_out: HashMap<i32, i64>,
 }
 
 /// What a dispatch needs besides the group.
@@ -284,7 +288,31 @@ impl GroupState {
             mirror_dirty: false,
             commit_dirty: false,
             stopped_since: None,
+            handed_out: HashMap::new(),
         }
+    }
+
+    /// What an earlier consumer of this group in this process handed out (see
+    /// [`GroupState::handed_out`]), for the DUP flag of redeliveries.
+    pub(crate) fn remember(&mut self, handed_out: HashMap<i32, i64>) {
+        self.handed_out = handed_out;
+        for (p, c) in &mut self.cursors {
+            if let Some(&end) = self.handed_out.get(p) {
+                c.dispatched_end = c.dispatched_end.max(end);
+            }
+        }
+    }
+
+    /// Per partition, the end of what this group handed out in this process (for the next
+    /// consumer of the group: [`GroupState::remember`]).
+    pub(crate) fn handed_out(&self) -> HashMap<i32, i64> {
+        let mut all = self.handed_out.clone();
+        for (&p, c) in &self.cursors {
+            let end = all.entry(p).or_insert(-1);
+            *end = (*end).max(c.dispatched_end);
+        }
+        all.retain(|_, end| *end >= 0);
+        all
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -414,12 +442,17 @@ impl GroupState {
                     for p in ps {
                         // In-flight state of a revoked partition is dropped: the next owner
                         // reads again from what was committed.
-                        self.cursors.remove(&p);
+                        if let Some(c) = self.cursors.remove(&p) {
+                            let end = self.handed_out.entry(p).or_insert(-1);
+                            *end = (*end).max(c.dispatched_end);
+                        }
                     }
                 }
                 RebalanceEvent::Assign(ps) => {
                     for p in ps {
-                        self.cursors.insert(p, Cursor::new(next_epoch(epochs)));
+                        let mut c = Cursor::new(next_epoch(epochs));
+                        c.dispatched_end = self.handed_out.get(&p).copied().unwrap_or(-1);
+                        self.cursors.insert(p, c);
                     }
                 }
             }

@@ -113,6 +113,7 @@ where
             open_queue: Default::default(),
             opened_tx,
             opened_rx,
+            handed_out: HashMap::new(),
         };
         match std::thread::Builder::new()
             .name(format!("kafka-worker-{id}"))

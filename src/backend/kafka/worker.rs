@@ -85,7 +85,15 @@ pub(crate) struct Worker {
     pub open_queue: VecDeque<(GroupKey, Arc<str>)>,
     pub opened_tx: Sender<Opened>,
     pub opened_rx: Receiver<Opened>,
+    /// What retired groups handed out, per partition (see `GroupState::handed_out`): a group
+    /// opened again (its last member reconnects) marks redeliveries of those offsets DUP.
+    /// A hint, bounded by [`HANDED_OUT_GROUPS`]: a forgotten group's redeliveries go out with
+    /// DUP=0, as after a restart.
+    pub handed_out: HashMap<GroupKey, HashMap<i32, i64>>,
 }
+
+/// Retired groups whose handed-out offsets a worker remembers.
+const HANDED_OUT_GROUPS: usize = 10_000;
 
 /// How many groups one worker opens at once (each open is a few blocking round trips to
 /// Kafka, up to [`OPEN_RETRY_FOR`] when it is down).
@@ -296,6 +304,9 @@ impl Worker {
                 if let Some(at) = assigned_at {
                     group.state.assign_at(&at, &mut self.epochs);
                 }
+                if let Some(handed_out) = self.handed_out.remove(&key) {
+                    group.state.remember(handed_out);
+                }
                 if waiting.is_empty() {
                     // Everyone left while it opened.
                     self.retire(group);
@@ -336,9 +347,19 @@ impl Worker {
         }
     }
 
-    fn retire(&self, g: Group) {
+    fn retire(&mut self, g: Group) {
         if let Some(name) = g.state.key.name() {
             self.stats.lags.lock().remove(name);
+            let handed_out = g.state.handed_out();
+            if !handed_out.is_empty() {
+                if self.handed_out.len() >= HANDED_OUT_GROUPS {
+                    // Any one will do: it only costs a DUP flag.
+                    if let Some(k) = self.handed_out.keys().next().cloned() {
+                        self.handed_out.remove(&k);
+                    }
+                }
+                self.handed_out.insert(g.state.key.clone(), handed_out);
+            }
         }
         g.consumer.unsubscribe();
         let live = g.state.live.clone();
