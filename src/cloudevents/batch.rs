@@ -5,9 +5,8 @@ use std::time::SystemTime;
 
 use simd_json::BorrowedValue;
 
-use super::event::{rfc3339, Event, SpecVersion};
+use super::event::{rfc3339, Event};
 use super::parse::{type_name, Draft};
-use super::DEVICE_EVENT_TYPE;
 
 /// Why a batch was rejected: the index of the first bad event (none when the body itself is
 /// wrong) and why, ready for the `400` response body.
@@ -54,12 +53,7 @@ pub fn parse_batch_at(body: &mut [u8], now: SystemTime) -> Result<Vec<Event>, Ba
 
 fn ingested_event(item: &BorrowedValue<'_>, time: &str) -> Result<Event, String> {
     let mut draft = Draft::from_value(item).map_err(|e| e.to_string())?;
-    draft
-        .id
-        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
-    draft.time.get_or_insert_with(|| time.to_owned());
-    draft.specversion.get_or_insert(SpecVersion::V1_0);
-    draft.ty.get_or_insert_with(|| DEVICE_EVENT_TYPE.to_owned());
+    draft.fill_ingest_defaults(time);
     draft.source.get_or_insert_with(String::new);
     let event = draft.into_event().map_err(|e| e.to_string())?;
     match event.device() {

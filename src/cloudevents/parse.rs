@@ -119,6 +119,18 @@ impl Draft {
         Ok(draft)
     }
 
+    /// Fills in what batch ingest may leave out (spec 5): a new UUID v4 as `id`, `time` (the
+    /// request's), `specversion` 1.0 and `type` `io.drogue.event.v1`. `source` is left to the
+    /// caller, which sets it from the path.
+    pub fn fill_ingest_defaults(&mut self, time: &str) {
+        self.id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+        self.time.get_or_insert_with(|| time.to_owned());
+        self.specversion.get_or_insert(SpecVersion::V1_0);
+        self.ty
+            .get_or_insert_with(|| super::DEVICE_EVENT_TYPE.to_owned());
+    }
+
     /// The event, if every required attribute was there.
     pub fn into_event(self) -> Result<Event, EventError> {
         Ok(Event {

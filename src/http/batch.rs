@@ -24,7 +24,7 @@ use simd_json::BorrowedValue;
 
 use crate::cloudevents::event::device_source;
 use crate::cloudevents::parse::Draft;
-use crate::cloudevents::{self, BatchError, Event, ExtensionValue, SpecVersion, DEVICE_EVENT_TYPE};
+use crate::cloudevents::{self, BatchError, Event, ExtensionValue, DEVICE_EVENT_TYPE};
 
 /// Content type of a batch request (CloudEvents HTTP batch mode).
 pub(crate) const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
@@ -93,12 +93,7 @@ fn prepare_fast(body: &mut [u8], ctx: &Context<'_>, time: &str) -> Option<Vec<Ev
         {
             return None;
         }
-        draft
-            .id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
-        draft.time.get_or_insert_with(|| time.to_owned());
-        draft.specversion.get_or_insert(SpecVersion::V1_0);
-        draft.ty.get_or_insert_with(|| DEVICE_EVENT_TYPE.to_owned());
+        draft.fill_ingest_defaults(time);
         draft.source = Some(bound.1.clone());
         let mut event = draft.into_event().ok()?;
         bind(&mut event, ctx, device, &bound.2);

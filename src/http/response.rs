@@ -76,6 +76,24 @@ impl Reply {
     /// Writes the reply in one piece: status line, headers (`Connection: close` when the
     /// connection ends after it), and the body unless the request was `HEAD`.
     pub fn send(&self, out: &mut dyn Write, head_only: bool, close: bool) -> io::Result<()> {
+        self.send_as(
+            out,
+            head_only,
+            if close {
+                Connection::Close
+            } else {
+                Connection::Default
+            },
+        )
+    }
+
+    /// [`Reply::send`], saying explicitly what happens to the connection.
+    pub fn send_as(
+        &self,
+        out: &mut dyn Write,
+        head_only: bool,
+        connection: Connection,
+    ) -> io::Result<()> {
         let mut wire = Vec::with_capacity(160 + self.body.len());
         let _ = write!(
             wire,
@@ -93,8 +111,10 @@ impl Reply {
             }
             let _ = write!(wire, "{name}: {value}\r\n");
         }
-        if close {
-            wire.extend_from_slice(b"Connection: close\r\n");
+        match connection {
+            Connection::Default => {}
+            Connection::Close => wire.extend_from_slice(b"Connection: close\r\n"),
+            Connection::KeepAlive => wire.extend_from_slice(b"Connection: keep-alive\r\n"),
         }
         wire.extend_from_slice(b"\r\n");
         if !head_only {
@@ -103,6 +123,17 @@ impl Reply {
         out.write_all(&wire)?;
         out.flush()
     }
+}
+
+/// What the `Connection` header of a reply says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// Nothing: HTTP/1.1's default, the connection stays open.
+    Default,
+    /// The connection ends after this reply.
+    Close,
+    /// Stays open although the request was HTTP/1.0 (whose default is to close).
+    KeepAlive,
 }
 
 /// The reason phrase of the statuses the server sends.

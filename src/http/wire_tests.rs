@@ -55,6 +55,20 @@ fn response(stream: &mut TcpStream) -> (u16, String, String) {
     (status, head, String::from_utf8(body).unwrap())
 }
 
+/// A response to HEAD: its head only (its Content-Length is that of the body not sent).
+fn response_without_body(stream: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut wire = Vec::new();
+    let mut byte = [0u8; 1];
+    while !wire.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).expect("response head"), 1);
+        wire.push(byte[0]);
+    }
+    let head = String::from_utf8(wire).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    (head[9..12].parse().unwrap(), head, rest)
+}
+
 fn closed(stream: &mut TcpStream) -> bool {
     let mut rest = Vec::new();
     // A reset counts as closed too, as long as nothing more was sent.
@@ -138,6 +152,25 @@ fn a_refused_body_is_read_so_the_connection_carries_on() {
     assert_eq!(response(&mut s).0, 404);
     s.write_all(batch_request("", BATCH).as_bytes()).unwrap();
     assert_eq!(response(&mut s).0, 202);
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_and_hears_keep_alive_when_asked() {
+    let h = Harness::new();
+    let mut s = connect(&h);
+    s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let (status, head, _) = response(&mut s);
+    assert_eq!(status, 200);
+    assert!(head.contains("Connection: keep-alive"), "{head}");
+    s.write_all(b"HEAD /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let (status, head, body) = response_without_body(&mut s);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Connection: close") && body.is_empty(),
+        "{head}"
+    );
+    assert!(closed(&mut s));
 }
 
 #[test]

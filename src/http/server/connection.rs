@@ -16,7 +16,7 @@ use super::body::Body;
 use super::head::{self, Head, HeadError, Method};
 use super::inbound::{Gone, Inbound};
 use super::request::Request;
-use crate::http::response::Reply;
+use crate::http::response::{Connection, Reply};
 use crate::http::{routes, HttpState};
 
 /// How often a waiting connection thread looks up (to notice that the server stops).
@@ -76,7 +76,13 @@ pub(crate) fn serve(
         // unless the client still waits to be asked for it.
         let drained = !continue_owed && drain(&mut body);
         let reusable = drained && head.keep_alive() && !stopping.load(Ordering::Acquire);
-        if let Err(e) = reply.send(&mut &*stream, head.method == Method::Head, !reusable) {
+        let connection = match (reusable, head.http10) {
+            (false, _) => Connection::Close,
+            // An HTTP/1.0 client that asked to keep the connection open needs to hear yes.
+            (true, true) => Connection::KeepAlive,
+            (true, false) => Connection::Default,
+        };
+        if let Err(e) = reply.send_as(&mut &*stream, head.method == Method::Head, connection) {
             tracing::debug!(error = %e, "could not send the HTTP response; the client went away");
             return;
         }
