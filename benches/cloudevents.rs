@@ -101,7 +101,7 @@ fn binary_attributes(c: &mut Criterion) {
     let mut event = ours("application/json", &json_256());
     event
         .extensions
-        .push(("count".to_owned(), ExtensionValue::Integer(12345)));
+        .push(("count".into(), ExtensionValue::Integer(12345)));
     c.bench_function("binary_attributes", |b| {
         b.iter(|| {
             black_box(&event)

@@ -94,8 +94,10 @@ impl Record {
             allocs += 1;
         }
         for (name, value) in &e.extensions {
-            attrs += name.len();
-            allocs += 1;
+            if let std::borrow::Cow::Owned(name) = name {
+                attrs += name.len();
+                allocs += 1;
+            }
             if let crate::cloudevents::ExtensionValue::String(v) = value {
                 attrs += v.len();
                 allocs += 1;

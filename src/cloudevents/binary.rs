@@ -28,7 +28,7 @@ impl Event {
                 self.extensions
                     .iter()
                     .filter(|(name, _)| !is_core_member(name))
-                    .map(|(name, value)| (name.as_str(), value.as_text())),
+                    .map(|(name, value)| (&**name, value.as_text())),
             )
     }
 }

@@ -28,8 +28,9 @@ pub struct Event {
     pub time: Option<String>,
     pub datacontenttype: Option<String>,
     pub dataschema: Option<String>,
-    /// Extension attributes in the order they were received or added.
-    pub extensions: Vec<(String, ExtensionValue)>,
+    /// Extension attributes in the order they were received or added. The names Drogue Cloud
+    /// sets on every event are static (see [`extension_name`]): no allocation for them.
+    pub extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
     pub data: Bytes,
 }
 
@@ -84,14 +85,14 @@ impl Event {
             datacontenttype: content_type.map(str::to_owned),
             dataschema: None,
             extensions: vec![
-                ("application".to_owned(), ExtensionValue::from(app)),
-                ("device".to_owned(), ExtensionValue::from(device)),
-                ("sender".to_owned(), ExtensionValue::from(sender)),
+                (APPLICATION.into(), ExtensionValue::from(app)),
+                (DEVICE.into(), ExtensionValue::from(device)),
+                ("sender".into(), ExtensionValue::from(sender)),
                 (
-                    "partitionkey".to_owned(),
+                    "partitionkey".into(),
                     ExtensionValue::String(format!("{app}/{sender}")),
                 ),
-                ("instance".to_owned(), ExtensionValue::from(instance)),
+                ("instance".into(), ExtensionValue::from(instance)),
             ],
             data,
         }
@@ -119,7 +120,7 @@ impl Event {
     pub fn set_extension(&mut self, name: &str, value: ExtensionValue) {
         match self.extensions.iter_mut().find(|(n, _)| n == name) {
             Some((_, v)) => *v = value,
-            None => self.extensions.push((name.to_owned(), value)),
+            None => self.extensions.push((extension_name(name), value)),
         }
     }
 
@@ -146,6 +147,19 @@ impl Event {
 
 const APPLICATION: &str = "application";
 const DEVICE: &str = "device";
+
+/// The extension names every Drogue Cloud event carries (spec 2.3).
+const WELL_KNOWN: [&str; 5] = [APPLICATION, DEVICE, "sender", "partitionkey", "instance"];
+
+/// An extension's name as the event keeps it: borrowed from a static when it is one of the names
+/// every event carries (five allocations fewer per event, ingested or read from Kafka), owned
+/// otherwise.
+pub fn extension_name(name: &str) -> Cow<'static, str> {
+    match WELL_KNOWN.iter().find(|&&known| known == name) {
+        Some(&known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
 
 /// `drogue://<app>/<device>`, each segment percent-encoded.
 pub fn device_source(app: &str, device: &str) -> String {

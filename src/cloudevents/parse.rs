@@ -2,6 +2,8 @@
 //!
 //! Used for Kafka structured records and, through [`super::batch`], HTTP batch ingest.
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -9,7 +11,7 @@ use simd_json::prelude::*;
 use simd_json::{BorrowedValue, StaticNode};
 
 use super::content_type::DataKind;
-use super::event::{Event, ExtensionValue, SpecVersion};
+use super::event::{extension_name, Event, ExtensionValue, SpecVersion};
 
 /// Why a structured event was rejected. Each names the attribute at fault.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,7 @@ pub(crate) struct Draft {
     pub time: Option<String>,
     pub datacontenttype: Option<String>,
     pub dataschema: Option<String>,
-    pub extensions: Vec<(String, ExtensionValue)>,
+    pub extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
     pub data: Bytes,
 }
 
@@ -103,7 +105,7 @@ impl Draft {
                 "data_base64" => data_base64 = optional_string(name, value)?,
                 _ => {
                     if let Some(ext) = extension_value(name, value)? {
-                        draft.extensions.push((name.to_owned(), ext));
+                        draft.extensions.push((extension_name(name), ext));
                     }
                 }
             }

@@ -54,7 +54,7 @@ fn assert_sdk_reads_back(event: &Event) {
         .extensions
         .iter()
         .filter(|(name, _)| !is_core_member(name))
-        .map(|(name, value)| (name.as_str(), value.clone()))
+        .map(|(name, value)| (&**name, value.clone()))
         .collect();
     assert_eq!(sdk_extensions, our_extensions, "{text}");
 
@@ -122,9 +122,9 @@ fn device_event(content_type: Option<&str>, data: &[u8]) -> Event {
     );
     e.dataschema = Some("https://example.com/schema.json".to_owned());
     e.extensions
-        .push(("count".to_owned(), ExtensionValue::Integer(-42)));
+        .push(("count".into(), ExtensionValue::Integer(-42)));
     e.extensions
-        .push(("retained".to_owned(), ExtensionValue::Boolean(false)));
+        .push(("retained".into(), ExtensionValue::Boolean(false)));
     e
 }
 
@@ -242,7 +242,10 @@ proptest! {
             )),
             datacontenttype: content_type.map(str::to_owned),
             dataschema: None,
-            extensions,
+            extensions: extensions
+                .into_iter()
+                .map(|(name, value)| (name.into(), value))
+                .collect(),
             data: Bytes::from(data),
         };
         assert_sdk_reads_back(&e);

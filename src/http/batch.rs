@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use simd_json::BorrowedValue;
 
-use crate::cloudevents::event::device_source;
+use crate::cloudevents::event::{device_source, extension_name};
 use crate::cloudevents::parse::Draft;
 use crate::cloudevents::{self, BatchError, Event, ExtensionValue, DEVICE_EVENT_TYPE};
 
@@ -330,7 +330,7 @@ fn set_extension(event: &mut Event, name: &str, value: ExtensionValue, replace: 
     match event.extensions.iter_mut().find(|(n, _)| n == name) {
         Some((_, existing)) if replace => *existing = value,
         Some(_) => {}
-        None => event.extensions.push((name.to_owned(), value)),
+        None => event.extensions.push((extension_name(name), value)),
     }
 }
 

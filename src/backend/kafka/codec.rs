@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 
 use super::payload::{detach_headers, payload_bytes, LiveMessages};
+use crate::cloudevents::event::extension_name;
 use crate::cloudevents::{Event, ExtensionValue, SpecVersion, KAFKA_STRUCTURED_CONTENT_TYPE};
 
 /// The headers of a binary-mode record for `event` (its data is the record's value).
@@ -103,7 +104,7 @@ pub struct RecordAttributes {
     subject: Option<String>,
     time: Option<String>,
     dataschema: Option<String>,
-    extensions: Vec<(String, ExtensionValue)>,
+    extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
 }
 
 /// Reads the `ce_*` and `content-type` headers (key, value) of a record. Separate from
@@ -166,8 +167,10 @@ pub(crate) fn read_raw_headers<'h>(
             Slot::DataSchema => a.dataschema = Some(value.to_owned()),
             Slot::Extension(name) => {
                 let name = std::str::from_utf8(name).map_err(|_| not_utf8())?;
-                a.extensions
-                    .push((name.to_owned(), ExtensionValue::String(value.to_owned())));
+                a.extensions.push((
+                    extension_name(name),
+                    ExtensionValue::String(value.to_owned()),
+                ));
             }
         }
     }
