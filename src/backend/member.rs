@@ -41,7 +41,8 @@ pub struct MemberFilter {
 /// How one record goes to one member: decided once per (record, member).
 #[derive(Debug)]
 pub struct Route {
-    pub topic: Arc<str>,
+    /// The topic is `app/<application>` (else the record's concrete topic).
+    pub whole_app: bool,
     pub qos: QoS,
     pub mode: Mode,
     pub subscription_ids: SmallVec<[u32; 2]>,
@@ -54,10 +55,13 @@ pub struct Route {
 pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) -> Option<Route> {
     let mut out: Option<Route> = None;
     for f in filters {
-        let topic = match &f.selector {
-            Selector::WholeApp => app_topic.clone(),
+        // No topic is cloned here: a shared `Arc<str>` cloned per delivery and dropped on the
+        // shard threads had every delivery of an application touch one cache line from every
+        // core. The session has the application topic, the record its concrete topic.
+        let whole_app = match &f.selector {
+            Selector::WholeApp => true,
             Selector::Topic(filter) => match record.concrete_topic(app_topic) {
-                Some(t) if topic::matches(filter, t) => t.clone(),
+                Some(t) if topic::matches(filter, t) => false,
                 _ => continue,
             },
         };
@@ -66,7 +70,7 @@ pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) ->
                 let mut ids = SmallVec::new();
                 ids.extend(f.subscription_id);
                 out = Some(Route {
-                    topic,
+                    whole_app,
                     qos: f.qos,
                     mode: f.mode,
                     subscription_ids: ids,
@@ -76,9 +80,7 @@ pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) ->
                 if f.qos as u8 > r.qos as u8 {
                     r.qos = f.qos;
                 }
-                if matches!(f.selector, Selector::WholeApp) {
-                    r.topic = topic;
-                }
+                r.whole_app |= whole_app;
                 if let Some(id) = f.subscription_id {
                     if !r.subscription_ids.contains(&id) {
                         r.subscription_ids.push(id);

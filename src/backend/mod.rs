@@ -126,8 +126,10 @@ pub struct Delivery {
     pub conn: ConnId,
     pub member: u32,
     pub record: Arc<Record>,
-    /// The PUBLISH topic: `app/<app>` or the concrete `app/<app>/<device>/<channel>`.
-    pub topic: Arc<str>,
+    /// The PUBLISH topic is `app/<app>` (the session has it for the member); otherwise it is
+    /// the record's concrete `app/<app>/<device>/<channel>` ([`Record::concrete_topic`], set by
+    /// the routing).
+    pub whole_app: bool,
     pub qos: QoS,
     pub mode: Mode,
     pub subscription_ids: smallvec::SmallVec<[u32; 2]>,
@@ -137,6 +139,16 @@ pub struct Delivery {
     pub cost: u32,
     /// Returned to the worker on PUBACK (QoS 1). QoS 0 deliveries are committed on dispatch.
     pub ack: AckToken,
+}
+
+impl Delivery {
+    /// The PUBLISH topic, given the application's topic `app/<app>`.
+    pub fn topic<'a>(&'a self, app_topic: &'a Arc<str>) -> &'a str {
+        match (self.whole_app, self.record.concrete_topic(app_topic)) {
+            (false, Some(concrete)) => concrete,
+            _ => app_topic,
+        }
+    }
 }
 
 /// Names one dispatched offset for acknowledgement.

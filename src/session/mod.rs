@@ -1066,7 +1066,8 @@ impl Session {
             None => {
                 subs.next_member = subs.next_member.wrapping_add(1);
                 subs.groups.insert(group.clone(), subs.next_member);
-                subs.members.insert(subs.next_member, group.clone());
+                subs.members
+                    .insert(subs.next_member, format!("app/{app}").into());
                 subs.next_member
             }
         };
@@ -1151,6 +1152,21 @@ impl Session {
 
     fn send_delivery(&mut self, d: Delivery, packet_id: Option<u16>) {
         let record = &d.record;
+        // Callers checked the membership; a member gone since has nothing to deliver.
+        let Some(app_topic) = self
+            .subscribed
+            .as_ref()
+            .and_then(|subs| subs.members.get(&d.member))
+            .cloned()
+        else {
+            self.released += u64::from(d.cost);
+            let inflight = self.subscribed.as_deref_mut().map(|s| &mut s.inflight);
+            if let Some((id, window)) = packet_id.zip(inflight) {
+                window.remove(id);
+            }
+            return;
+        };
+        let topic = d.topic(&app_topic);
         let v5 = self.version == Version::V5;
         let (payload, props) = match d.mode {
             Mode::Structured => (
@@ -1182,7 +1198,7 @@ impl Session {
                 QoS::AtMostOnce
             },
             retain: false,
-            topic: &d.topic,
+            topic,
             packet_id,
         };
         if v5

@@ -18,7 +18,9 @@ use crate::protocol::ReasonCode;
 pub(super) struct Subscribed {
     pub subscriptions: HashMap<Arc<str>, Subscription>,
     pub groups: HashMap<GroupKey, u32>,
-    pub members: HashMap<u32, GroupKey, BuildHasherDefault<IdHasher>>,
+    /// Member id → its application's topic `app/<app>`, the topic of whole-application
+    /// deliveries (made once per member on this thread: deliveries carry no topic).
+    pub members: HashMap<u32, Arc<str>, BuildHasherDefault<IdHasher>>,
     pub next_member: u32,
     pub next_request: u64,
     pub subacks: VecDeque<PendingSubAck>,

@@ -279,7 +279,7 @@ fn delivery(member: u32, offset: u64, qos: QoS, mode: Mode) -> Delivery {
         conn: CONN,
         member,
         record: record(offset),
-        topic: Arc::from("app/demo"),
+        whole_app: true,
         qos,
         mode,
         subscription_ids: Default::default(),

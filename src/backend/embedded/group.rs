@@ -210,7 +210,7 @@ impl Group {
                         conn: member.conn,
                         member: member.id,
                         record,
-                        topic: route.topic,
+                        whole_app: route.whole_app,
                         qos: route.qos,
                         mode: route.mode,
                         subscription_ids: route.subscription_ids,

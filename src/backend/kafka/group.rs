@@ -646,7 +646,7 @@ fn dispatch(
             conn: member.conn,
             member: member.id,
             record,
-            topic: route.topic,
+            whole_app: route.whole_app,
             qos: route.qos,
             mode: route.mode,
             subscription_ids: route.subscription_ids,
