@@ -337,3 +337,44 @@ fn overlapping_subscriptions_deliver_once_with_all_identifiers() {
     assert_eq!(got[&1], (vec![1, 2], QoS::AtLeastOnce), "device1 event");
     assert_eq!(got[&2], (vec![1], QoS::AtMostOnce), "device2 event");
 }
+
+/// PUBACKs followed at once by DISCONNECT: the acknowledgements reach the group before the
+/// session's leave does, so the group's last commit includes them and nothing acknowledged comes
+/// again after a reconnect. (The shard batches acks per loop turn; it used to send the leave
+/// first, and the acknowledged events were redelivered.)
+#[test]
+fn acks_right_before_disconnect_are_committed() {
+    use std::io::Write;
+    let svc = Service::start("");
+    let client_id = "acks-then-bye";
+    let mut s = raw_connect(&svc, 4, client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, "app/demo", 1)).unwrap();
+    let (h, _) = read_packet(&mut s, Duration::from_secs(5)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    for n in 1..=4 {
+        svc.ingest_seq("device1", n);
+    }
+    let mut acks = Vec::new();
+    for n in 1..=4 {
+        let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no PUBLISH");
+        assert_eq!(h & 0xf6, 0x32, "not a QoS 1 PUBLISH: {h:#x}");
+        let at = 2 + u16::from_be_bytes([body[0], body[1]]) as usize;
+        assert_eq!(seq_of(&body[at + 2..]), n);
+        acks.extend_from_slice(&packet(0x40, &body[at..at + 2]));
+    }
+    // The four PUBACKs and the DISCONNECT in one write: one loop turn of the shard.
+    acks.extend_from_slice(&[0xE0, 0x00]);
+    s.write_all(&acks).unwrap();
+    drop(s);
+    std::thread::sleep(QUIET);
+
+    let mut s = raw_connect(&svc, 4, client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, "app/demo", 1)).unwrap();
+    let (h, _) = read_packet(&mut s, Duration::from_secs(5)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    svc.ingest_seq("device1", 5);
+    let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no event 5");
+    let at = 2 + u16::from_be_bytes([body[0], body[1]]) as usize;
+    assert_eq!(h & 0xf6, 0x32);
+    assert_eq!(seq_of(&body[at + 2..]), 5, "acknowledged events came again");
+}

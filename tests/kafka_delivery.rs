@@ -216,7 +216,8 @@ fn raw_publish(first: u8, body: &[u8]) -> (bool, u16, u64) {
 
 /// The last member of a group leaves without acknowledging; the group's consumer is retired. When
 /// the client comes back, the group is opened anew and the unacknowledged events come again: as
-/// redeliveries, with DUP set (the service remembers what it handed out).
+/// redeliveries, with DUP set (the service remembers what it handed out). Once acknowledged and
+/// committed, they do not come again.
 #[test]
 fn redeliveries_after_the_group_is_reopened_carry_dup() {
     let bootstrap = kafka::bootstrap();
@@ -261,4 +262,22 @@ fn redeliveries_after_the_group_is_reopened_carry_dup() {
         assert_eq!(dup, seq <= 3, "event {seq}: DUP {dup}");
         s.write_all(&packet(0x40, &pkid.to_be_bytes())).unwrap();
     }
+    // Everything acknowledged, then gone: the group's last commit (made off the worker, before
+    // its consumer leaves the Kafka group) lets the next session start after event 4.
+    // At once (before any interval commit): the PUBACKs and the DISCONNECT arrive in order.
+    s.write_all(&[0xE0, 0x00]).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut s = raw_connect(&svc, 4, &client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
+    let (h, _) = read_packet(&mut s, Duration::from_secs(30)).expect("no SUBACK");
+    assert_eq!(h, 0x90);
+    kafka::produce_binary(&p, &topic, &app, "device1", 5);
+    let (h, body) = read_packet(&mut s, Duration::from_secs(30)).expect("no event 5");
+    assert_eq!(
+        raw_publish(h, &body).2,
+        5,
+        "acknowledged events came again; log:\n{}",
+        svc.log()
+    );
 }

@@ -20,7 +20,7 @@ use super::notify::ShardNotify;
 use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
 use crate::auth::Authenticated;
-use crate::backend::{AckToken, ConnId, Mode, ShardLink, ToBackend, ToShard};
+use crate::backend::{AckToken, BackendHandle, ConnId, Mode, ShardLink, ToBackend, ToShard};
 use crate::cloudevents::Event;
 use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
@@ -398,6 +398,7 @@ impl Shard {
                 }
                 SessionEvent::Leave { group, unsent } => {
                     let worker = self.ctx.backend.worker_of(&group);
+                    send_acks(&self.ctx.backend, &mut self.acks, worker);
                     self.ctx.backend.send(
                         worker,
                         ToBackend::Leave {
@@ -714,12 +715,8 @@ impl Shard {
     }
 
     fn flush_acks(&mut self) {
-        for (worker, batch) in self.acks.iter_mut().enumerate() {
-            if !batch.is_empty() {
-                self.ctx
-                    .backend
-                    .send(worker as u16, ToBackend::Acks(std::mem::take(batch)));
-            }
+        for worker in 0..self.acks.len() {
+            send_acks(&self.ctx.backend, &mut self.acks, worker as u16);
         }
         if std::mem::take(&mut self.resume) {
             self.ctx.backend.broadcast(|| ToBackend::Resume);
@@ -742,6 +739,7 @@ impl Shard {
         tracing::debug!(peer = %conn.peer(), client = conn.session.client_id(), "connection closed: {why}");
         for (group, unsent) in conn.session.teardown() {
             let worker = self.ctx.backend.worker_of(&group);
+            send_acks(&self.ctx.backend, &mut self.acks, worker);
             self.ctx.backend.send(
                 worker,
                 ToBackend::Leave {
@@ -810,5 +808,16 @@ fn guess_content_type(payload: &[u8]) -> &'static str {
         "application/json"
     } else {
         "application/octet-stream"
+    }
+}
+
+/// Sends the acks batched for `worker`. Called at the end of each loop turn, and before a Leave
+/// to that worker: acks that reached the worker after the Leave would find the group gone, its
+/// last commit made without them, and the acknowledged events would come again next time.
+fn send_acks(backend: &BackendHandle, acks: &mut [Vec<AckToken>], worker: u16) {
+    if let Some(batch) = acks.get_mut(usize::from(worker)) {
+        if !batch.is_empty() {
+            backend.send(worker, ToBackend::Acks(std::mem::take(batch)));
+        }
     }
 }
