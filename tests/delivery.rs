@@ -347,20 +347,16 @@ fn acks_right_before_disconnect_are_committed() {
     use std::io::Write;
     let svc = Service::start("");
     let client_id = "acks-then-bye";
-    let mut s = raw_connect(&svc, 4, client_id, 60);
-    s.write_all(&subscribe_packet(4, 1, "app/demo", 1)).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(5)).expect("no SUBACK");
-    assert_eq!(h, 0x90);
+    let mut s = raw_subscriber(&svc, client_id, "app/demo", Duration::from_secs(5));
     for n in 1..=4 {
         svc.ingest_seq("device1", n);
     }
     let mut acks = Vec::new();
     for n in 1..=4 {
         let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no PUBLISH");
-        assert_eq!(h & 0xf6, 0x32, "not a QoS 1 PUBLISH: {h:#x}");
-        let at = 2 + u16::from_be_bytes([body[0], body[1]]) as usize;
-        assert_eq!(seq_of(&body[at + 2..]), n);
-        acks.extend_from_slice(&packet(0x40, &body[at..at + 2]));
+        let (_, pkid, seq) = raw_publish(h, &body);
+        assert_eq!(seq, n);
+        acks.extend_from_slice(&packet(0x40, &pkid.to_be_bytes()));
     }
     // The four PUBACKs and the DISCONNECT in one write: one loop turn of the shard.
     acks.extend_from_slice(&[0xE0, 0x00]);
@@ -368,13 +364,8 @@ fn acks_right_before_disconnect_are_committed() {
     drop(s);
     std::thread::sleep(QUIET);
 
-    let mut s = raw_connect(&svc, 4, client_id, 60);
-    s.write_all(&subscribe_packet(4, 1, "app/demo", 1)).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(5)).expect("no SUBACK");
-    assert_eq!(h, 0x90);
+    let mut s = raw_subscriber(&svc, client_id, "app/demo", Duration::from_secs(5));
     svc.ingest_seq("device1", 5);
     let (h, body) = read_packet(&mut s, Duration::from_secs(5)).expect("no event 5");
-    let at = 2 + u16::from_be_bytes([body[0], body[1]]) as usize;
-    assert_eq!(h & 0xf6, 0x32);
-    assert_eq!(seq_of(&body[at + 2..]), 5, "acknowledged events came again");
+    assert_eq!(raw_publish(h, &body).2, 5, "acknowledged events came again");
 }

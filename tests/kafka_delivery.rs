@@ -205,15 +205,6 @@ fn ephemeral_reader_starts_at_the_end() {
     assert!(c.next_publish(Duration::from_millis(500)).is_none());
 }
 
-/// v3.1.1 PUBLISH (QoS 1) as read raw: (DUP flag, packet id, seq of the event).
-fn raw_publish(first: u8, body: &[u8]) -> (bool, u16, u64) {
-    assert_eq!(first & 0xf6, 0x32, "not a QoS 1 PUBLISH: {first:#x}");
-    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
-    let at = 2 + topic_len;
-    let pkid = u16::from_be_bytes([body[at], body[at + 1]]);
-    (first & 0x08 != 0, pkid, seq_of(&body[at + 2..]))
-}
-
 /// The last member of a group leaves without acknowledging; the group's consumer is retired. When
 /// the client comes back, the group is opened anew and the unacknowledged events come again: as
 /// redeliveries, with DUP set (the service remembers what it handed out). Once acknowledged and
@@ -233,10 +224,7 @@ fn redeliveries_after_the_group_is_reopened_carry_dup() {
     let filter = format!("app/{app}");
     let p = kafka::producer(&bootstrap);
 
-    let mut s = raw_connect(&svc, 4, &client_id, 60);
-    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(20)).expect("no SUBACK");
-    assert_eq!(h, 0x90);
+    let mut s = raw_subscriber(&svc, &client_id, &filter, Duration::from_secs(20));
     for seq in 1..=3 {
         kafka::produce_binary(&p, &topic, &app, "device1", seq);
     }
@@ -249,10 +237,7 @@ fn redeliveries_after_the_group_is_reopened_carry_dup() {
     drop(s);
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut s = raw_connect(&svc, 4, &client_id, 60);
-    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(30)).expect("no SUBACK");
-    assert_eq!(h, 0x90);
+    let mut s = raw_subscriber(&svc, &client_id, &filter, Duration::from_secs(30));
     kafka::produce_binary(&p, &topic, &app, "device1", 4);
     for seq in 1..=4 {
         let (h, body) = read_packet(&mut s, Duration::from_secs(30)).expect("no redelivery");
@@ -268,10 +253,7 @@ fn redeliveries_after_the_group_is_reopened_carry_dup() {
     s.write_all(&[0xE0, 0x00]).unwrap();
     drop(s);
     std::thread::sleep(Duration::from_millis(500));
-    let mut s = raw_connect(&svc, 4, &client_id, 60);
-    s.write_all(&subscribe_packet(4, 1, &filter, 1)).unwrap();
-    let (h, _) = read_packet(&mut s, Duration::from_secs(30)).expect("no SUBACK");
-    assert_eq!(h, 0x90);
+    let mut s = raw_subscriber(&svc, &client_id, &filter, Duration::from_secs(30));
     kafka::produce_binary(&p, &topic, &app, "device1", 5);
     let (h, body) = read_packet(&mut s, Duration::from_secs(30)).expect("no event 5");
     assert_eq!(

@@ -605,6 +605,29 @@ pub fn raw_connect(svc: &Service, level: u8, client_id: &str, keep_alive: u16) -
     s
 }
 
+/// A raw MQTT 3.1.1 subscriber: connects as `client_id`, subscribes to `filter` at QoS 1 and
+/// waits (up to `timeout`) for the SUBACK.
+pub fn raw_subscriber(
+    svc: &Service,
+    client_id: &str,
+    filter: &str,
+    timeout: Duration,
+) -> TcpStream {
+    let mut s = raw_connect(svc, 4, client_id, 60);
+    s.write_all(&subscribe_packet(4, 1, filter, 1)).unwrap();
+    let (h, body) = read_packet(&mut s, timeout).expect("no SUBACK");
+    assert_eq!(h, 0x90, "not a SUBACK: {body:?}");
+    s
+}
+
+/// A v3.1.1 QoS 1 PUBLISH read raw: (DUP flag, packet id, `data.seq` of its event).
+pub fn raw_publish(first: u8, body: &[u8]) -> (bool, u16, u64) {
+    assert_eq!(first & 0xf6, 0x32, "not a QoS 1 PUBLISH: {first:#x}");
+    let at = 2 + u16::from_be_bytes([body[0], body[1]]) as usize;
+    let pkid = u16::from_be_bytes([body[at], body[at + 1]]);
+    (first & 0x08 != 0, pkid, seq_of(&body[at + 2..]))
+}
+
 /// After a v5 DISCONNECT from the server: its reason code (0 when the body is empty).
 pub fn disconnect_reason(body: &[u8]) -> u8 {
     body.first().copied().unwrap_or(0)
