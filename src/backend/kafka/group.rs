@@ -228,42 +228,46 @@ impl Group {
 
     /// Commits the acknowledged prefix if it moved (asynchronously unless `sync`).
     pub(crate) fn commit(&mut self, sync: bool) {
-        let state = &mut self.state;
-        if state.key.name().is_none() {
+        let Some(tpl) = self.take_commit(sync) else {
             return;
-        }
-        let retry = self
-            .consumer
-            .context()
-            .commit_failed
-            .swap(false, Ordering::AcqRel);
-        if !state.commit_dirty && !retry && !sync {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (p, c) in &mut state.cursors {
-            if c.known && (retry || sync || c.committed != c.last_commit) {
-                let _ = tpl.add_partition_offset(&state.topic, *p, Offset::Offset(c.committed));
-                c.last_commit = c.committed;
-            }
-        }
-        state.commit_dirty = false;
-        state.mirror(&self.consumer);
-        if tpl.count() == 0 {
-            return;
-        }
+        };
         let mode = if sync {
             CommitMode::Sync
         } else {
             CommitMode::Async
         };
         if let Err(e) = self.consumer.commit(&tpl, mode) {
-            tracing::warn!(group = %state.key, error = %e, "offset commit failed");
+            tracing::warn!(group = %self.state.key, error = %e, "offset commit failed");
             self.consumer
                 .context()
                 .commit_failed
                 .store(true, Ordering::Release);
         }
+    }
+
+    /// The offsets to commit: those that moved since the last commit, or (`all`) every known
+    /// one; None when there is nothing to commit (or the group commits nothing: ephemeral).
+    pub(crate) fn take_commit(&mut self, all: bool) -> Option<TopicPartitionList> {
+        let state = &mut self.state;
+        state.key.name()?;
+        let retry = self
+            .consumer
+            .context()
+            .commit_failed
+            .swap(false, Ordering::AcqRel);
+        if !state.commit_dirty && !retry && !all {
+            return None;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, c) in &mut state.cursors {
+            if c.known && (retry || all || c.committed != c.last_commit) {
+                let _ = tpl.add_partition_offset(&state.topic, *p, Offset::Offset(c.committed));
+                c.last_commit = c.committed;
+            }
+        }
+        state.commit_dirty = false;
+        state.mirror(&self.consumer);
+        (tpl.count() > 0).then_some(tpl)
     }
 }
 

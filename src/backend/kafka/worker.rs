@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use slab::Slab;
 
@@ -66,6 +66,10 @@ impl Bell {
 pub(crate) struct Retired {
     pub consumer: BaseConsumer<GroupContext>,
     pub live: LiveMessages,
+    /// The group's last commit (its acknowledged prefix), made by the reaper before the consumer
+    /// leaves the Kafka group: a synchronous commit takes up to librdkafka's request timeout
+    /// when Kafka is down, which the worker's other groups should not wait out.
+    pub last_commit: Option<(GroupKey, TopicPartitionList)>,
 }
 
 pub(crate) struct Worker {
@@ -309,7 +313,7 @@ impl Worker {
                 }
                 if waiting.is_empty() {
                     // Everyone left while it opened.
-                    self.retire(group);
+                    self.retire(group, None);
                     return;
                 }
                 let slot = self.groups.insert(group);
@@ -338,16 +342,16 @@ impl Worker {
             return;
         }
         if g.state.is_empty() {
-            // The last member: commit what is acknowledged, synchronously, and retire the
-            // consumer (it leaves the Kafka group once no record of it is alive).
-            g.commit(true);
+            // The last member: retire the consumer; the reaper commits what is acknowledged
+            // (synchronously, off this thread) before it leaves the Kafka group.
+            let last_commit = g.take_commit(true).map(|tpl| (key.clone(), tpl));
             self.index.remove(key);
             let g = self.groups.remove(slot);
-            self.retire(g);
+            self.retire(g, last_commit);
         }
     }
 
-    fn retire(&mut self, g: Group) {
+    fn retire(&mut self, g: Group, last_commit: Option<(GroupKey, TopicPartitionList)>) {
         if let Some(name) = g.state.key.name() {
             self.stats.lags.lock().remove(name);
             let handed_out = g.state.handed_out();
@@ -361,12 +365,12 @@ impl Worker {
                 self.handed_out.insert(g.state.key.clone(), handed_out);
             }
         }
-        g.consumer.unsubscribe();
         let live = g.state.live.clone();
         drop(g.state);
         let _ = self.reaper.send(Retired {
             consumer: g.consumer,
             live,
+            last_commit,
         });
     }
 
@@ -388,7 +392,7 @@ impl Worker {
         }
         self.index.clear();
         for g in std::mem::take(&mut self.groups).drain() {
-            self.retire(g);
+            self.retire(g, None);
         }
     }
 }
@@ -507,7 +511,17 @@ pub(crate) fn reaper(rx: Receiver<Retired>) {
     let mut waiting: Vec<Retired> = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(r) => waiting.push(r),
+            Ok(mut r) => {
+                // Commit while still a member (a non-member's commit is refused while others
+                // are in the group), then leave.
+                if let Some((group, tpl)) = r.last_commit.take() {
+                    if let Err(e) = r.consumer.commit(&tpl, CommitMode::Sync) {
+                        tracing::warn!(%group, error = %e, "last offset commit of a group failed; its next consumer starts from the commit before (events since come again)");
+                    }
+                }
+                r.consumer.unsubscribe();
+                waiting.push(r);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
