@@ -11,7 +11,9 @@
 //! - Rebalances, commit results and lag statistics arrive through the consumer's context
 //!   (`context`). Records are decoded by `codec` (CloudEvents Kafka binding); binary-mode data
 //!   is a zero-copy view of the librdkafka message (`payload`, the crate's only `unsafe`).
-//! - Retired consumers are dropped by a reaper thread once none of their records is alive.
+//! - Retired consumers go to a reaper thread: it makes a group's last commit (synchronous, so
+//!   not on a worker), leaves the Kafka group, and drops the consumer once none of its records
+//!   is alive.
 //! - Topic names: `topic`.
 
 mod clients;
