@@ -43,7 +43,8 @@ pub(crate) fn one(
         .registry
         .authorize_device_write(&identity, app, device)
         .map_err(|e| device_refusal(&e, &identity, app, device))?;
-    let content_type = header(request, "Content-Type")
+    let content_type = request
+        .header("Content-Type")
         .unwrap_or(DEFAULT_CONTENT_TYPE)
         .to_owned();
     let data = read_body(request, state.max_body_size)?;
@@ -68,7 +69,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
         .registry
         .authorize(&identity, app, Access::Write)
         .map_err(|e| app_refusal(&e, &identity, app))?;
-    let content_type = header(request, "Content-Type").unwrap_or("");
+    let content_type = request.header("Content-Type").unwrap_or("");
     if !is_media_type(content_type, BATCH_CONTENT_TYPE) {
         let found = if content_type.is_empty() {
             "none".to_owned()
@@ -111,7 +112,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
 fn authenticate(state: &HttpState, request: &Request<'_>) -> Result<Identity, Reply> {
     state
         .auth
-        .authenticate(header(request, "Authorization"))
+        .authenticate(request.header("Authorization"))
         .map_err(|failure| {
             let message = match failure {
                 AuthFailure::Missing => {
@@ -201,11 +202,6 @@ fn device_problem(error: &DeviceAccessError, app: &str, device: &str) -> String 
             format!("device `{device}` of application `{app}` is disabled; enable it to ingest its events")
         }
     }
-}
-
-/// The value of header `name`, if present.
-fn header<'r>(request: &'r Request<'_>, name: &'static str) -> Option<&'r str> {
-    request.header(name)
 }
 
 /// Whether a `Content-Type` value has the media type `expected` (parameters ignored).

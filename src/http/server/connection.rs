@@ -69,7 +69,7 @@ pub(crate) fn serve(
         let continue_to: Option<&mut dyn Write> = head
             .expects_continue()
             .then_some(&mut out as &mut dyn Write);
-        let mut request = Request::new(&head, &mut body, continue_to);
+        let mut request = Request::new(&head, framing, &mut body, continue_to);
         let reply = handle(state, &mut request, &head);
         let continue_owed = request.continue_owed();
         // The next request starts after this one's body: read what the handler left of it,

@@ -6,6 +6,7 @@ use super::head::{Framing, Head, Method};
 
 pub(crate) struct Request<'a> {
     head: &'a Head,
+    framing: Framing,
     body: &'a mut dyn Read,
     /// Where `100 Continue` goes, while the client waits for it before sending the body.
     continue_to: Option<&'a mut dyn Write>,
@@ -14,11 +15,13 @@ pub(crate) struct Request<'a> {
 impl<'a> Request<'a> {
     pub fn new(
         head: &'a Head,
+        framing: Framing,
         body: &'a mut dyn Read,
         continue_to: Option<&'a mut dyn Write>,
     ) -> Request<'a> {
         Request {
             head,
+            framing,
             body,
             continue_to,
         }
@@ -40,10 +43,10 @@ impl<'a> Request<'a> {
 
     /// The body's announced length (`None` for a chunked body, whose length shows while read).
     pub fn body_length(&self) -> Option<u64> {
-        match self.head.framing() {
-            Ok(Framing::Length(n)) => Some(n),
-            Ok(Framing::Empty) => Some(0),
-            _ => None,
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            Framing::Chunked => None,
         }
     }
 
