@@ -12,7 +12,7 @@ mod common;
 mod kafka;
 
 use std::collections::BTreeSet;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -42,26 +42,6 @@ const SLOW_TICK: Duration = Duration::from_millis(10);
 const LIMIT: usize = 1024 * 1024;
 /// How much the RSS may grow while the slow group's backlog grows by `RSS_EVENTS` events.
 const RSS_GROWTH_BOUND_KB: u64 = 32 * 1024;
-
-/// Reads one MQTT packet (first byte, body).
-fn next_packet(r: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut first = [0u8; 1];
-    r.read_exact(&mut first)?;
-    let mut len = 0usize;
-    let mut mult = 1usize;
-    for _ in 0..4 {
-        let mut b = [0u8; 1];
-        r.read_exact(&mut b)?;
-        len += (b[0] & 0x7f) as usize * mult;
-        mult *= 128;
-        if b[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok((first[0], body))
-}
 
 /// A v5 PUBLISH: its packet id and the `seq` of its event (`"seq":N` in the payload: the
 /// record's JSON data, or a structured CloudEvent embedding it).
@@ -182,7 +162,7 @@ fn fast_read(
             "fast reader: only {} events within {timeout:?}",
             seqs.len()
         );
-        let (h, body) = next_packet(&mut r).unwrap_or_else(|e| {
+        let (h, body) = read_packet_from(&mut r).unwrap_or_else(|e| {
             panic!("fast reader: read failed after {} events: {e}", seqs.len())
         });
         if h & 0xF0 != 0x30 {
@@ -267,7 +247,7 @@ fn slow_session(s: TcpStream, stop: &AtomicBool, received: &AtomicUsize) -> Slow
         let s = s.try_clone().unwrap();
         std::thread::spawn(move || {
             let mut r = BufReader::new(s);
-            while let Ok((h, body)) = next_packet(&mut r) {
+            while let Ok((h, body)) = read_packet_from(&mut r) {
                 if h & 0xF0 == 0x30 && tx.send(parse_publish(h, &body)).is_err() {
                     return;
                 }

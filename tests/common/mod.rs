@@ -576,13 +576,18 @@ pub fn subscribe_packet(level: u8, pkid: u16, filter: &str, qos: u8) -> Vec<u8> 
 /// Reads one whole packet (first byte, body); None on timeout, EOF or error.
 pub fn read_packet(s: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)> {
     s.set_read_timeout(Some(timeout)).unwrap();
+    read_packet_from(s).ok()
+}
+
+/// Reads one whole packet (first byte, body) from any reader.
+pub fn read_packet_from(r: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     let mut first = [0u8; 1];
-    s.read_exact(&mut first).ok()?;
+    r.read_exact(&mut first)?;
     let mut len = 0usize;
     let mut mult = 1usize;
     for _ in 0..4 {
         let mut b = [0u8; 1];
-        s.read_exact(&mut b).ok()?;
+        r.read_exact(&mut b)?;
         len += (b[0] & 0x7f) as usize * mult;
         mult *= 128;
         if b[0] & 0x80 == 0 {
@@ -590,8 +595,8 @@ pub fn read_packet(s: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)
         }
     }
     let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    Some((first[0], body))
+    r.read_exact(&mut body)?;
+    Ok((first[0], body))
 }
 
 /// Connects raw, sends CONNECT, asserts a successful CONNACK.
