@@ -61,6 +61,7 @@ mkdir -p "$WORK"
 scripts/kafka fetch
 if [ -z "${SKIP_BUILD:-}" ]; then
     say "building (release)"
+    scripts/build-deps
     cargo build --release -p loadtest -p mqtt-integration
 fi
 SERVICE="${SERVICE_BIN:-$ROOT/target/release/mqtt-integration}"
