@@ -1,5 +1,6 @@
 //! Structured-mode encoding, ours against cloudevents-sdk + serde_json, binary-mode attribute
-//! iteration, and the JSON check that decides whether data is embedded as JSON.
+//! iteration, the JSON check that decides whether data is embedded as JSON, and reading events
+//! in: a Kafka record's headers (the consumer worker's per-record work) and an ingest batch.
 //!
 //! `cargo bench --bench cloudevents`
 
@@ -9,7 +10,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use cloudevents::{EventBuilder, EventBuilderV10};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mqtt_integration::cloudevents::{is_json, Event, ExtensionValue};
+use mqtt_integration::backend::kafka::codec::read_headers;
+use mqtt_integration::cloudevents::{is_json, parse_batch, Event, ExtensionValue};
 
 /// A typical telemetry payload, padded to 256 bytes of JSON.
 fn json_256() -> Vec<u8> {
@@ -46,7 +48,7 @@ fn sdk(event: &Event) -> cloudevents::Event {
         .source(event.source.clone())
         .ty(event.ty.clone())
         .subject(event.subject.clone().unwrap())
-        .time(event.time.clone().unwrap());
+        .time(event.time.as_deref().unwrap().to_owned());
     for (name, value) in &event.extensions {
         builder = builder.extension(name, value.as_str().unwrap());
     }
@@ -138,5 +140,57 @@ fn validate_json(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, structured, binary_attributes, validate_json);
+/// A record as Drogue Cloud writes it to `events-<app>` (binary mode: `content-type` and eleven
+/// `ce_*` headers, a UUID id) read into an event and dropped: what the Kafka worker does per
+/// record besides polling.
+fn kafka_decode(c: &mut Criterion) {
+    let event = ours("application/json", &json_256());
+    let mut headers: Vec<(String, Vec<u8>)> = event
+        .binary_attributes()
+        .map(|(n, v)| (format!("ce_{n}"), v.as_bytes().to_vec()))
+        .collect();
+    headers.push(("content-type".into(), b"application/json".to_vec()));
+    let data = event.data.clone();
+    c.bench_function("kafka_decode/drogue_record", |b| {
+        b.iter(|| {
+            let attributes = read_headers(
+                black_box(&headers)
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_slice()))),
+            )
+            .unwrap();
+            black_box(attributes.into_event(data.clone()).unwrap())
+        })
+    });
+}
+
+/// An ingest batch of 100 events of 256 bytes of JSON (device, subject, content type and data
+/// given; id, time, type and source filled in) parsed into events and dropped.
+fn ingest_batch(c: &mut Criterion) {
+    let data = String::from_utf8(json_256()).unwrap();
+    let element = format!(
+        r#"{{"device":"device-0042","subject":"sensors/environment","datacontenttype":"application/json","data":{data}}}"#
+    );
+    let body = format!("[{}]", vec![element; 100].join(","));
+    let mut scratch = Vec::with_capacity(body.len());
+    let mut group = c.benchmark_group("ingest_batch");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("100x256B", |b| {
+        b.iter(|| {
+            scratch.clear();
+            scratch.extend_from_slice(black_box(body.as_bytes()));
+            black_box(parse_batch(&mut scratch).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    structured,
+    binary_attributes,
+    validate_json,
+    kafka_decode,
+    ingest_batch
+);
 criterion_main!(benches);

@@ -54,7 +54,7 @@ pub fn parse_batch_at(body: &mut [u8], now: SystemTime) -> Result<Vec<Event>, Ba
 fn ingested_event(item: &BorrowedValue<'_>, time: &str) -> Result<Event, String> {
     let mut draft = Draft::from_value(item).map_err(|e| e.to_string())?;
     draft.fill_ingest_defaults(time);
-    draft.source.get_or_insert_with(String::new);
+    draft.source.get_or_insert_with(Default::default);
     let event = draft.into_event().map_err(|e| e.to_string())?;
     match event.device() {
         Some(device) if !device.is_empty() => Ok(event),

@@ -4,9 +4,17 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use compact_str::{format_compact, CompactString};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::DEVICE_EVENT_TYPE;
+
+/// The text of an attribute or a string extension. Up to 24 bytes are held inline, and most of
+/// what Drogue Cloud puts in an event fits (type, subject, content type, application, device,
+/// sender, partition key, instance, many sources), so reading an event from Kafka or the ingest
+/// allocates for the id (a UUID) and the time, not for a dozen attributes. Allocation was the
+/// largest item of the per-record work left (README, Kafka; `benches/cloudevents.rs`).
+pub type Text = CompactString;
 
 /// One CloudEvent (spec version 1.0).
 ///
@@ -18,16 +26,16 @@ use super::DEVICE_EVENT_TYPE;
 /// neither gets a `data` member in structured mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub id: String,
-    pub source: String,
+    pub id: Text,
+    pub source: Text,
     /// The `type` attribute.
-    pub ty: String,
+    pub ty: Text,
     pub specversion: SpecVersion,
-    pub subject: Option<String>,
+    pub subject: Option<Text>,
     /// RFC 3339 text, as received.
-    pub time: Option<String>,
-    pub datacontenttype: Option<String>,
-    pub dataschema: Option<String>,
+    pub time: Option<Text>,
+    pub datacontenttype: Option<Text>,
+    pub dataschema: Option<Text>,
     /// Extension attributes in the order they were received or added. The names Drogue Cloud
     /// sets on every event are static (see [`extension_name`]): no allocation for them.
     pub extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
@@ -46,7 +54,7 @@ pub enum SpecVersion {
 /// carried as strings in every format, so these three cover what arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtensionValue {
-    String(String),
+    String(Text),
     Integer(i64),
     Boolean(bool),
 }
@@ -76,13 +84,13 @@ impl Event {
         now: SystemTime,
     ) -> Event {
         Event {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: new_id(),
             source: device_source(app, device),
-            ty: DEVICE_EVENT_TYPE.to_owned(),
+            ty: Text::const_new(DEVICE_EVENT_TYPE),
             specversion: SpecVersion::V1_0,
-            subject: Some(channel.to_owned()),
+            subject: Some(channel.into()),
             time: Some(rfc3339(now)),
-            datacontenttype: content_type.map(str::to_owned),
+            datacontenttype: content_type.map(Text::from),
             dataschema: None,
             extensions: vec![
                 (APPLICATION.into(), ExtensionValue::from(app)),
@@ -90,7 +98,7 @@ impl Event {
                 ("sender".into(), ExtensionValue::from(sender)),
                 (
                     "partitionkey".into(),
-                    ExtensionValue::String(format!("{app}/{sender}")),
+                    ExtensionValue::String(format_compact!("{app}/{sender}")),
                 ),
                 ("instance".into(), ExtensionValue::from(instance)),
             ],
@@ -129,14 +137,14 @@ impl Event {
     /// (`<app>/<device>`, so that one device's events stay in order), and `sender` to the device
     /// when it is missing. Returns false, changing nothing, when there is no `device` extension.
     pub fn bind_to_application(&mut self, app: &str) -> bool {
-        let Some(device) = self.device().map(str::to_owned) else {
+        let Some(device) = self.device().map(Text::from) else {
             return false;
         };
         self.source = device_source(app, &device);
         self.set_extension(APPLICATION, ExtensionValue::from(app));
         self.set_extension(
             "partitionkey",
-            ExtensionValue::String(format!("{app}/{device}")),
+            ExtensionValue::String(format_compact!("{app}/{device}")),
         );
         if self.extension("sender").is_none() {
             self.set_extension("sender", ExtensionValue::String(device));
@@ -161,9 +169,15 @@ pub fn extension_name(name: &str) -> Cow<'static, str> {
     }
 }
 
+/// A new event id: a UUID v4, hyphenated.
+pub fn new_id() -> Text {
+    let mut buf = uuid::Uuid::encode_buffer();
+    Text::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+}
+
 /// `drogue://<app>/<device>`, each segment percent-encoded.
-pub fn device_source(app: &str, device: &str) -> String {
-    format!(
+pub fn device_source(app: &str, device: &str) -> Text {
+    format_compact!(
         "drogue://{}/{}",
         utf8_percent_encode(app, SOURCE_SEGMENT),
         utf8_percent_encode(device, SOURCE_SEGMENT)
@@ -171,8 +185,8 @@ pub fn device_source(app: &str, device: &str) -> String {
 }
 
 /// `now` as RFC 3339 in UTC with microseconds, the precision Drogue Cloud's timestamps have.
-pub fn rfc3339(now: SystemTime) -> String {
-    humantime::format_rfc3339_micros(now).to_string()
+pub fn rfc3339(now: SystemTime) -> Text {
+    format_compact!("{}", humantime::format_rfc3339_micros(now))
 }
 
 impl SpecVersion {
@@ -205,12 +219,18 @@ impl ExtensionValue {
 
 impl From<&str> for ExtensionValue {
     fn from(s: &str) -> Self {
-        ExtensionValue::String(s.to_owned())
+        ExtensionValue::String(s.into())
     }
 }
 
 impl From<String> for ExtensionValue {
     fn from(s: String) -> Self {
+        ExtensionValue::String(s.into())
+    }
+}
+
+impl From<Text> for ExtensionValue {
+    fn from(s: Text) -> Self {
         ExtensionValue::String(s)
     }
 }

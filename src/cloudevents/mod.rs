@@ -20,7 +20,7 @@ mod sdk_tests;
 
 pub use batch::{parse_batch, parse_batch_at, BatchError};
 pub use content_type::DataKind;
-pub use event::{Event, ExtensionValue, SpecVersion};
+pub use event::{Event, ExtensionValue, SpecVersion, Text};
 pub use json_check::is_json;
 pub use parse::EventError;
 

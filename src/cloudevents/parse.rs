@@ -11,7 +11,7 @@ use simd_json::prelude::*;
 use simd_json::{BorrowedValue, StaticNode};
 
 use super::content_type::DataKind;
-use super::event::{extension_name, Event, ExtensionValue, SpecVersion};
+use super::event::{extension_name, new_id, Event, ExtensionValue, SpecVersion, Text};
 
 /// Why a structured event was rejected. Each names the attribute at fault.
 #[derive(Debug, thiserror::Error)]
@@ -60,14 +60,14 @@ impl Event {
 /// standalone event rejects them, a batch-ingested one gets them filled in.
 #[derive(Debug, Default)]
 pub(crate) struct Draft {
-    pub id: Option<String>,
-    pub source: Option<String>,
-    pub ty: Option<String>,
+    pub id: Option<Text>,
+    pub source: Option<Text>,
+    pub ty: Option<Text>,
     pub specversion: Option<SpecVersion>,
-    pub subject: Option<String>,
-    pub time: Option<String>,
-    pub datacontenttype: Option<String>,
-    pub dataschema: Option<String>,
+    pub subject: Option<Text>,
+    pub time: Option<Text>,
+    pub datacontenttype: Option<Text>,
+    pub dataschema: Option<Text>,
     pub extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
     pub data: Bytes,
 }
@@ -95,12 +95,12 @@ impl Draft {
                 "id" => draft.id = required_string("id", value)?,
                 "source" => draft.source = required_string("source", value)?,
                 "type" => draft.ty = required_string("type", value)?,
-                "subject" => draft.subject = optional_string(name, value)?.map(str::to_owned),
-                "time" => draft.time = optional_string(name, value)?.map(str::to_owned),
+                "subject" => draft.subject = optional_string(name, value)?.map(Text::from),
+                "time" => draft.time = optional_string(name, value)?.map(Text::from),
                 "datacontenttype" => {
-                    draft.datacontenttype = optional_string(name, value)?.map(str::to_owned)
+                    draft.datacontenttype = optional_string(name, value)?.map(Text::from)
                 }
-                "dataschema" => draft.dataschema = optional_string(name, value)?.map(str::to_owned),
+                "dataschema" => draft.dataschema = optional_string(name, value)?.map(Text::from),
                 "data" => data = Some(value).filter(|v| !v.is_null()),
                 "data_base64" => data_base64 = optional_string(name, value)?,
                 _ => {
@@ -125,12 +125,11 @@ impl Draft {
     /// request's), `specversion` 1.0 and `type` `io.drogue.event.v1`. `source` is left to the
     /// caller, which sets it from the path.
     pub fn fill_ingest_defaults(&mut self, time: &str) {
-        self.id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
-        self.time.get_or_insert_with(|| time.to_owned());
+        self.id.get_or_insert_with(new_id);
+        self.time.get_or_insert_with(|| time.into());
         self.specversion.get_or_insert(SpecVersion::V1_0);
         self.ty
-            .get_or_insert_with(|| super::DEVICE_EVENT_TYPE.to_owned());
+            .get_or_insert_with(|| Text::const_new(super::DEVICE_EVENT_TYPE));
     }
 
     /// The event, if every required attribute was there.
@@ -157,7 +156,13 @@ fn data_bytes(kind: DataKind, value: &BorrowedValue<'_>) -> Bytes {
         (DataKind::Text | DataKind::Binary, BorrowedValue::String(s)) => {
             Bytes::copy_from_slice(s.as_bytes())
         }
-        _ => Bytes::from(value.encode().into_bytes()),
+        _ => {
+            // The generator starts at 1 KiB; the event keeps this buffer for as long as the
+            // log retains it, so give back what the text does not use.
+            let mut text = value.encode().into_bytes();
+            text.shrink_to_fit();
+            Bytes::from(text)
+        }
     }
 }
 
@@ -165,10 +170,10 @@ fn data_bytes(kind: DataKind, value: &BorrowedValue<'_>) -> Bytes {
 fn required_string(
     name: &'static str,
     value: &BorrowedValue<'_>,
-) -> Result<Option<String>, EventError> {
+) -> Result<Option<Text>, EventError> {
     match optional_string(name, value)? {
         Some("") => Err(EventError::Empty(name)),
-        other => Ok(other.map(str::to_owned)),
+        other => Ok(other.map(Text::from)),
     }
 }
 
@@ -189,7 +194,7 @@ fn extension_value(
 ) -> Result<Option<ExtensionValue>, EventError> {
     const EXPECTED: &str = "a string, an integer or a boolean";
     Ok(Some(match value {
-        BorrowedValue::String(s) => ExtensionValue::String(s.to_string()),
+        BorrowedValue::String(s) => ExtensionValue::String(Text::from(&**s)),
         BorrowedValue::Static(StaticNode::Bool(b)) => ExtensionValue::Boolean(*b),
         BorrowedValue::Static(StaticNode::I64(i)) => ExtensionValue::Integer(*i),
         BorrowedValue::Static(StaticNode::U64(u)) => match i64::try_from(*u) {

@@ -43,7 +43,7 @@ fn assert_sdk_reads_back(event: &Event) {
         .iter_extensions()
         .map(|(name, value)| {
             let value = match value {
-                SdkExtension::String(s) => ExtensionValue::String(s.clone()),
+                SdkExtension::String(s) => ExtensionValue::from(s.as_str()),
                 SdkExtension::Integer(i) => ExtensionValue::Integer(*i),
                 SdkExtension::Boolean(b) => ExtensionValue::Boolean(*b),
             };
@@ -120,7 +120,7 @@ fn device_event(content_type: Option<&str>, data: &[u8]) -> Event {
         Bytes::copy_from_slice(data),
         SystemTime::now(),
     );
-    e.dataschema = Some("https://example.com/schema.json".to_owned());
+    e.dataschema = Some("https://example.com/schema.json".into());
     e.extensions
         .push(("count".into(), ExtensionValue::Integer(-42)));
     e.extensions
@@ -209,7 +209,7 @@ fn any_data() -> impl Strategy<Value = Vec<u8>> {
 
 fn any_extensions() -> impl Strategy<Value = Vec<(String, ExtensionValue)>> {
     let value = prop_oneof![
-        any::<String>().prop_map(ExtensionValue::String),
+        any::<String>().prop_map(ExtensionValue::from),
         any::<i64>().prop_map(ExtensionValue::Integer),
         any::<bool>().prop_map(ExtensionValue::Boolean),
     ];
@@ -232,15 +232,15 @@ proptest! {
         data in any_data(),
     ) {
         let e = Event {
-            id,
-            source,
-            ty,
+            id: id.into(),
+            source: source.into(),
+            ty: ty.into(),
             specversion: Default::default(),
-            subject,
+            subject: subject.map(Into::into),
             time: Some(super::event::rfc3339(
                 UNIX_EPOCH + Duration::new(seconds, micros * 1000),
             )),
-            datacontenttype: content_type.map(str::to_owned),
+            datacontenttype: content_type.map(Into::into),
             dataschema: None,
             extensions: extensions
                 .into_iter()

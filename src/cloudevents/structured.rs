@@ -107,7 +107,8 @@ impl Event {
 
     /// Enough for the common case (nothing to escape) so the buffer grows once.
     fn structured_size_hint(&self) -> usize {
-        let optional = |o: &Option<String>| o.as_ref().map_or(0, |s| s.len() + 20);
+        let optional =
+            |o: &Option<crate::cloudevents::Text>| o.as_ref().map_or(0, |s| s.len() + 20);
         let extensions: usize = self
             .extensions
             .iter()

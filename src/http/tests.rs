@@ -246,7 +246,7 @@ impl Resp {
 
 fn ext(event: &Event, name: &str) -> Option<String> {
     match event.extension(name)? {
-        ExtensionValue::String(s) => Some(s.clone()),
+        ExtensionValue::String(s) => Some(s.to_string()),
         other => panic!("extension {name} is not a string: {other:?}"),
     }
 }

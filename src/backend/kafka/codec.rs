@@ -9,7 +9,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 
 use super::payload::{detach_headers, payload_bytes, LiveMessages};
 use crate::cloudevents::event::extension_name;
-use crate::cloudevents::{Event, ExtensionValue, SpecVersion, KAFKA_STRUCTURED_CONTENT_TYPE};
+use crate::cloudevents::{Event, ExtensionValue, SpecVersion, Text, KAFKA_STRUCTURED_CONTENT_TYPE};
 
 /// The headers of a binary-mode record for `event` (its data is the record's value).
 pub fn encode_headers(event: &Event) -> OwnedHeaders {
@@ -95,15 +95,15 @@ pub(crate) fn decode(
 /// `content-type`.
 #[derive(Debug, Default)]
 pub struct RecordAttributes {
-    content_type: Option<String>,
+    content_type: Option<Text>,
     /// Borrowed when it is "1.0" (the only version there is): no allocation per record.
     specversion: Option<Cow<'static, str>>,
-    id: Option<String>,
-    source: Option<String>,
-    ty: Option<String>,
-    subject: Option<String>,
-    time: Option<String>,
-    dataschema: Option<String>,
+    id: Option<Text>,
+    source: Option<Text>,
+    ty: Option<Text>,
+    subject: Option<Text>,
+    time: Option<Text>,
+    dataschema: Option<Text>,
     extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
 }
 
@@ -158,18 +158,18 @@ pub(crate) fn read_raw_headers<'h>(
         match slot {
             Slot::SpecVersion if value == "1.0" => a.specversion = Some(Cow::Borrowed("1.0")),
             Slot::SpecVersion => a.specversion = Some(Cow::Owned(value.to_owned())),
-            Slot::ContentType => a.content_type = Some(value.to_owned()),
-            Slot::Id => a.id = Some(value.to_owned()),
-            Slot::Source => a.source = Some(value.to_owned()),
-            Slot::Type => a.ty = Some(value.to_owned()),
-            Slot::Subject => a.subject = Some(value.to_owned()),
-            Slot::Time => a.time = Some(value.to_owned()),
-            Slot::DataSchema => a.dataschema = Some(value.to_owned()),
+            Slot::ContentType => a.content_type = Some(Text::from(value)),
+            Slot::Id => a.id = Some(Text::from(value)),
+            Slot::Source => a.source = Some(Text::from(value)),
+            Slot::Type => a.ty = Some(Text::from(value)),
+            Slot::Subject => a.subject = Some(Text::from(value)),
+            Slot::Time => a.time = Some(Text::from(value)),
+            Slot::DataSchema => a.dataschema = Some(Text::from(value)),
             Slot::Extension(name) => {
                 let name = std::str::from_utf8(name).map_err(|_| not_utf8())?;
                 a.extensions.push((
                     extension_name(name),
-                    ExtensionValue::String(value.to_owned()),
+                    ExtensionValue::String(Text::from(value)),
                 ));
             }
         }
