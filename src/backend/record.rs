@@ -93,7 +93,8 @@ impl Record {
         let e = &self.event;
         let mut attrs = 0;
         let mut allocs = 4; // the Arc, the extension vector, two caches
-                            // Attribute text of up to 24 bytes is held inline (`Text`): no allocation of its own.
+
+        // Attribute text of up to 24 bytes is held inline (`Text`): no allocation of its own.
         for s in [&e.id, &e.source, &e.ty].into_iter().chain(
             [&e.subject, &e.time, &e.datacontenttype, &e.dataschema]
                 .into_iter()
