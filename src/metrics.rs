@@ -49,6 +49,7 @@ pub struct Metrics {
     bytes_received: Counter,
     records_skipped: Counter,
     queued_bytes: Gauge,
+    backend_consumers: Gauge,
     group_lag: Mutex<BTreeMap<String, i64>>,
     collector: Collector,
 }
@@ -92,6 +93,7 @@ impl Metrics {
             bytes_received: Counter::new(),
             records_skipped: Counter::new(),
             queued_bytes: Gauge::new(),
+            backend_consumers: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
             collector: Collector(std::sync::OnceLock::new()),
         }
@@ -183,6 +185,11 @@ impl Metrics {
         if total > now {
             self.records_skipped.add(total - now);
         }
+    }
+
+    /// Sets how many consumers (clients) the backend has open (for a backend that counts them).
+    pub fn set_backend_consumers(&self, n: i64) {
+        self.backend_consumers.0.store(n, Relaxed);
     }
 
     /// Installs the function that refreshes figures kept elsewhere before each render.
@@ -319,6 +326,12 @@ impl Metrics {
             "gauge",
             "Bytes queued for sending to clients.",
             &[unlabelled(self.queued_bytes.value())],
+        );
+        family(
+            "mqtt_integration_backend_consumers",
+            "gauge",
+            "Backend consumer clients open (Kafka: one per durable group, one per application for its ephemeral readers, one per ephemeral reader that could not keep up).",
+            &[unlabelled(self.backend_consumers.value())],
         );
         out
     }
@@ -466,6 +479,7 @@ mod tests {
             ("mqtt_integration_bytes_received_total", "counter"),
             ("mqtt_integration_records_skipped_total", "counter"),
             ("mqtt_integration_queued_bytes", "gauge"),
+            ("mqtt_integration_backend_consumers", "gauge"),
         ] {
             assert_family(&text, name, kind);
         }

@@ -150,6 +150,9 @@ impl Server {
                     m.raise_records_skipped(
                         stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
                     );
+                    m.set_backend_consumers(
+                        stats.consumers.load(std::sync::atomic::Ordering::Relaxed),
+                    );
                 });
                 (backend, None)
             }

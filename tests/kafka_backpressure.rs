@@ -21,8 +21,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// Events per fast backlog (each fast group reads 0..N).
 const N: u64 = 10_000;
@@ -287,41 +285,6 @@ fn slow_session(s: TcpStream, stop: &AtomicBool, received: &AtomicUsize) -> Slow
     SlowLog { acked, elapsed }
 }
 
-/// Produces `{"seq":N,"pad":"…"}` records (binary mode, key = device `dev-<N % 16>`) for
-/// `seqs`, batched; returns the bytes produced (payload and headers).
-fn produce(bootstrap: &str, topic: &str, app: &str, seqs: std::ops::Range<u64>) -> u64 {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .expect("producer");
-    let pad = "x".repeat(PAD);
-    let mut bytes = 0u64;
-    for seq in seqs {
-        let device = format!("dev-{}", seq % DEVICES);
-        let body = format!("{{\"seq\":{seq},\"pad\":\"{pad}\"}}");
-        let headers = kafka::drogue_headers(app, &device, &format!("id-{seq}"), "application/json");
-        bytes += (body.len() + 300) as u64;
-        let mut record = BaseRecord::to(topic)
-            .key(&device)
-            .payload(&body)
-            .headers(headers);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    p.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).expect("flush");
-    bytes
-}
-
 /// VmRSS of `pid` in kB.
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -422,7 +385,7 @@ fn slow_qos1_group_does_not_slow_another_group_nor_grow_memory() {
         disconnect(subscriber(&svc, &app, id, None));
     }
     let t = Instant::now();
-    produce(&bootstrap, &topic, &app, 0..N);
+    kafka::produce_padded(&bootstrap, &topic, &app, 0..N, PAD, DEVICES);
     eprintln!("produced {N} events in {:?}", t.elapsed());
 
     // Each fast group reads the whole backlog: its rate is events / (last − first arrival).
@@ -490,7 +453,7 @@ fn slow_qos1_group_does_not_slow_another_group_nor_grow_memory() {
         })
     };
     let t = Instant::now();
-    let added = produce(&bootstrap, &topic, &app, N..N + RSS_EVENTS);
+    let added = kafka::produce_padded(&bootstrap, &topic, &app, N..N + RSS_EVENTS, PAD, DEVICES);
     eprintln!(
         "produced {RSS_EVENTS} more events ({} MB) in {:?}",
         added / 1_000_000,

@@ -225,6 +225,7 @@ pub struct Backend {
     pub producer: Arc<dyn Producer>,
     workers: Vec<Sender<ToBackend>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    ephemeral_by_app: bool,
 }
 
 impl Backend {
@@ -237,13 +238,22 @@ impl Backend {
             producer,
             workers,
             threads,
+            ephemeral_by_app: false,
         }
+    }
+
+    /// Every ephemeral reader of an application goes to the same worker (which can then serve
+    /// them through one consumer) instead of being spread by connection.
+    pub fn ephemeral_readers_by_app(mut self) -> Backend {
+        self.ephemeral_by_app = true;
+        self
     }
 
     /// Handles for shards: cheap to clone, one per shard.
     pub fn handle(&self) -> BackendHandle {
         BackendHandle {
             workers: self.workers.clone().into(),
+            ephemeral_by_app: self.ephemeral_by_app,
         }
     }
 
@@ -282,12 +292,19 @@ impl Backend {
 #[derive(Clone)]
 pub struct BackendHandle {
     workers: Arc<[Sender<ToBackend>]>,
+    ephemeral_by_app: bool,
 }
 
 impl BackendHandle {
     /// The worker that owns `group` (stable for the process lifetime).
     pub fn worker_of(&self, group: &GroupKey) -> u16 {
-        (group.hash64() % self.workers.len() as u64) as u16
+        let hash = match group {
+            GroupKey::Ephemeral { app, .. } if self.ephemeral_by_app => {
+                GroupKey::Durable(app.clone()).hash64()
+            }
+            _ => group.hash64(),
+        };
+        (hash % self.workers.len() as u64) as u16
     }
 
     pub fn send(&self, worker: u16, msg: ToBackend) {

@@ -216,6 +216,49 @@ pub fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8], headers: O
     p.flush(Duration::from_secs(60)).expect("flush");
 }
 
+/// Produces `{"seq":N,"pad":"x…"}` records (binary mode, key = device `dev-<N % devices>`,
+/// `pad` bytes of padding) for `seqs`, batched; returns the bytes produced (payload and
+/// headers, roughly).
+pub fn produce_padded(
+    bootstrap: &str,
+    topic: &str,
+    app: &str,
+    seqs: std::ops::Range<u64>,
+    pad: usize,
+    devices: u64,
+) -> u64 {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("producer");
+    let pad = "x".repeat(pad);
+    let mut bytes = 0u64;
+    for seq in seqs {
+        let device = format!("dev-{}", seq % devices);
+        let body = format!("{{\"seq\":{seq},\"pad\":\"{pad}\"}}");
+        let headers = drogue_headers(app, &device, &format!("id-{seq}"), "application/json");
+        bytes += (body.len() + 300) as u64;
+        let mut record = BaseRecord::to(topic)
+            .key(&device)
+            .payload(&body)
+            .headers(headers);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    bytes
+}
+
 /// Reads `topic` from the beginning until `n` records arrived or `timeout` passed.
 pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
     read_topic_with(bootstrap, &[], topic, n, timeout)

@@ -42,6 +42,27 @@ pub(crate) struct GroupContext {
     pub stats: Arc<KafkaStats>,
 }
 
+impl GroupContext {
+    /// A consumer's context; counted in [`KafkaStats::consumers`] for as long as it lives (the
+    /// consumer owns it).
+    pub(crate) fn new(name: Option<Arc<str>>, topic: Arc<str>, stats: Arc<KafkaStats>) -> Self {
+        stats.consumers.fetch_add(1, Ordering::Relaxed);
+        GroupContext {
+            name,
+            topic,
+            shared: Default::default(),
+            commit_failed: AtomicBool::new(false),
+            stats,
+        }
+    }
+}
+
+impl Drop for GroupContext {
+    fn drop(&mut self) {
+        self.stats.consumers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
         let Some(name) = &self.name else {

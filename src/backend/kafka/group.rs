@@ -323,6 +323,27 @@ impl GroupState {
         self.members.is_empty()
     }
 
+    /// An ephemeral reader's read position in each partition, when nothing is held back for it
+    /// (so that it may go back to its application's tail); None otherwise.
+    pub(crate) fn idle_positions(&self) -> Option<BTreeMap<i32, i64>> {
+        if self.key.name().is_some() || self.members.len() != 1 {
+            return None;
+        }
+        let mut at = BTreeMap::new();
+        for (&p, c) in &self.cursors {
+            if !c.known || c.paused || !c.pending.is_empty() {
+                return None;
+            }
+            at.insert(p, c.next_read);
+        }
+        Some(at)
+    }
+
+    /// Takes the members out (the group is being dissolved).
+    pub(crate) fn take_members(&mut self) -> Vec<Member> {
+        std::mem::take(&mut self.members)
+    }
+
     /// An ephemeral reader's partitions, assigned by us at `offsets`.
     pub(crate) fn assign_at(&mut self, offsets: &[(i32, i64)], epochs: &mut u32) {
         for &(p, at) in offsets {
@@ -505,22 +526,12 @@ impl GroupState {
             return; // from before a seek
         }
         c.next_read = offset + 1;
-        let record = match codec::decode(msg, &self.live) {
-            Ok(d) => {
-                if d.zero_copy {
-                    self.stats.zero_copy.fetch_add(1, Ordering::Relaxed);
-                }
-                Arc::new(Record::new(d.event, p as u32, offset as u64))
+        let Some(record) = decode_record(msg, &self.live, &self.stats, &self.topic) else {
+            if c.advance() {
+                self.mirror_dirty = true;
+                self.commit_dirty = true;
             }
-            Err(e) => {
-                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(topic = %self.topic, partition = p, offset, error = %e, "skipping a record that is not a valid CloudEvent");
-                if c.advance() {
-                    self.mirror_dirty = true;
-                    self.commit_dirty = true;
-                }
-                return;
-            }
+            return;
         };
         let pauser = Pauser {
             consumer,
@@ -630,42 +641,96 @@ fn dispatch(
     pass: &mut Pass<'_>,
 ) -> Dispatch {
     let offset = record.offset as i64;
-    let Some(route) = route(&member.filters, &record, app_topic) else {
-        return Dispatch::Done; // no filter matches: consumed, counts as acknowledged
+    let ack = AckToken {
+        worker: pass.worker,
+        group: pass.slot,
+        partition: p as u32,
+        epoch: c.epoch,
+        offset: offset as u64,
     };
-    // spec 2.4: never buffer without bound; a full connection pauses the partition.
-    if !member.flow.has_room() {
-        return Dispatch::Full(record);
+    match member.offer(record, app_topic, offset < c.dispatched_end, ack, pass) {
+        // No filter matches: consumed, counts as acknowledged.
+        Offer::NotForIt => Dispatch::Done,
+        Offer::Full(record) => Dispatch::Full(record),
+        Offer::Sent(qos) => {
+            if qos != QoS::AtMostOnce {
+                c.in_flight.push_back((offset, false));
+            }
+            c.dispatched_end = c.dispatched_end.max(offset + 1);
+            Dispatch::Done
+        }
     }
-    let cost = record.cost();
-    member.flow.charge(cost as usize);
-    if route.qos != QoS::AtMostOnce {
-        c.in_flight.push_back((offset, false));
-    }
-    let dup = offset < c.dispatched_end;
-    c.dispatched_end = c.dispatched_end.max(offset + 1);
-    pass.outbox.push(
-        &member.link,
-        Delivery {
-            conn: member.conn,
-            member: member.id,
-            record,
-            whole_app: route.whole_app,
-            qos: route.qos,
-            mode: route.mode,
-            subscription_ids: route.subscription_ids,
-            dup,
-            cost,
-            ack: AckToken {
-                worker: pass.worker,
-                group: pass.slot,
-                partition: p as u32,
-                epoch: c.epoch,
-                offset: offset as u64,
+}
+
+/// What offering a record to a member did.
+pub(crate) enum Offer {
+    /// None of its filters matches the record.
+    NotForIt,
+    /// Its connection is full (spec 2.4: never buffer without bound): the record comes back.
+    Full(Arc<Record>),
+    Sent(QoS),
+}
+
+impl Member {
+    /// Queues `record` for the member's shard if one of its filters matches and its connection
+    /// has room.
+    pub(crate) fn offer(
+        &self,
+        record: Arc<Record>,
+        app_topic: &Arc<str>,
+        dup: bool,
+        ack: AckToken,
+        pass: &mut Pass<'_>,
+    ) -> Offer {
+        let Some(route) = route(&self.filters, &record, app_topic) else {
+            return Offer::NotForIt;
+        };
+        if !self.flow.has_room() {
+            return Offer::Full(record);
+        }
+        let cost = record.cost();
+        self.flow.charge(cost as usize);
+        let qos = route.qos;
+        pass.outbox.push(
+            &self.link,
+            Delivery {
+                conn: self.conn,
+                member: self.id,
+                record,
+                whole_app: route.whole_app,
+                qos,
+                mode: route.mode,
+                subscription_ids: route.subscription_ids,
+                dup,
+                cost,
+                ack,
             },
-        },
-    );
-    Dispatch::Done
+        );
+        Offer::Sent(qos)
+    }
+}
+
+/// Decodes a record (spec 4); one that is not a CloudEvent is counted, logged and skipped (None).
+pub(crate) fn decode_record(
+    msg: BorrowedMessage<'_>,
+    live: &LiveMessages,
+    stats: &KafkaStats,
+    topic: &str,
+) -> Option<Arc<Record>> {
+    let (p, offset) = (msg.partition(), msg.offset());
+    match codec::decode(msg, live) {
+        Ok(d) => {
+            if d.zero_copy {
+                stats.zero_copy.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Arc::new(Record::new(d.event, p as u32, offset as u64)))
+        }
+        Err(e) => {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic, partition = p, offset, error = %e, "skipping a record that is not a valid CloudEvent");
+            None
+        }
+    }
 }
 
 fn pause(consumer: &BaseConsumer<GroupContext>, topic: &str, p: i32) {

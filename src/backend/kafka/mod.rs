@@ -22,6 +22,7 @@ mod context;
 mod group;
 mod payload;
 mod producer;
+mod tail;
 pub mod topic;
 mod worker;
 
@@ -29,7 +30,7 @@ mod worker;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -52,6 +53,8 @@ pub struct KafkaStats {
     /// Lag (high watermark − committed offset, summed over partitions) per durable group, from
     /// librdkafka statistics (every 5 s).
     pub lags: Mutex<HashMap<String, i64>>,
+    /// librdkafka consumers alive (retired ones until the reaper destroys them).
+    pub consumers: AtomicI64,
 }
 
 /// Why the Kafka backend could not start.
@@ -116,6 +119,8 @@ where
             opened_tx,
             opened_rx,
             handed_out: HashMap::new(),
+            tails: HashMap::new(),
+            tail_opening: HashMap::new(),
         };
         match std::thread::Builder::new()
             .name(format!("kafka-worker-{id}"))
@@ -132,5 +137,8 @@ where
         }
         senders.push(tx);
     }
-    Ok((Backend::new(producer, senders, handles), stats))
+    Ok((
+        Backend::new(producer, senders, handles).ephemeral_readers_by_app(),
+        stats,
+    ))
 }

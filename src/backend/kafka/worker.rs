@@ -12,7 +12,7 @@
 //! round trips to Kafka, retried for a while when Kafka is not ready: it runs on a short-lived
 //! opener thread, and the joins of that group wait for it while the others keep flowing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use super::clients::{self, REQUEST_TIMEOUT};
 use super::context::GroupContext;
 use super::group::{Group, GroupState, Member, Pass};
 use super::payload::LiveMessages;
+use super::tail::{Tail, TAIL_GROUP};
 use super::topic::events_topic;
 use super::KafkaStats;
 use crate::backend::embedded::outbox::Outbox;
@@ -94,6 +95,11 @@ pub(crate) struct Worker {
     /// A hint, bounded by [`HANDED_OUT_GROUPS`]: a forgotten group's redeliveries go out with
     /// DUP=0, as after a restart.
     pub handed_out: HashMap<GroupKey, HashMap<i32, i64>>,
+    /// Per application, the tail reader its ephemeral readers share (see [`super::tail`]).
+    pub tails: HashMap<Arc<str>, Tail>,
+    /// Per application whose tail is being opened: the key it is opened under in `opening`
+    /// (the first joiner's).
+    pub tail_opening: HashMap<Arc<str>, GroupKey>,
 }
 
 /// Retired groups whose handed-out offsets a worker remembers.
@@ -143,6 +149,7 @@ impl Worker {
                 for (_, g) in self.groups.iter_mut() {
                     g.commit(false);
                 }
+                self.rejoin_tails();
                 next_commit = Instant::now() + COMMIT_INTERVAL;
             }
             if consumed > 0 {
@@ -193,14 +200,148 @@ impl Worker {
             };
             consumed += g.poll(GROUP_BUDGET, &mut pass);
         }
+        let mut slow = Vec::new();
+        for (app, t) in self.tails.iter_mut() {
+            let mut pass = Pass {
+                worker: self.id,
+                slot: TAIL_GROUP,
+                epochs: &mut self.epochs,
+                outbox: &mut self.outbox,
+            };
+            consumed += t.poll(GROUP_BUDGET, &mut pass);
+            slow.extend(t.too_slow().into_iter().map(|conn| (app.clone(), conn)));
+        }
         self.outbox.flush();
+        for (app, conn) in slow {
+            self.detach(&app, conn);
+        }
         consumed
+    }
+
+    /// Gives an ephemeral reader that fell behind its application's tail a consumer of its
+    /// own, at the first offsets it was not handed (see [`super::tail`]). Creating and
+    /// assigning a consumer makes no request to Kafka, so it is done here. If it fails, the
+    /// reader stays on the tail, which waits for it.
+    fn detach(&mut self, app: &Arc<str>, conn: ConnId) {
+        let key = GroupKey::Ephemeral {
+            app: app.clone(),
+            conn,
+        };
+        let Some(tail) = self.tails.get_mut(app) else {
+            return;
+        };
+        let consumer = match new_consumer(&self.config, &self.stats, &self.bell, &key, &tail.topic)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot give a slow ephemeral reader a consumer of its own; the others wait for it");
+                return;
+            }
+        };
+        let Some(d) = tail.detach(conn) else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for &(p, at) in &d.start {
+            let _ = tpl.add_partition_offset(&tail.topic, p, Offset::Offset(at));
+        }
+        if let Err(e) = consumer.assign(&tpl) {
+            // Nothing was read through it: put the reader back, the tail waits for it.
+            tracing::warn!(%key, error = %e, "cannot assign a slow ephemeral reader's consumer; the others wait for it");
+            tail.join(d.member);
+            return;
+        }
+        tracing::debug!(%key, start = ?d.start, "ephemeral reader fell behind; it reads on its own now");
+        let state = GroupState::new(
+            key.clone(),
+            app.clone(),
+            tail.topic.clone(),
+            LiveMessages::default(),
+            self.stats.clone(),
+        );
+        let mut group = Group { consumer, state };
+        group.state.assign_at(&d.start, &mut self.epochs);
+        group
+            .state
+            .join(d.member, &group.consumer, &mut self.epochs);
+        let slot = self.groups.insert(group);
+        self.index.insert(key, slot);
+        if self.tails.get(app).is_some_and(Tail::is_empty) {
+            self.retire_tail(app);
+        }
+    }
+
+    /// Ephemeral readers with a consumer of their own that caught up (nothing held back for
+    /// them, read as far as their application's tail or further) go back to the tail; where
+    /// the tail is gone, the first such reader's consumer becomes it. A burst that made many
+    /// readers fall behind for a moment does not leave a consumer per reader behind it.
+    fn rejoin_tails(&mut self) {
+        let caught_up: Vec<(usize, BTreeMap<i32, i64>)> = self
+            .groups
+            .iter()
+            .filter_map(|(slot, g)| g.state.idle_positions().map(|at| (slot, at)))
+            .collect();
+        for (slot, at) in caught_up {
+            let app = self.groups[slot].state.app.clone();
+            if self.tails.get(&app).is_some_and(|t| !t.can_take_over(&at)) {
+                continue;
+            }
+            let mut g = self.groups.remove(slot);
+            self.index.remove(&g.state.key);
+            let members = g.state.take_members();
+            let tail = match self.tails.get_mut(&app) {
+                Some(tail) => {
+                    let live = g.state.live.clone();
+                    let _ = self.reaper.send(Retired {
+                        consumer: g.consumer,
+                        live,
+                        last_commit: None,
+                    });
+                    tail
+                }
+                None => {
+                    let positions: Vec<(i32, i64)> = at.iter().map(|(&p, &a)| (p, a)).collect();
+                    let tail = Tail::new(
+                        g.consumer,
+                        app.clone(),
+                        g.state.topic.clone(),
+                        g.state.live.clone(),
+                        self.stats.clone(),
+                        &positions,
+                    );
+                    self.tails.entry(app.clone()).or_insert(tail)
+                }
+            };
+            for m in members {
+                tracing::debug!(app = %app, conn = ?m.conn, "ephemeral reader caught up; back on the tail");
+                tail.take_back(m, at.clone());
+            }
+        }
+    }
+
+    fn retire_tail(&mut self, app: &Arc<str>) {
+        if let Some(t) = self.tails.remove(app) {
+            let _ = self.reaper.send(Retired {
+                consumer: t.consumer,
+                live: t.live,
+                last_commit: None,
+            });
+        }
     }
 
     fn join(&mut self, join: Join) {
         if let Some(waiting) = self.opening.get_mut(&join.group) {
             waiting.push(join);
             return;
+        }
+        if let GroupKey::Ephemeral { app, .. } = &join.group {
+            // Without a consumer of its own (it has one after falling behind), an ephemeral
+            // reader reads through its application's tail.
+            if !self.index.contains_key(&join.group) {
+                let app = app.clone();
+                self.join_tail(&app, join);
+                return;
+            }
         }
         let Some(&slot) = self.index.get(&join.group) else {
             // A new group: open its consumer off this thread, so that the groups already
@@ -212,6 +353,28 @@ impl Worker {
             return;
         };
         self.add_member(slot, join);
+    }
+
+    /// An ephemeral reader joins its application's tail, which is opened for the first one.
+    fn join_tail(&mut self, app: &Arc<str>, join: Join) {
+        if let Some(tail) = self.tails.get_mut(app) {
+            let (link, answer) = (join.link.clone(), joined(&join, Ok(())));
+            tail.join(member_of(join));
+            // Same channel as the deliveries, before any of them.
+            link.send(answer);
+            return;
+        }
+        if let Some(key) = self.tail_opening.get(app) {
+            if let Some(waiting) = self.opening.get_mut(key) {
+                waiting.push(join);
+                return;
+            }
+        }
+        let key = join.group.clone();
+        self.tail_opening.insert(app.clone(), key.clone());
+        self.opening.insert(key.clone(), vec![join]);
+        self.open_queue.push_back((key, app.clone()));
+        self.start_opens();
     }
 
     fn add_member(&mut self, slot: usize, join: Join) {
@@ -290,6 +453,13 @@ impl Worker {
         let Opened { key, result } = opened;
         let waiting = self.opening.remove(&key).unwrap_or_default();
         self.start_opens();
+        let tail_of = match &key {
+            GroupKey::Ephemeral { app, .. } if self.tail_opening.get(app) == Some(&key) => {
+                self.tail_opening.remove(app);
+                Some(app.clone())
+            }
+            _ => None,
+        };
         match result {
             Err(e) => {
                 for join in waiting {
@@ -305,6 +475,25 @@ impl Worker {
                 mut group,
                 assigned_at,
             }) => {
+                if let (Some(app), Some(at)) = (tail_of, &assigned_at) {
+                    let Group { consumer, state } = group;
+                    let tail = Tail::new(
+                        consumer,
+                        app.clone(),
+                        state.topic.clone(),
+                        state.live.clone(),
+                        self.stats.clone(),
+                        at,
+                    );
+                    self.tails.insert(app.clone(), tail);
+                    for join in waiting {
+                        self.join_tail(&app, join);
+                    }
+                    if self.tails.get(&app).is_some_and(Tail::is_empty) {
+                        self.retire_tail(&app); // everyone left while it opened
+                    }
+                    return;
+                }
                 if let Some(at) = assigned_at {
                     group.state.assign_at(&at, &mut self.epochs);
                 }
@@ -326,12 +515,26 @@ impl Worker {
     }
 
     fn leave(&mut self, conn: ConnId, key: &GroupKey, unsent: &[AckToken]) {
-        if let Some(waiting) = self.opening.get_mut(key) {
+        let opening_key = match key {
+            GroupKey::Ephemeral { app, .. } => self.tail_opening.get(app).unwrap_or(key),
+            GroupKey::Durable(_) => key,
+        };
+        if let Some(waiting) = self.opening.get_mut(opening_key) {
             // Left before its group was open: nothing was delivered, nothing to answer.
             waiting.retain(|j| j.conn != conn);
             return;
         }
         let Some(&slot) = self.index.get(key) else {
+            if let GroupKey::Ephemeral { app, .. } = key {
+                let app = app.clone();
+                if self
+                    .tails
+                    .get_mut(&app)
+                    .is_some_and(|t| t.leave(conn) && t.is_empty())
+                {
+                    self.retire_tail(&app);
+                }
+            }
             return;
         };
         let Some(g) = self.groups.get_mut(slot) else {
@@ -394,6 +597,10 @@ impl Worker {
         for g in std::mem::take(&mut self.groups).drain() {
             self.retire(g, None);
         }
+        let apps: Vec<Arc<str>> = self.tails.keys().cloned().collect();
+        for app in apps {
+            self.retire_tail(&app);
+        }
     }
 }
 
@@ -409,22 +616,7 @@ fn open(
 ) -> Result<OpenedGroup, BackendError> {
     let topic: Arc<str> = events_topic(app).into();
     let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
-    let ctx = GroupContext {
-        name: key.name().map(Arc::from),
-        topic: topic.clone(),
-        shared: Default::default(),
-        commit_failed: AtomicBool::new(false),
-        stats: stats.clone(),
-    };
-    // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
-    // never used for commits or membership.
-    let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
-    let group_id = key.name().unwrap_or(&ephemeral_id);
-    let mut consumer: BaseConsumer<GroupContext> = clients::consumer_config(config, group_id)
-        .create_with_context(ctx)
-        .map_err(unavailable)?;
-    let bell = bell.clone();
-    consumer.set_nonempty_callback(move || bell.ring());
+    let consumer = new_consumer(config, stats, bell, key, &topic).map_err(unavailable)?;
     let partitions = match clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
         Some(n) => n,
         None if config.create_topics => {
@@ -503,6 +695,49 @@ fn open(
         group: Group { consumer, state },
         assigned_at,
     })
+}
+
+/// A consumer for the group `key` reading `topic`, which rings the worker's bell when records
+/// arrive. Nothing is asked of Kafka yet.
+fn new_consumer(
+    config: &KafkaConfig,
+    stats: &Arc<KafkaStats>,
+    bell: &Arc<Bell>,
+    key: &GroupKey,
+    topic: &Arc<str>,
+) -> rdkafka::error::KafkaResult<BaseConsumer<GroupContext>> {
+    let ctx = GroupContext::new(key.name().map(Arc::from), topic.clone(), stats.clone());
+    // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
+    // never used for commits or membership.
+    let ephemeral_id = format!("mqtt-integration-ephemeral-{}", uuid::Uuid::new_v4());
+    let group_id = key.name().unwrap_or(&ephemeral_id);
+    let mut consumer: BaseConsumer<GroupContext> =
+        clients::consumer_config(config, group_id).create_with_context(ctx)?;
+    let bell = bell.clone();
+    consumer.set_nonempty_callback(move || bell.ring());
+    Ok(consumer)
+}
+
+/// The answer to `join`.
+fn joined(join: &Join, result: Result<(), BackendError>) -> ToShard {
+    ToShard::Joined {
+        conn: join.conn,
+        member: join.member,
+        request: join.request,
+        result,
+    }
+}
+
+/// The member a join makes.
+fn member_of(join: Join) -> Member {
+    Member {
+        conn: join.conn,
+        id: join.member,
+        filters: join.filters,
+        flow: join.flow,
+        link: join.link,
+        pending: 0,
+    }
 }
 
 /// Drops retired consumers once none of their records is alive (see [`super::payload`]);
