@@ -6,8 +6,9 @@
 //! - Worker threads (`worker`), like the embedded ones, own the consumer groups that hash to
 //!   them. Each group (`group`) has ONE librdkafka consumer in this process, whatever the number
 //!   of its members (connections): Kafka assigns partitions to the process, the group spreads
-//!   them over its local members. An ephemeral reader (empty client id) gets a consumer without
-//!   a group id, assigned at the end offsets.
+//!   them over its local members. The ephemeral readers (empty client id) of an application
+//!   share one consumer without a group id, assigned at the end offsets (`tail`); one that
+//!   falls behind gets a consumer of its own until it has caught up.
 //! - Rebalances, commit results and lag statistics arrive through the consumer's context
 //!   (`context`). Records are decoded by `codec` (CloudEvents Kafka binding); binary-mode data
 //!   is a zero-copy view of the librdkafka message (`payload`, the crate's only `unsafe`).
