@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::kafka::codec;
 use crate::backend::{BackendError, ConnId};
 use crate::cloudevents::Event;
 use crate::config::Config;
@@ -179,9 +180,39 @@ impl Write for Pipe<'_> {
     }
 }
 
+/// Kafka's encoding of record headers (record format v2: zigzag varints), as the broker sends
+/// them; what [`codec::WireHeaders`] reads.
+pub fn wire_headers<'h>(
+    headers: impl ExactSizeIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+) -> Vec<u8> {
+    fn varint(v: i64, out: &mut Vec<u8>) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut out = Vec::new();
+    varint(headers.len() as i64, &mut out);
+    for (k, v) in headers {
+        varint(k.len() as i64, &mut out);
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                varint(v.len() as i64, &mut out);
+                out.extend_from_slice(v);
+            }
+            None => varint(-1, &mut out),
+        }
+    }
+    out
+}
+
 /// The Kafka record decoder (CloudEvents Kafka binding, binary and structured mode). Input
 /// layout: a header count byte, then per header a key and a value, each a length byte and its
-/// bytes (value length 255 = no value), then the payload.
+/// bytes (value length 255 = no value), then the payload. The headers are also read as Kafka's
+/// header bytes, and the whole input as such bytes.
 pub fn kafka_record(data: &[u8]) {
     let mut rest = data;
     let mut take = |n: usize| -> Option<&[u8]> {
@@ -208,9 +239,18 @@ pub fn kafka_record(data: &[u8]) {
         headers.push((String::from_utf8_lossy(key).into_owned(), value));
     }
     let payload = rest;
-    let Ok(attributes) = crate::backend::kafka::codec::read_headers(
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
-    ) else {
+    // The same headers as Kafka stores them must read the same way; arbitrary bytes as header
+    // bytes must not panic.
+    let _ = codec::read_wire_headers(data);
+    let wire = wire_headers(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())));
+    let from_wire = codec::read_wire_headers(&wire);
+    let attributes = codec::read_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+    assert_eq!(
+        format!("{from_wire:?}"),
+        format!("{attributes:?}"),
+        "header bytes and header list read differently"
+    );
+    let Ok(attributes) = attributes else {
         return;
     };
     let event = if attributes.is_structured() {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 
-use super::payload::{detach_headers, payload_bytes, LiveMessages};
+use super::payload::{payload_bytes, raw_headers, LiveMessages};
 use crate::cloudevents::event::extension_name;
 use crate::cloudevents::{Event, ExtensionValue, SpecVersion, Text, KAFKA_STRUCTURED_CONTENT_TYPE};
 
@@ -51,6 +51,8 @@ pub enum DecodeError {
     NotUtf8(String),
     #[error("binary mode: specversion `{0}` is not supported (only 1.0)")]
     SpecVersion(String),
+    #[error("the record's headers are malformed (header {0})")]
+    MalformedHeaders(usize),
     #[error("structured mode: {0}")]
     Structured(#[from] crate::cloudevents::EventError),
 }
@@ -67,13 +69,9 @@ pub(crate) fn decode(
     message: BorrowedMessage<'_>,
     live: &LiveMessages,
 ) -> Result<Decoded, DecodeError> {
-    // The headers librdkafka parsed are detached from the message and destroyed at the end of
-    // this statement, on this thread (where librdkafka allocated them), not on the shard thread
-    // that drops the message with the last reference to the data.
-    let attributes = match detach_headers(&message) {
-        Some(headers) => read_raw_headers(headers.iter())?,
-        None => RecordAttributes::default(),
-    };
+    // Read from the record's own bytes: librdkafka's header list would copy every header into
+    // an allocation of its own first (see `raw_headers.c`).
+    let attributes = read_wire_headers(raw_headers(&message))?;
     if attributes.is_structured() {
         let mut json = message.payload().unwrap_or(&[]).to_vec();
         drop(message);
@@ -113,6 +111,99 @@ pub fn read_headers<'h>(
     headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
 ) -> Result<RecordAttributes, DecodeError> {
     read_raw_headers(headers.into_iter().map(|(k, v)| (k.as_bytes(), v)))
+}
+
+/// The headers of a record as Kafka stores them (record format v2): a varint count, then per
+/// header a varint key length, the key, a varint value length (-1: null) and the value; varints
+/// are zigzag-encoded. Yields (key, value) and stops at the first malformed header
+/// ([`WireHeaders::malformed`]). Bytes after the last header are ignored (librdkafka hands
+/// them over up to the record's end).
+pub struct WireHeaders<'h> {
+    rest: &'h [u8],
+    left: i64,
+    read: usize,
+    malformed: bool,
+}
+
+impl<'h> WireHeaders<'h> {
+    pub fn new(bytes: &'h [u8]) -> WireHeaders<'h> {
+        let mut w = WireHeaders {
+            rest: bytes,
+            left: 0,
+            read: 0,
+            malformed: false,
+        };
+        if !bytes.is_empty() {
+            match w.varint() {
+                Some(n) if n >= 0 => w.left = n,
+                _ => w.malformed = true,
+            }
+        }
+        w
+    }
+
+    /// The index of the header that was malformed, if one was.
+    pub fn malformed(&self) -> Option<usize> {
+        self.malformed.then_some(self.read)
+    }
+
+    fn varint(&mut self) -> Option<i64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.rest.split_first()?;
+            self.rest = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some((v >> 1) as i64 ^ -((v & 1) as i64));
+            }
+        }
+        None
+    }
+
+    fn bytes(&mut self, len: i64) -> Option<&'h [u8]> {
+        let (head, tail) = self.rest.split_at_checked(usize::try_from(len).ok()?)?;
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn header(&mut self) -> Option<(&'h [u8], Option<&'h [u8]>)> {
+        let key_len = self.varint()?;
+        let key = self.bytes(key_len)?;
+        let value = match self.varint()? {
+            -1 => None,
+            len => Some(self.bytes(len)?),
+        };
+        Some((key, value))
+    }
+}
+
+impl<'h> Iterator for WireHeaders<'h> {
+    type Item = (&'h [u8], Option<&'h [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left <= 0 || self.malformed {
+            return None;
+        }
+        let header = self.header();
+        match header {
+            Some(_) => {
+                self.left -= 1;
+                self.read += 1;
+            }
+            None => self.malformed = true,
+        }
+        header
+    }
+}
+
+/// [`read_headers`] over a record's header bytes ([`WireHeaders`]).
+pub fn read_wire_headers(bytes: &[u8]) -> Result<RecordAttributes, DecodeError> {
+    let mut wire = WireHeaders::new(bytes);
+    let attributes = read_raw_headers(&mut wire)?;
+    match wire.malformed() {
+        Some(i) => Err(DecodeError::MalformedHeaders(i)),
+        None => Ok(attributes),
+    }
 }
 
 /// Which attribute a header carries.
@@ -245,6 +336,60 @@ mod tests {
             ("1", "s", "t")
         );
         assert_eq!(e.device(), Some("d1"));
+    }
+
+    /// Kafka's encoding (record format v2) of `headers`, then `trailing`.
+    fn wire(headers: &[(&[u8], Option<&[u8]>)], trailing: &[u8]) -> Vec<u8> {
+        let mut out = crate::fuzzing::wire_headers(headers.iter().copied());
+        out.extend_from_slice(trailing);
+        out
+    }
+
+    #[test]
+    fn wire_headers_read_what_kafka_wrote() {
+        let long = vec![b'v'; 300]; // two-byte lengths
+        let headers: [(&[u8], Option<&[u8]>); 4] = [
+            (b"ce_specversion", Some(b"1.0")),
+            (b"nothing", None),
+            (b"", Some(b"")),
+            (b"ce_id", Some(&long)),
+        ];
+        let bytes = wire(&headers, b"\x01\x02 after the headers");
+        let mut parsed = WireHeaders::new(&bytes);
+        assert_eq!(parsed.by_ref().collect::<Vec<_>>(), headers);
+        assert_eq!(parsed.malformed(), None);
+        assert_eq!(WireHeaders::new(&[]).count(), 0, "no headers");
+        assert_eq!(WireHeaders::new(&wire(&[], b"")).count(), 0, "zero headers");
+    }
+
+    #[test]
+    fn malformed_wire_headers_are_an_error_naming_the_header() {
+        let two: [(&[u8], Option<&[u8]>); 2] = [(b"ce_id", Some(b"1")), (b"ce_type", Some(b"t"))];
+        let whole = wire(&two, b"");
+        for cut in 1..whole.len() {
+            let r = read_wire_headers(&whole[..cut]);
+            assert!(
+                matches!(r, Err(DecodeError::MalformedHeaders(i)) if i <= 1),
+                "cut at {cut}: {r:?}"
+            );
+        }
+        // A negative length other than -1, a negative count, a varint that never ends.
+        let mut bad_len = wire(&[], b"");
+        bad_len[0] = 2; // one header
+        bad_len.extend_from_slice(&[0x03]); // key length -2
+        assert!(matches!(
+            read_wire_headers(&bad_len),
+            Err(DecodeError::MalformedHeaders(0))
+        ));
+        assert!(matches!(
+            read_wire_headers(&[0x01]),
+            Err(DecodeError::MalformedHeaders(0))
+        ));
+        assert!(matches!(
+            read_wire_headers(&[0xff; 12]),
+            Err(DecodeError::MalformedHeaders(0))
+        ));
+        assert!(read_wire_headers(&whole).is_ok());
     }
 
     #[test]

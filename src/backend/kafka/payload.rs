@@ -16,8 +16,6 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::CStr;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,51 +85,25 @@ pub(crate) fn payload_bytes(message: BorrowedMessage<'_>, live: &LiveMessages) -
     })
 }
 
-/// A message's headers, detached from it (librdkafka parses them on first access): owned here
-/// and destroyed on drop, by the thread that read them. rdkafka's own accessors cannot detach
-/// (the headers would be freed with the message, on whichever thread drops the data last) and
-/// insist on UTF-8 keys (they panic on others).
-pub(crate) struct DetachedHeaders(NonNull<rd::rd_kafka_headers_t>);
-
-impl Drop for DetachedHeaders {
-    fn drop(&mut self) {
-        // SAFETY: detached from the message, so owned by us alone, and destroyed once.
-        unsafe { rd::rd_kafka_headers_destroy(self.0.as_ptr()) }
-    }
+extern "C" {
+    /// `raw_headers.c`: the unparsed header bytes of a consumed message.
+    fn mqtt_integration_raw_headers(
+        message: *const rd::rd_kafka_message_t,
+        len: *mut usize,
+    ) -> *const u8;
 }
 
-/// The headers of `message`, detached from it; None when it has none.
-pub(crate) fn detach_headers(message: &BorrowedMessage<'_>) -> Option<DetachedHeaders> {
-    let mut headers = std::ptr::null_mut();
-    // SAFETY: a valid message; librdkafka hands the parsed headers over to the caller (the
-    // message forgets them, and would parse them again if asked: nobody asks).
-    let err = unsafe { rd::rd_kafka_message_detach_headers(message.ptr(), &mut headers) };
-    if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        return None;
+/// The header bytes of `message` as the broker sent them (record format v2, parsed by
+/// [`super::codec::WireHeaders`]); empty when it has none. Borrowed from the message: they live
+/// in the fetch buffer it holds.
+pub(crate) fn raw_headers<'m>(message: &'m BorrowedMessage<'_>) -> &'m [u8] {
+    let mut len = 0;
+    // SAFETY: a valid consumed message; the shim only reads it.
+    let data = unsafe { mqtt_integration_raw_headers(message.ptr(), &mut len) };
+    if data.is_null() || len == 0 {
+        return &[];
     }
-    NonNull::new(headers).map(DetachedHeaders)
-}
-
-impl DetachedHeaders {
-    /// (key, value) in order; a null value is None.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
-        (0..).map_while(move |i| {
-            let mut name = std::ptr::null();
-            let mut value = std::ptr::null();
-            let mut size = 0;
-            // SAFETY: our headers; out of range answers an error and writes nothing.
-            let err = unsafe {
-                rd::rd_kafka_header_get_all(self.0.as_ptr(), i, &mut name, &mut value, &mut size)
-            };
-            if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-                return None;
-            }
-            // SAFETY: librdkafka keeps a NUL-terminated name and `size` bytes of value in the
-            // header, alive until the headers are destroyed (they are borrowed from `self`).
-            let key = unsafe { CStr::from_ptr(name) }.to_bytes();
-            let value = (!value.is_null())
-                .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
-            Some((key, value))
-        })
-    }
+    // SAFETY: `len` bytes at `data` are in the fetch buffer the message holds a reference to,
+    // immutable and alive until the message is destroyed, which the borrow of `message` outlives.
+    unsafe { std::slice::from_raw_parts(data, len) }
 }

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::clients;
-use super::codec::{decode, encode_headers};
-use super::payload::LiveMessages;
+use super::codec::{decode, encode_headers, WireHeaders};
+use super::payload::{raw_headers, LiveMessages};
 use crate::cloudevents::Event;
 use crate::config::KafkaConfig;
 
@@ -24,7 +24,8 @@ fn config() -> KafkaConfig {
 }
 
 /// Binary mode: the event's data IS the librdkafka message's payload (same address), and the
-/// message lives exactly as long as the data.
+/// message lives exactly as long as the data. The header bytes `raw_headers.c` finds are the
+/// headers librdkafka itself parses.
 #[test]
 fn binary_payload_is_not_copied() {
     let config = config();
@@ -72,6 +73,18 @@ fn binary_payload_is_not_copied() {
             break m.unwrap();
         }
     };
+    // The header bytes read past librdkafka's header list say what that list says.
+    let ours: Vec<(Vec<u8>, Option<Vec<u8>>)> = WireHeaders::new(raw_headers(&msg))
+        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+        .collect();
+    let librdkafka: Vec<(Vec<u8>, Option<Vec<u8>>)> = msg
+        .headers()
+        .expect("headers")
+        .iter()
+        .map(|h| (h.key.as_bytes().to_vec(), h.value.map(<[u8]>::to_vec)))
+        .collect();
+    assert_eq!(ours, librdkafka);
+    assert!(ours.len() >= 8, "{} headers", ours.len());
     let native = msg.payload().unwrap().as_ptr();
     let decoded = decode(msg, &live).unwrap();
     assert!(decoded.zero_copy);
