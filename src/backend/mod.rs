@@ -144,10 +144,13 @@ pub struct Delivery {
 impl Delivery {
     /// The PUBLISH topic, given the application's topic `app/<app>`.
     pub fn topic<'a>(&'a self, app_topic: &'a Arc<str>) -> &'a str {
-        match (self.whole_app, self.record.concrete_topic(app_topic)) {
-            (false, Some(concrete)) => concrete,
-            _ => app_topic,
+        if self.whole_app {
+            // Not formatted (nor cached on the record) when nobody needs it.
+            return app_topic;
         }
+        self.record
+            .concrete_topic(app_topic)
+            .map_or(&**app_topic, |t| &**t)
     }
 }
 

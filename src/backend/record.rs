@@ -49,7 +49,14 @@ impl Record {
     /// Binary-mode attributes as MQTT 5 User Properties in wire form, encoded on first use.
     pub fn binary_properties(&self) -> &Bytes {
         self.binary_properties.get_or_init(|| {
-            let mut out = BytesMut::with_capacity(256);
+            // Sized exactly (a property is its identifier, two length prefixes, name and
+            // value), so that the buffer is neither grown nor copied to be kept with the record.
+            let size = self
+                .event
+                .binary_attributes()
+                .map(|(k, v)| 5 + k.len() + v.len())
+                .sum();
+            let mut out = BytesMut::with_capacity(size);
             for (k, v) in self.event.binary_attributes() {
                 // An attribute longer than an MQTT string (64 KiB) cannot be sent; skip it
                 // rather than fail the event.
@@ -60,8 +67,7 @@ impl Record {
                     );
                 }
             }
-            // Kept with the record: exactly the bytes, not the buffer's growth.
-            Bytes::copy_from_slice(&out)
+            out.freeze()
         })
     }
 
