@@ -16,6 +16,8 @@
 #   ONLY=backlog REPEAT=3 loadtest/kafka-bench.sh   only run (a'), three times (each run is
 #                                        its own bare-vs-service comparison)
 #   SERVICE_BIN=/path/to/mqtt-integration ...   another build of the service (before/after)
+#   SERVICE_PROPERTIES='"fetch.queue.backoff.ms" = "1"' ...   librdkafka settings for the service
+#                                        (backend.kafka.properties, TOML inline-table entries)
 #   PERF=1 ...                          also `perf record -g` the service during the (a') runs
 #                                        (target/kafka-bench/perf-N.data); PERF=all: the
 #                                        whole machine (broker, rig and service); PERF=dwarf:
@@ -88,6 +90,7 @@ kind = "kafka"
 [backend.kafka]
 bootstrap_servers = "$BOOTSTRAP"
 create_topics = true
+properties = { ${SERVICE_PROPERTIES:-} }
 
 [auth]
 allow_anonymous = true

@@ -525,12 +525,12 @@ fn slow_qos1_group_does_not_slow_another_group_nor_grow_memory() {
         &missing[..missing.len().min(20)]
     );
 
-    // The acceptance criterion is 10%. Since groups stop reading instead of pausing (no more
+    // The acceptance criterion: 10%. Since groups stop reading instead of pausing (no more
     // one-second refetch stalls), this ratio was 0.91-1.37 over seven runs (three with N =
-    // 10,000: 0.99, 1.13, 1.02): no effect of the slow group to see. The assertion leaves 15%
-    // for the noise of a shared machine, and still catches a worker held up by a stuck group.
+    // 10,000: 0.99, 1.13, 1.02), and 0.953-1.010 over six runs on 2026-12-06: no effect of the
+    // slow group to see. Pooling five rounds per condition keeps the machine's noise below it.
     assert!(
-        ratio >= 0.85,
+        ratio >= 0.9,
         "the fast group ran at {ratio:.3} of its rate alone (alone {alone:.0?}, with the slow \
          group {with_slow:.0?} events/s) while a slow group was stuck on its worker"
     );

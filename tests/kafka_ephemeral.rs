@@ -220,3 +220,35 @@ fn assert_quiet(s: &TcpStream) {
         );
     }
 }
+
+/// A reader alone on its tail that stops reading is not given a consumer of its own (nobody
+/// else is slowed): the tail stops reading until it has room, and it loses nothing.
+#[test]
+fn a_lone_slow_reader_keeps_the_tail() {
+    const EVENTS: u64 = 20_000;
+    const DEVICES: u64 = 8;
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("lonetail");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 4);
+    let svc = Service::start_with(
+        &format!(
+            "{}consumer_threads = 1\n\n[mqtt]\nmax_queued_bytes = 65536\n",
+            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
+        ),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let slow = ephemeral(&svc, &app, 0);
+    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 1000, DEVICES);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        consumers(&svc),
+        1,
+        "a lone slow reader got a consumer of its own"
+    );
+    let seqs = read_seqs(&slow, EVENTS as usize, Duration::from_secs(120));
+    assert_complete(&seqs, EVENTS, DEVICES, "lone slow reader");
+    assert_quiet(&slow);
+    assert_eq!(consumers(&svc), 1);
+}

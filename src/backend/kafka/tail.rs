@@ -9,10 +9,13 @@
 //! Ephemeral readers commit nothing; what they share is a read position. One that cannot keep
 //! up must not hold the others back (spec 2.4: one slow reader never slows another): a reader
 //! whose connection is full keeps the records it had no room for, up to as much again as its
-//! connection's credit ([`ConnFlow::limit`]); past that the worker gives it a consumer of its
-//! own ([`Tail::detach`]), assigned at the first offset of each partition the reader has not
-//! been handed, and the records held for it are dropped (its own consumer reads them again).
-//! Nothing is lost, nothing is handed out twice.
+//! connection's credit ([`ConnFlow::limit`]); past that, if another reader keeps up, the worker
+//! gives it a consumer of its own ([`Tail::detach`]), assigned at the first offset of each
+//! partition the reader has not been handed, and the records held for it are dropped (its own
+//! consumer reads them again). Nothing is lost, nothing is handed out twice. When every reader
+//! is that far behind, the tail stops reading until one has room: nobody is slowed by another.
+//! A reader with a consumer of its own goes back to the tail once it has caught up (the worker
+//! checks every second).
 //!
 //! [`ConnFlow::limit`]: crate::backend::ConnFlow::limit
 
@@ -32,6 +35,9 @@ use crate::backend::{AckToken, ConnId, Record};
 /// The `group` of a tail reader's ack tokens: ephemeral readers commit nothing, so their acks
 /// are not looked at (no slot of the worker's groups has this number).
 pub(crate) const TAIL_GROUP: u32 = u32::MAX;
+
+/// Readers a tail hands over to consumers of their own per worker pass (see [`Tail::too_slow`]).
+const DETACH_PER_PASS: usize = 8;
 
 /// One ephemeral reader of the tail.
 struct Reader {
@@ -234,11 +240,19 @@ impl Tail {
         consumed
     }
 
-    /// The readers held back as much as their connection's credit.
+    /// The readers to give a consumer of their own: those held back as much as their
+    /// connection's credit, while another reader keeps up (when none does, nobody is slowed by
+    /// anyone: the tail waits, as a group whose members are all full stops reading), at most
+    /// [`DETACH_PER_PASS`]: creating a consumer is four threads, and a burst must not have the
+    /// worker create hundreds at once (the tail waits for the rest, a pass or a few).
     pub(crate) fn too_slow(&self) -> Vec<ConnId> {
+        if self.readers.iter().all(Reader::too_slow) {
+            return Vec::new();
+        }
         self.readers
             .iter()
             .filter(|r| r.too_slow())
+            .take(DETACH_PER_PASS)
             .map(|r| r.member.conn)
             .collect()
     }
