@@ -170,7 +170,8 @@ impl Tail {
 
     /// A reader that had a consumer of its own comes back, positioned at `at` (checked with
     /// [`Tail::can_take_over`]): what the tail reads below that was handed to it already.
-    pub(crate) fn take_back(&mut self, member: Member, at: BTreeMap<i32, i64>) {
+    pub(crate) fn take_back(&mut self, mut member: Member, at: BTreeMap<i32, i64>) {
+        member.pending = 0; // nothing is held for it (checked by the caller)
         let seen_below = at
             .into_iter()
             .filter(|(p, a)| self.next_read.get(p).is_some_and(|next| a > next))
