@@ -252,3 +252,42 @@ fn a_lone_slow_reader_keeps_the_tail() {
     assert_quiet(&slow);
     assert_eq!(consumers(&svc), 1);
 }
+
+/// A reader given a consumer of its own disconnects before it caught up: its consumer goes with
+/// it, the tail stays for the other.
+#[test]
+fn a_detached_reader_that_leaves_takes_its_consumer_along() {
+    const EVENTS: u64 = 20_000;
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("leavetail");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 4);
+    let svc = Service::start_with(
+        &format!(
+            "{}consumer_threads = 1\n\n[mqtt]\nmax_queued_bytes = 65536\n",
+            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
+        ),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let slow = ephemeral(&svc, &app, 0);
+    let fast = ephemeral(&svc, &app, 0);
+    let fast_reader = std::thread::spawn(move || {
+        let seqs = read_seqs(&fast, EVENTS as usize, Duration::from_secs(120));
+        (seqs, fast)
+    });
+    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 1000, 8);
+    let (seqs, _fast) = fast_reader.join().expect("fast reader");
+    assert_complete(&seqs, EVENTS, 8, "fast reader");
+    assert!(
+        eventually(Duration::from_secs(10), || consumers(&svc) == 2),
+        "the slow reader was not given a consumer of its own: {}",
+        consumers(&svc)
+    );
+    drop(slow);
+    assert!(
+        eventually(Duration::from_secs(10), || consumers(&svc) == 1),
+        "the slow reader's consumer outlived it: {} consumers",
+        consumers(&svc)
+    );
+}

@@ -258,27 +258,28 @@ impl Tail {
             .collect()
     }
 
-    /// Takes a reader off the tail, with the offsets its own consumer must start at: per
-    /// partition, its first held record's, else the tail's read position (it was handed
-    /// everything read so far), or further if it had seen further.
-    pub(crate) fn detach(&mut self, conn: ConnId) -> Option<Detached> {
-        let i = self.readers.iter().position(|r| r.member.conn == conn)?;
-        let Reader {
-            mut member,
-            held,
-            seen_below,
-        } = self.readers.swap_remove(i);
+    /// Where a consumer of the reader's own must start: per partition, at its first held
+    /// record, else at the tail's read position (it was handed everything read so far), or
+    /// further if it had seen further. None when it is not here.
+    pub(crate) fn start_of(&self, conn: ConnId) -> Option<Vec<(i32, i64)>> {
+        let r = self.readers.iter().find(|r| r.member.conn == conn)?;
         let mut start = self.next_read.clone();
-        for (p, below) in seen_below {
-            start.entry(p).and_modify(|s| *s = (*s).max(below));
+        for (p, below) in &r.seen_below {
+            start.entry(*p).and_modify(|s| *s = (*s).max(*below));
         }
-        for record in held.iter().rev() {
+        for record in r.held.iter().rev() {
             start.insert(record.partition as i32, record.offset as i64);
         }
+        Some(start.into_iter().collect())
+    }
+
+    /// Takes a reader off the tail, with where its own consumer starts ([`Tail::start_of`]);
+    /// what was held for it is dropped (that consumer reads it again).
+    pub(crate) fn detach(&mut self, conn: ConnId) -> Option<Detached> {
+        let start = self.start_of(conn)?;
+        let i = self.readers.iter().position(|r| r.member.conn == conn)?;
+        let mut member = self.readers.swap_remove(i).member;
         member.pending = 0;
-        Some(Detached {
-            member,
-            start: start.into_iter().collect(),
-        })
+        Some(Detached { member, start })
     }
 }

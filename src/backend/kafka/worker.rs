@@ -238,19 +238,21 @@ impl Worker {
                 return;
             }
         };
-        let Some(d) = tail.detach(conn) else {
+        let Some(start) = tail.start_of(conn) else {
             return;
         };
         let mut tpl = TopicPartitionList::new();
-        for &(p, at) in &d.start {
+        for &(p, at) in &start {
             let _ = tpl.add_partition_offset(&tail.topic, p, Offset::Offset(at));
         }
         if let Err(e) = consumer.assign(&tpl) {
-            // Nothing was read through it: put the reader back, the tail waits for it.
+            // The reader stays where it is, with what is held for it; the tail waits for it.
             tracing::warn!(%key, error = %e, "cannot assign a slow ephemeral reader's consumer; the others wait for it");
-            tail.join(d.member);
             return;
         }
+        let Some(d) = tail.detach(conn) else {
+            return;
+        };
         tracing::debug!(%key, start = ?d.start, "ephemeral reader fell behind; it reads on its own now");
         let state = GroupState::new(
             key.clone(),
@@ -477,15 +479,25 @@ impl Worker {
             }) => {
                 if let (Some(app), Some(at)) = (tail_of, &assigned_at) {
                     let Group { consumer, state } = group;
-                    let tail = Tail::new(
-                        consumer,
-                        app.clone(),
-                        state.topic.clone(),
-                        state.live.clone(),
-                        self.stats.clone(),
-                        at,
-                    );
-                    self.tails.insert(app.clone(), tail);
+                    if self.tails.contains_key(&app) {
+                        // A reader that caught up became the tail meanwhile: the joins go to
+                        // it, this consumer (nothing read through it) is retired.
+                        let _ = self.reaper.send(Retired {
+                            consumer,
+                            live: state.live.clone(),
+                            last_commit: None,
+                        });
+                    } else {
+                        let tail = Tail::new(
+                            consumer,
+                            app.clone(),
+                            state.topic.clone(),
+                            state.live.clone(),
+                            self.stats.clone(),
+                            at,
+                        );
+                        self.tails.insert(app.clone(), tail);
+                    }
                     for join in waiting {
                         self.join_tail(&app, join);
                     }
@@ -515,9 +527,13 @@ impl Worker {
     }
 
     fn leave(&mut self, conn: ConnId, key: &GroupKey, unsent: &[AckToken]) {
+        // An ephemeral reader with a consumer of its own leaves it (below); otherwise it waits
+        // for its application's tail to open, or is on it.
         let opening_key = match key {
-            GroupKey::Ephemeral { app, .. } => self.tail_opening.get(app).unwrap_or(key),
-            GroupKey::Durable(_) => key,
+            GroupKey::Ephemeral { app, .. } if !self.index.contains_key(key) => {
+                self.tail_opening.get(app).unwrap_or(key)
+            }
+            _ => key,
         };
         if let Some(waiting) = self.opening.get_mut(opening_key) {
             // Left before its group was open: nothing was delivered, nothing to answer.
