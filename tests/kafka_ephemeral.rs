@@ -87,42 +87,71 @@ fn assert_complete(seqs: &[u64], n: u64, devices: u64, who: &str) {
     assert!(missing.is_empty(), "{who}: missing (first 10) {missing:?}");
 }
 
+/// A topic `events-<app>` with 4 partitions and a service reading it with `workers` consumer
+/// threads and `queued` bytes of credit per connection (the default when None).
+struct Setup {
+    bootstrap: String,
+    app: String,
+    topic: String,
+    svc: Service,
+}
+
+impl Setup {
+    fn new(prefix: &str, workers: usize, queued: Option<usize>) -> Setup {
+        let bootstrap = kafka::bootstrap();
+        let app = kafka::unique(prefix);
+        let topic = format!("events-{app}");
+        kafka::create_topic(&bootstrap, &topic, 4);
+        let mqtt = queued.map_or(String::new(), |q| {
+            format!("\n[mqtt]\nmax_queued_bytes = {q}\n")
+        });
+        let svc = Service::start_with(
+            &format!(
+                "{}consumer_threads = {workers}\n{mqtt}",
+                kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
+            ),
+            &kafka::apps_toml(&app),
+            &[],
+        );
+        Setup {
+            bootstrap,
+            app,
+            topic,
+            svc,
+        }
+    }
+
+    fn produce(&self, seqs: std::ops::Range<u64>, pad: usize, devices: u64) {
+        kafka::produce_padded(&self.bootstrap, &self.topic, &self.app, seqs, pad, devices);
+    }
+}
+
 #[test]
 fn ephemeral_readers_share_one_consumer() {
     const READERS: usize = 20;
     const EVENTS: u64 = 40;
-    let bootstrap = kafka::bootstrap();
-    let app = kafka::unique("tail");
-    let topic = format!("events-{app}");
-    kafka::create_topic(&bootstrap, &topic, 4);
     // Two workers: the readers would be spread over both if they were not routed by application.
-    let svc = Service::start_with(
-        &format!(
-            "{}consumer_threads = 2\n",
-            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
-        ),
-        &kafka::apps_toml(&app),
-        &[],
-    );
-    let first = ephemeral(&svc, &app, 0);
+    let setup = Setup::new("tail", 2, None);
+    let (svc, app) = (&setup.svc, &setup.app);
+    let first = ephemeral(svc, app, 0);
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 1),
+        eventually(Duration::from_secs(10), || consumers(svc) == 1),
         "one reader, one consumer: {}",
-        consumers(&svc)
+        consumers(svc)
     );
-    let threads_one = threads(&svc);
+    let threads_one = threads(svc);
     let mut readers = vec![first];
-    readers.extend((1..READERS).map(|_| ephemeral(&svc, &app, 0)));
-    assert_eq!(consumers(&svc), 1, "{READERS} readers, still one consumer");
+    readers.extend((1..READERS).map(|_| ephemeral(svc, app, 0)));
+    assert_eq!(consumers(svc), 1, "{READERS} readers, still one consumer");
     // A consumer is four threads (each ephemeral reader had its own before the tail).
-    let added = threads(&svc).saturating_sub(threads_one);
+    let added = threads(svc).saturating_sub(threads_one);
     assert!(
         added < 4,
         "{added} threads more for {} readers",
         READERS - 1
     );
 
-    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 16, 4);
+    setup.produce(0..EVENTS, 16, 4);
     for (i, r) in readers.iter().enumerate() {
         let seqs = read_seqs(r, EVENTS as usize, Duration::from_secs(30));
         assert_complete(&seqs, EVENTS, 4, &format!("reader {i}"));
@@ -130,9 +159,9 @@ fn ephemeral_readers_share_one_consumer() {
 
     drop(readers);
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 0),
+        eventually(Duration::from_secs(10), || consumers(svc) == 0),
         "the tail is retired with its last reader: {} consumers",
-        consumers(&svc)
+        consumers(svc)
     );
     assert!(
         !svc.log().contains("ERROR"),
@@ -151,33 +180,23 @@ fn a_slow_ephemeral_reader_gets_its_own_consumer_and_loses_nothing() {
     // does not read.
     const EVENTS: u64 = 20_000;
     const DEVICES: u64 = 8;
-    let bootstrap = kafka::bootstrap();
-    let app = kafka::unique("slowtail");
-    let topic = format!("events-{app}");
-    kafka::create_topic(&bootstrap, &topic, 4);
-    let svc = Service::start_with(
-        &format!(
-            "{}consumer_threads = 1\n\n[mqtt]\nmax_queued_bytes = 65536\n",
-            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
-        ),
-        &kafka::apps_toml(&app),
-        &[],
-    );
-    let slow = ephemeral(&svc, &app, 0);
-    let fast = ephemeral(&svc, &app, 0);
-    assert_eq!(consumers(&svc), 1);
+    let setup = Setup::new("slowtail", 1, Some(65536));
+    let (svc, app) = (&setup.svc, &setup.app);
+    let slow = ephemeral(svc, app, 0);
+    let fast = ephemeral(svc, app, 0);
+    assert_eq!(consumers(svc), 1);
 
     let fast_reader = std::thread::spawn(move || {
         let seqs = read_seqs(&fast, EVENTS as usize, Duration::from_secs(120));
         (seqs, fast)
     });
-    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 1000, DEVICES);
+    setup.produce(0..EVENTS, 1000, DEVICES);
     let (fast_seqs, fast) = fast_reader.join().expect("fast reader");
     assert_complete(&fast_seqs, EVENTS, DEVICES, "fast reader");
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 2),
+        eventually(Duration::from_secs(10), || consumers(svc) == 2),
         "the slow reader was not given a consumer of its own: {} consumers\n{}",
-        consumers(&svc),
+        consumers(svc),
         svc.log()
     );
 
@@ -187,12 +206,12 @@ fn a_slow_ephemeral_reader_gets_its_own_consumer_and_loses_nothing() {
     // Caught up, it goes back to the tail: one consumer again, and what comes next reaches
     // both readers once.
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 1),
+        eventually(Duration::from_secs(10), || consumers(svc) == 1),
         "the slow reader did not go back to the tail: {} consumers",
-        consumers(&svc)
+        consumers(svc)
     );
     const MORE: u64 = 200;
-    kafka::produce_padded(&bootstrap, &topic, &app, EVENTS..EVENTS + MORE, 10, DEVICES);
+    setup.produce(EVENTS..EVENTS + MORE, 10, DEVICES);
     for (who, s) in [("fast reader", &fast), ("slow reader", &slow)] {
         let seqs = read_seqs(s, MORE as usize, Duration::from_secs(30));
         let want: BTreeSet<u64> = (EVENTS..EVENTS + MORE).collect();
@@ -227,30 +246,20 @@ fn assert_quiet(s: &TcpStream) {
 fn a_lone_slow_reader_keeps_the_tail() {
     const EVENTS: u64 = 20_000;
     const DEVICES: u64 = 8;
-    let bootstrap = kafka::bootstrap();
-    let app = kafka::unique("lonetail");
-    let topic = format!("events-{app}");
-    kafka::create_topic(&bootstrap, &topic, 4);
-    let svc = Service::start_with(
-        &format!(
-            "{}consumer_threads = 1\n\n[mqtt]\nmax_queued_bytes = 65536\n",
-            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
-        ),
-        &kafka::apps_toml(&app),
-        &[],
-    );
-    let slow = ephemeral(&svc, &app, 0);
-    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 1000, DEVICES);
+    let setup = Setup::new("lonetail", 1, Some(65536));
+    let (svc, app) = (&setup.svc, &setup.app);
+    let slow = ephemeral(svc, app, 0);
+    setup.produce(0..EVENTS, 1000, DEVICES);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        consumers(&svc),
+        consumers(svc),
         1,
         "a lone slow reader got a consumer of its own"
     );
     let seqs = read_seqs(&slow, EVENTS as usize, Duration::from_secs(120));
     assert_complete(&seqs, EVENTS, DEVICES, "lone slow reader");
     assert_quiet(&slow);
-    assert_eq!(consumers(&svc), 1);
+    assert_eq!(consumers(svc), 1);
 }
 
 /// A reader given a consumer of its own disconnects before it caught up: its consumer goes with
@@ -258,36 +267,26 @@ fn a_lone_slow_reader_keeps_the_tail() {
 #[test]
 fn a_detached_reader_that_leaves_takes_its_consumer_along() {
     const EVENTS: u64 = 20_000;
-    let bootstrap = kafka::bootstrap();
-    let app = kafka::unique("leavetail");
-    let topic = format!("events-{app}");
-    kafka::create_topic(&bootstrap, &topic, 4);
-    let svc = Service::start_with(
-        &format!(
-            "{}consumer_threads = 1\n\n[mqtt]\nmax_queued_bytes = 65536\n",
-            kafka::backend_toml(&bootstrap, &kafka::unique("cmd"))
-        ),
-        &kafka::apps_toml(&app),
-        &[],
-    );
-    let slow = ephemeral(&svc, &app, 0);
-    let fast = ephemeral(&svc, &app, 0);
+    let setup = Setup::new("leavetail", 1, Some(65536));
+    let (svc, app) = (&setup.svc, &setup.app);
+    let slow = ephemeral(svc, app, 0);
+    let fast = ephemeral(svc, app, 0);
     let fast_reader = std::thread::spawn(move || {
         let seqs = read_seqs(&fast, EVENTS as usize, Duration::from_secs(120));
         (seqs, fast)
     });
-    kafka::produce_padded(&bootstrap, &topic, &app, 0..EVENTS, 1000, 8);
+    setup.produce(0..EVENTS, 1000, 8);
     let (seqs, _fast) = fast_reader.join().expect("fast reader");
     assert_complete(&seqs, EVENTS, 8, "fast reader");
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 2),
+        eventually(Duration::from_secs(10), || consumers(svc) == 2),
         "the slow reader was not given a consumer of its own: {}",
-        consumers(&svc)
+        consumers(svc)
     );
     drop(slow);
     assert!(
-        eventually(Duration::from_secs(10), || consumers(&svc) == 1),
+        eventually(Duration::from_secs(10), || consumers(svc) == 1),
         "the slow reader's consumer outlived it: {} consumers",
-        consumers(&svc)
+        consumers(svc)
     );
 }
