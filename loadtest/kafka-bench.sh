@@ -7,6 +7,9 @@
 #         the bare consumer does: the like-for-like throughput comparison
 #     (b) latency: 10,000 records/s for 10 s, QoS 1, 1 subscriber, structured mode, MQTT 5, and
 #         a bare consumer reading the same records live (the latency floor of Kafka itself)
+#     (c) the cost of one subscription (loadtest/subscription_cost.py): the service's threads,
+#         RSS and open files before and after 1,000 ephemeral readers (empty client ids) and
+#         50 durable groups (distinct client ids) subscribe
 #   Everything it started is stopped on exit (also on failure or Ctrl-C); the broker's data is
 #   deleted. Logs and the results stay in target/kafka-bench/.
 #
@@ -15,6 +18,7 @@
 #   EVENTS=50000 loadtest/kafka-bench.sh   a smaller run (a)
 #   ONLY=backlog REPEAT=3 loadtest/kafka-bench.sh   only run (a'), three times (each run is
 #                                        its own bare-vs-service comparison)
+#   ONLY=subscriptions                  only (c): the cost of one subscription
 #   SERVICE_BIN=/path/to/mqtt-integration ...   another build of the service (before/after)
 #   SERVICE_PROPERTIES='"fetch.queue.backoff.ms" = "1"' ...   librdkafka settings for the service
 #                                        (backend.kafka.properties, TOML inline-table entries)
@@ -30,7 +34,7 @@ WORK="$ROOT/target/kafka-bench"
 EVENTS="${EVENTS:-200000}"
 ONLY="${ONLY:-}"
 REPEAT="${REPEAT:-1}"
-case "$ONLY" in ""|backlog) ;; *) echo "kafka-bench: ONLY must be empty or backlog" >&2; exit 2 ;; esac
+case "$ONLY" in ""|backlog|subscriptions) ;; *) echo "kafka-bench: ONLY must be empty, backlog or subscriptions" >&2; exit 2 ;; esac
 say() { printf 'kafka-bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 free_port() {
@@ -118,6 +122,7 @@ if [ -z "$ONLY" ]; then
     "$LOADTEST" "${COMMON[@]}" --events "$EVENTS" --qos 0 --mode binary | tee "$WORK/a.txt"
 fi
 : >"$WORK/a2.txt"
+[ "$ONLY" = subscriptions ] && REPEAT=0
 for i in $(seq 1 "$REPEAT"); do
     say "run (a') $i/$REPEAT: the same, phase B reading a backlog"
     PERF_PID=""
@@ -140,6 +145,16 @@ if [ -z "$ONLY" ]; then
         | tee "$WORK/b.txt"
 fi
 
+: >"$WORK/c.txt"
+if [ -z "$ONLY" ] || [ "$ONLY" = subscriptions ]; then
+    say "run (c): the cost of one subscription"
+    for ids in "" durable-; do
+        n=1000; [ -n "$ids" ] && n=50
+        python3 loadtest/subscription_cost.py --mqtt "127.0.0.1:$MQTT_PORT" --app bench \
+            --pid "$SERVICE_PID" --clients "$n" --client-ids "$ids" | tee -a "$WORK/c.txt"
+    done
+fi
+
 {
     echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')${SERVICE_BIN:+, service $SERVICE_BIN}"
@@ -150,16 +165,25 @@ fi
         grep -v '^{' "$WORK/a.txt"
         echo
     fi
-    echo "(a') the same, phase B reading a backlog (--backlog), $REPEAT run(s)"
-    grep -v '^{' "$WORK/a2.txt"
-    echo
+    if [ "$ONLY" != subscriptions ]; then
+        echo "(a') the same, phase B reading a backlog (--backlog), $REPEAT run(s)"
+        grep -v '^{' "$WORK/a2.txt"
+        echo
+    fi
     if [ -z "$ONLY" ]; then
         echo "(b) latency, --rate 10000 for 10 s, QoS 1, 1 subscriber, structured"
         grep -v '^{' "$WORK/b.txt"
         echo
+    fi
+    if [ -s "$WORK/c.txt" ]; then
+        echo "(c) the cost of one subscription (threads, RSS, open files of the service)"
+        cat "$WORK/c.txt"
+        echo
+    fi
+    if [ -z "$ONLY" ]; then
         grep '^{' "$WORK/a.txt"
     fi
-    grep '^{' "$WORK/a2.txt"
+    grep '^{' "$WORK/a2.txt" || true
     [ -n "$ONLY" ] || grep '^{' "$WORK/b.txt"
 } >"$WORK/results.txt"
 echo
