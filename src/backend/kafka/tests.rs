@@ -72,7 +72,7 @@ fn binary_payload_is_not_copied() {
     consumer.assign(&tpl).unwrap();
     let live = LiveMessages::default();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut next = || loop {
+    let next = || loop {
         assert!(std::time::Instant::now() < deadline, "no record");
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             break m.unwrap();
