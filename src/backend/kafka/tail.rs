@@ -1,9 +1,10 @@
 //! The tail reader: every ephemeral reader (empty client id, spec 2.4) of one application on one
 //! worker reads through ONE librdkafka consumer, which hands each record to all of them.
 //!
-//! Why: a librdkafka consumer is four threads, ~640 KiB when idle (measured: 100 ephemeral
-//! subscriptions took the service from 12 to 412 threads and +62 MiB) and a prefetch queue of up
-//! to `queued.max.messages.kbytes` when busy, plus a fetch session on the broker. Thousands of
+//! Why: a librdkafka consumer is four threads, ~630 KiB and 8 open files when idle (measured,
+//! `loadtest/subscription_cost.py`: 1,000 ephemeral subscriptions with a consumer each took the
+//! service from 12 to 4,012 threads and 19 to 9,019 open files), a prefetch queue of up to
+//! `queued.max.messages.kbytes` when busy, and a fetch session on the broker. Thousands of
 //! subscriptions must not mean thousands of consumers where one can serve.
 //!
 //! Ephemeral readers commit nothing; what they share is a read position. One that cannot keep
@@ -87,7 +88,7 @@ impl Reader {
         }
     }
 
-    /// Held back as much as its connection's credit: it gets a consumer of its own.
+    /// Held back as much as its connection's credit (see [`Tail::too_slow`]).
     fn too_slow(&self) -> bool {
         self.member.pending >= self.member.flow.limit().max(1)
     }
@@ -193,10 +194,11 @@ impl Tail {
     /// Hands held records out where there is room again, then polls up to `budget` records
     /// and offers each to every reader. Returns how many were consumed.
     ///
-    /// While a reader is over its bound the tail does not read: normally the worker detaches
-    /// it right after this pass ([`Tail::too_slow`], [`Tail::detach`]); this only lasts when
-    /// it could not (its consumer could not be created) — then the slow reader slows the others,
-    /// rather than lose events.
+    /// While a reader is over its bound the tail does not read. Normally the worker detaches it
+    /// right after this pass ([`Tail::too_slow`], [`Tail::detach`]); this lasts while every
+    /// reader is over (none is slowed by another), for the readers beyond the few detached per
+    /// pass, and when a consumer of its own could not be created for one — then the slow reader
+    /// slows the others rather than lose events.
     pub(crate) fn poll(&mut self, budget: usize, pass: &mut Pass<'_>) -> usize {
         for r in &mut self.readers {
             r.drain(&self.app_topic, pass);
