@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use simd_json::BorrowedValue;
 
-use crate::cloudevents::event::{device_source, extension_name};
+use crate::cloudevents::event::{device_source, extension_name, rfc3339};
 use crate::cloudevents::parse::Draft;
 use crate::cloudevents::{self, BatchError, Event, ExtensionValue, Text, DEVICE_EVENT_TYPE};
 
@@ -48,7 +48,7 @@ pub(crate) struct Context<'a> {
 /// is handed to [`prepare_carefully`], which looks at one element at a time and says exactly what
 /// is wrong with which one. Both paths agree on every batch the fast one accepts.
 pub(crate) fn prepare(body: &[u8], ctx: &Context<'_>) -> Result<Vec<Event>, BatchError> {
-    let time = humantime::format_rfc3339_micros(ctx.now).to_string();
+    let time = rfc3339(ctx.now);
     // simd-json unescapes strings in place: parse a copy, so that the careful path can still read
     // the body as received (a memcpy is ~0.1 % of the parse).
     let mut scratch = body.to_vec();
@@ -516,7 +516,7 @@ mod tests {
             }
         };
         let ctx = ctx(&ok);
-        let time = humantime::format_rfc3339_micros(ctx.now).to_string();
+        let time = rfc3339(ctx.now);
         let fast = prepare_fast(&mut body.to_vec(), &ctx, &time);
         (fast, prepare_carefully(body, &ctx, &time))
     }
