@@ -209,10 +209,16 @@ fn broker_outage_of_20s() {
     );
     let c = durable(svc.mqtt, "outage-client");
     c.subscribe(&format!("app/{app}"), QoS::AtLeastOnce, None);
+    // An ephemeral reader too (empty client id: it reads through the application's tail).
+    let e = V5::connect(v5_options(svc.mqtt, ""));
+    e.subscribe(&format!("app/{app}"), QoS::AtMostOnce, None);
     produce_range(&bootstrap, &topic, &app, 0..50);
     let mut seen = BTreeMap::new();
     collect(&c, &mut seen, |s| s.len() >= 50, Duration::from_secs(30));
     assert_eq!(seen.len(), 50);
+    let mut seen_e = BTreeMap::new();
+    collect(&e, &mut seen_e, |s| s.len() >= 50, Duration::from_secs(30));
+    assert_eq!(seen_e.len(), 50, "the ephemeral reader before the outage");
 
     stop();
     std::thread::sleep(Duration::from_secs(20));
@@ -224,5 +230,15 @@ fn broker_outage_of_20s() {
     assert!(
         missing.is_empty(),
         "lost across the broker outage: {missing:?}"
+    );
+    collect(&e, &mut seen_e, |s| s.len() >= 100, Duration::from_secs(60));
+    let missing: Vec<u64> = (0..100).filter(|s| !seen_e.contains_key(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "the ephemeral reader lost across the broker outage: {missing:?}"
+    );
+    assert!(
+        seen_e.values().all(|&n| n == 1),
+        "the ephemeral reader got duplicates"
     );
 }
