@@ -1,6 +1,10 @@
 //! Zero-copy payloads: a [`Bytes`] over the payload of a librdkafka message, so that binary-mode
 //! data reaches the socket without a copy (spec 2.2: "byte for byte as it came from the backend").
 //!
+//! Also the record's header bytes as the broker sent them, borrowed from the message
+//! ([`raw_headers`], through `raw_headers.c`), so that they are parsed without librdkafka's
+//! per-header allocations.
+//!
 //! The only `unsafe` of the crate lives here (the crate root says `#![deny(unsafe_code)]`).
 //!
 //! Why it is sound: rdkafka's [`BorrowedMessage`] wraps a `rd_kafka_message_t` owned by a
