@@ -380,48 +380,22 @@ impl Worker {
     }
 
     fn add_member(&mut self, slot: usize, join: Join) {
-        let Join {
-            conn,
-            member,
-            request,
-            app,
-            group,
-            filters,
-            flow,
-            link,
-        } = join;
-        let answer = |result| ToShard::Joined {
-            conn,
-            member,
-            request,
-            result,
-        };
         let Some(g) = self.groups.get_mut(slot) else {
             return;
         };
-        if *g.state.app != *app {
+        if *g.state.app != *join.app {
             let msg = format!(
                 "consumer group `{}` already reads application `{}`",
-                group, g.state.app
+                join.group, g.state.app
             );
-            link.send(answer(Err(BackendError::Unavailable(msg))));
+            join.link
+                .send(joined(&join, Err(BackendError::Unavailable(msg))));
             return;
         }
-        let reply = link.clone();
-        g.state.join(
-            Member {
-                conn,
-                id: member,
-                filters,
-                flow,
-                link,
-                pending: 0,
-            },
-            &g.consumer,
-            &mut self.epochs,
-        );
+        let (link, answer) = (join.link.clone(), joined(&join, Ok(())));
+        g.state.join(member_of(join), &g.consumer, &mut self.epochs);
         // Same channel as the deliveries, before any of them.
-        reply.send(answer(Ok(())));
+        link.send(answer);
     }
 
     /// Starts queued opens while fewer than [`MAX_OPENERS`] run.
@@ -465,12 +439,7 @@ impl Worker {
         match result {
             Err(e) => {
                 for join in waiting {
-                    join.link.send(ToShard::Joined {
-                        conn: join.conn,
-                        member: join.member,
-                        request: join.request,
-                        result: Err(e.clone()),
-                    });
+                    join.link.send(joined(&join, Err(e.clone())));
                 }
             }
             Ok(OpenedGroup {
