@@ -116,12 +116,6 @@ pub(crate) struct Tail {
     next_read: BTreeMap<i32, i64>,
 }
 
-/// A reader taken off the tail, and where its own consumer starts in each partition.
-pub(crate) struct Detached {
-    pub member: Member,
-    pub start: Vec<(i32, i64)>,
-}
-
 impl Tail {
     /// A tail over `consumer`, which was assigned every partition at `assigned_at`.
     pub(crate) fn new(
@@ -275,13 +269,12 @@ impl Tail {
         Some(start.into_iter().collect())
     }
 
-    /// Takes a reader off the tail, with where its own consumer starts ([`Tail::start_of`]);
-    /// what was held for it is dropped (that consumer reads it again).
-    pub(crate) fn detach(&mut self, conn: ConnId) -> Option<Detached> {
-        let start = self.start_of(conn)?;
+    /// Takes a reader off the tail (its own consumer starts at [`Tail::start_of`]); what was
+    /// held for it is dropped (that consumer reads it again).
+    pub(crate) fn detach(&mut self, conn: ConnId) -> Option<Member> {
         let i = self.readers.iter().position(|r| r.member.conn == conn)?;
         let mut member = self.readers.swap_remove(i).member;
         member.pending = 0;
-        Some(Detached { member, start })
+        Some(member)
     }
 }

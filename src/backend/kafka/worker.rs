@@ -250,10 +250,10 @@ impl Worker {
             tracing::warn!(%key, error = %e, "cannot assign a slow ephemeral reader's consumer; the others wait for it");
             return;
         }
-        let Some(d) = tail.detach(conn) else {
+        let Some(member) = tail.detach(conn) else {
             return;
         };
-        tracing::debug!(%key, start = ?d.start, "ephemeral reader fell behind; it reads on its own now");
+        tracing::debug!(%key, start = ?start, "ephemeral reader fell behind; it reads on its own now");
         let state = GroupState::new(
             key.clone(),
             app.clone(),
@@ -262,10 +262,8 @@ impl Worker {
             self.stats.clone(),
         );
         let mut group = Group { consumer, state };
-        group.state.assign_at(&d.start, &mut self.epochs);
-        group
-            .state
-            .join(d.member, &group.consumer, &mut self.epochs);
+        group.state.assign_at(&start, &mut self.epochs);
+        group.state.join(member, &group.consumer, &mut self.epochs);
         let slot = self.groups.insert(group);
         self.index.insert(key, slot);
         if self.tails.get(app).is_some_and(Tail::is_empty) {
