@@ -7,6 +7,29 @@ pub fn valid_topic_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 65_535 && !s.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
 }
 
+/// True when `s` may stand as one or more levels inside a topic name that this service sends
+/// (a device name, or a channel, which may span levels with `/`): non-empty, no wildcard
+/// characters ([MQTT-3.3.2-2]), no U+0000 ([MQTT-4.7.3-2]), and none of the characters a
+/// receiver may refuse: control characters U+0001..U+001F and U+007F..U+009F, and Unicode
+/// non-characters (MQTT 5 section 1.5.4: "the receiver MAY close the Network Connection").
+/// Every part of a topic this service forms must pass, so that nothing it sends can be refused
+/// by a conforming client. Empty levels (`a//b`) are valid MQTT but refused here: no device or
+/// channel of Drogue Cloud has one, and filters such as `app/a/+/c` would treat them oddly.
+pub fn valid_topic_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 65_535
+        && s.split('/').all(|level| !level.is_empty())
+        && !s.chars().any(|c| {
+            matches!(c, '+' | '#' | '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}') || is_noncharacter(c)
+        })
+}
+
+/// Unicode non-characters: U+FDD0..U+FDEF and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let c = c as u32;
+    (0xFDD0..=0xFDEF).contains(&c) || (c & 0xFFFE) == 0xFFFE
+}
+
 /// True when `s` is a valid topic filter: at least one character ([MQTT-4.7.3-1]), no U+0000
 /// ([MQTT-4.7.3-2]), `#` only as a whole level and the last one ([MQTT-4.7.1-1]), `+` only as a
 /// whole level ([MQTT-4.7.1-2]).

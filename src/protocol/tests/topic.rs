@@ -97,3 +97,41 @@ fn matching() {
     assert!(matches("$SYS/#", "$SYS/monitor/Clients"));
     assert!(matches("$SYS/monitor/+", "$SYS/monitor/Clients"));
 }
+
+#[test]
+fn topic_parts_that_a_client_may_refuse_are_invalid() {
+    use crate::protocol::topic::valid_topic_part;
+    for ok in [
+        "device1",
+        "temperature",
+        "a/b",
+        "über",
+        "ünïcödé/λ",
+        "x y",
+        "-_.~",
+    ] {
+        assert!(valid_topic_part(ok), "{ok:?}");
+    }
+    for bad in [
+        "",
+        "+",
+        "#",
+        "a+b",
+        "a#",
+        "a\0b",
+        "a\u{1}",
+        "a\u{1f}",
+        "\u{7f}",
+        "a\u{85}b",
+        "a\u{9f}",
+        "a\u{fdd0}",
+        "\u{fffe}",
+        "\u{1ffff}",
+        "a//b",
+        "/a",
+        "a/",
+        "/",
+    ] {
+        assert!(!valid_topic_part(bad), "{bad:?}");
+    }
+}
