@@ -88,6 +88,10 @@ fn commands_reach_the_command_stream() {
     assert_eq!(&e.data[..], br#"{"value":1.23}"#);
     assert_eq!(ext(e, "application"), Some("demo"));
     assert_eq!(ext(e, "device"), Some("device1"));
+    // Addressed as Drogue Cloud's integration addresses commands (issue #12).
+    assert_eq!(ext(e, "sender"), Some("device1"));
+    assert_eq!(ext(e, "partitionkey"), Some("demo/device1"));
+    assert_eq!(ext(e, "issuedby"), Some("anonymous"));
     assert_eq!(e.ty, "io.drogue.event.v1");
     assert_eq!(e.source, "drogue://demo/device1");
 

@@ -67,6 +67,17 @@ fn commands_and_ingest_reach_kafka() {
         Some(app.as_str())
     );
     assert_eq!(kafka::header(r, "ce_device").as_deref(), Some("device2"));
+    // Drogue Cloud's addressing (issue #12): its device endpoints route a command to the
+    // connection named in `sender`, keyed `<app>/<sender>`; who sent it is `issuedby`.
+    assert_eq!(kafka::header(r, "ce_sender").as_deref(), Some("device2"));
+    assert_eq!(
+        kafka::header(r, "ce_partitionkey").as_deref(),
+        Some(format!("{app}/device2").as_str())
+    );
+    assert_eq!(
+        kafka::header(r, "ce_issuedby").as_deref(),
+        Some("anonymous")
+    );
     assert_eq!(
         kafka::header(r, "ce_source").as_deref(),
         Some(format!("drogue://{app}/device2").as_str())

@@ -263,3 +263,68 @@ fn redeliveries_after_the_group_is_reopened_carry_dup() {
         svc.log()
     );
 }
+
+/// Issue #12: a Drogue record with an empty value keeps its (empty) data, as Drogue Cloud's
+/// integration sends it: `"data_base64": ""` in structured mode, an empty payload in binary mode.
+#[test]
+fn empty_data_stays_present() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("empty");
+    let topic = format!("events-{app}");
+    kafka::create_topic(&bootstrap, &topic, 1);
+    let svc = Service::start_with(
+        &kafka::backend_toml(&bootstrap, &kafka::unique("cmd")),
+        &kafka::apps_toml(&app),
+        &[],
+    );
+    let v3 = V3::connect(v3_options(svc.mqtt, "empty-v3"));
+    v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce);
+    let v5b = V5::connect(v5_options(svc.mqtt, "empty-v5b"));
+    v5b.client
+        .subscribe_with_properties(
+            format!("a/{app}"),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            rumqttc::v5::mqttbytes::v5::SubscribeProperties {
+                id: None,
+                user_properties: vec![("content-mode".into(), "binary".into())],
+            },
+        )
+        .unwrap();
+    assert!(v5b
+        .wait(Duration::from_secs(10), |e| matches!(
+            e,
+            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
+        ))
+        .is_some());
+
+    let p = kafka::producer(&bootstrap);
+    kafka::send(
+        &p,
+        &topic,
+        "device1",
+        b"",
+        kafka::drogue_headers(&app, "device1", "empty-1", "application/octet-stream"),
+    );
+
+    let got = v3
+        .next_publish(Duration::from_secs(20))
+        .expect("v3: no event");
+    let ce = cloudevent(&got.payload);
+    assert_eq!(ce["data_base64"], "", "{ce}");
+    assert!(ce.get("data").is_none(), "{ce}");
+    assert_eq!(ce["datacontenttype"], "application/octet-stream");
+
+    let got = v5b
+        .next_publish(Duration::from_secs(20))
+        .expect("v5 binary: no event");
+    // The alias filter's own topic (issue #12), and the empty data as an empty payload.
+    assert_eq!(got.topic, format!("a/{app}"));
+    assert!(got.payload.is_empty(), "{:?}", got.payload);
+    assert_eq!(
+        got.properties
+            .as_ref()
+            .and_then(|p| p.content_type.as_deref()),
+        Some("application/octet-stream")
+    );
+    assert_eq!(user_property(&got, "id"), Some("empty-1"));
+}

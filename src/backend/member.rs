@@ -17,11 +17,68 @@ pub enum Mode {
     Binary,
 }
 
+/// The first level of a whole-application filter: `app/<a>` or one of its aliases.
+///
+/// Deliveries for a whole-application filter go out on the filter's own topic (spec 2.1), as
+/// Drogue Cloud sends them: a client that subscribed to `a/<a>` matches what it receives against
+/// `a/<a>` (paho's per-filter callbacks drop anything else).
+/// Ordered by preference: when several whole-application filters of one member match, the
+/// delivery goes out once, on `app/<a>` if the client holds it (spec 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AppAlias {
+    App,
+    A,
+    Application,
+}
+
+impl AppAlias {
+    pub const ALL: [AppAlias; 3] = [AppAlias::App, AppAlias::A, AppAlias::Application];
+
+    /// The topic's first level.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            AppAlias::App => "app",
+            AppAlias::A => "a",
+            AppAlias::Application => "application",
+        }
+    }
+
+    pub fn from_prefix(prefix: &str) -> Option<AppAlias> {
+        AppAlias::ALL.into_iter().find(|a| a.prefix() == prefix)
+    }
+}
+
+/// An application's whole-application topics (`app/<a>`, `a/<a>`, `application/<a>`), formatted
+/// once per membership so that no delivery formats one.
+#[derive(Debug, Clone)]
+pub struct AppTopics([Arc<str>; 3]);
+
+impl AppTopics {
+    pub fn new(app: &str) -> AppTopics {
+        AppTopics(AppAlias::ALL.map(|a| Arc::from(format!("{}/{app}", a.prefix()))))
+    }
+
+    /// `app/<a>`: the prefix of every concrete topic.
+    pub fn app(&self) -> &Arc<str> {
+        &self.0[0]
+    }
+
+    pub fn of(&self, alias: AppAlias) -> &Arc<str> {
+        &self.0[alias as usize]
+    }
+
+    /// What [`Delivery::topic`](super::Delivery::topic) needs for a delivery: the alias's topic
+    /// for a whole-application delivery, else `app/<a>` (the concrete topic's prefix).
+    pub fn base(&self, whole_app: Option<AppAlias>) -> &Arc<str> {
+        whole_app.map_or(self.app(), |alias| self.of(alias))
+    }
+}
+
 /// Which events of the application a filter selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
-    /// `app/<application>` and its aliases: everything, published on `app/<application>`.
-    WholeApp,
+    /// `app/<application>` and its aliases: everything, published on the filter's own topic.
+    WholeApp(AppAlias),
     /// An extension filter `app/<application>/<device>/<channel>` (with `+`/`#`), matched against
     /// the event's concrete topic by the usual MQTT rules.
     Topic(Arc<str>),
@@ -41,8 +98,10 @@ pub struct MemberFilter {
 /// How one record goes to one member: decided once per (record, member).
 #[derive(Debug)]
 pub struct Route {
-    /// The topic is `app/<application>` (else the record's concrete topic).
-    pub whole_app: bool,
+    /// A whole-application filter matched: the topic is that filter's (when several do, the
+    /// first in [`AppAlias`]'s order: `app/<a>` before its aliases); else the record's concrete
+    /// topic.
+    pub whole_app: Option<AppAlias>,
     pub qos: QoS,
     pub mode: Mode,
     pub subscription_ids: SmallVec<[u32; 2]>,
@@ -50,8 +109,10 @@ pub struct Route {
 
 /// Routes `record` through a member's filters. An event matching several filters is delivered
 /// once, with the highest QoS and every matching subscription identifier (spec 2.1). When a
-/// whole-application filter matches, the topic is `app/<application>` (as Drogue Cloud sends
-/// it); otherwise the concrete topic; the mode is that of the first matching filter.
+/// whole-application filter matches, the topic is that filter's own (`app/<a>`, `a/<a>` or
+/// `application/<a>`, as Drogue Cloud sends it; `app/<a>` first when several match, as the
+/// member's filters come in no particular order);
+/// otherwise the concrete topic; the mode is that of the first matching filter.
 pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) -> Option<Route> {
     let mut out: Option<Route> = None;
     for f in filters {
@@ -59,9 +120,9 @@ pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) ->
         // shard threads had every delivery of an application touch one cache line from every
         // core. The session has the application topic, the record its concrete topic.
         let whole_app = match &f.selector {
-            Selector::WholeApp => true,
+            Selector::WholeApp(alias) => Some(*alias),
             Selector::Topic(filter) => match record.concrete_topic(app_topic) {
-                Some(t) if topic::matches(filter, t) => false,
+                Some(t) if topic::matches(filter, t) => None,
                 _ => continue,
             },
         };
@@ -80,7 +141,10 @@ pub fn route(filters: &[MemberFilter], record: &Record, app_topic: &Arc<str>) ->
                 if f.qos as u8 > r.qos as u8 {
                     r.qos = f.qos;
                 }
-                r.whole_app |= whole_app;
+                r.whole_app = match (r.whole_app, whole_app) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 if let Some(id) = f.subscription_id {
                     if !r.subscription_ids.contains(&id) {
                         r.subscription_ids.push(id);

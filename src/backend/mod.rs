@@ -28,7 +28,7 @@ use crossbeam_channel::Sender;
 
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
-pub use member::{MemberFilter, Mode, Selector};
+pub use member::{AppAlias, AppTopics, MemberFilter, Mode, Selector};
 pub use record::Record;
 
 use crate::cloudevents::Event;
@@ -126,10 +126,11 @@ pub struct Delivery {
     pub conn: ConnId,
     pub member: u32,
     pub record: Arc<Record>,
-    /// The PUBLISH topic is `app/<app>` (the session has it for the member); otherwise it is
-    /// the record's concrete `app/<app>/<device>/<channel>` ([`Record::concrete_topic`], set by
-    /// the routing).
-    pub whole_app: bool,
+    /// A whole-application filter matched: the PUBLISH topic is that filter's own (`app/<a>`,
+    /// `a/<a>`, `application/<a>`; the session has them for the member). Otherwise it is the
+    /// record's concrete `app/<app>/<device>/<channel>` ([`Record::concrete_topic`], set by the
+    /// routing).
+    pub whole_app: Option<AppAlias>,
     pub qos: QoS,
     pub mode: Mode,
     pub subscription_ids: smallvec::SmallVec<[u32; 2]>,
@@ -142,15 +143,13 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The PUBLISH topic, given the application's topic `app/<app>`.
-    pub fn topic<'a>(&'a self, app_topic: &'a Arc<str>) -> &'a str {
-        if self.whole_app {
+    /// The PUBLISH topic, given `base` = [`AppTopics::base`] of this delivery's `whole_app`.
+    pub fn topic<'a>(&'a self, base: &'a Arc<str>) -> &'a str {
+        if self.whole_app.is_some() {
             // Not formatted (nor cached on the record) when nobody needs it.
-            return app_topic;
+            return base;
         }
-        self.record
-            .concrete_topic(app_topic)
-            .map_or(&**app_topic, |t| &**t)
+        self.record.concrete_topic(base).map_or(&**base, |t| &**t)
     }
 }
 

@@ -30,5 +30,8 @@ pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset
 pub const KAFKA_STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// Content type of an HTTP batch ingest request (spec 5).
 pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+/// Extension of a command event naming who sent it (the authenticated user, or `anonymous`):
+/// `sender` is the target device (spec 2.3), as Drogue Cloud's device endpoints route by it.
+pub const ISSUED_BY: &str = "issuedby";
 /// `type` of the events this service writes, as Drogue Cloud endpoints write them (spec 2.3).
 pub const DEVICE_EVENT_TYPE: &str = "io.drogue.event.v1";

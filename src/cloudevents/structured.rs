@@ -24,7 +24,9 @@ impl Event {
     /// - `data` as a JSON string for `text/*` when the data is valid UTF-8;
     /// - `data_base64` otherwise, including data that claims to be JSON or text but is not,
     ///   so the output is always valid JSON and the data always survives byte for byte;
-    /// - no data member at all when the data is empty.
+    /// - empty data stays present when the event has a `datacontenttype` (`"data_base64": ""`,
+    ///   or `"data": ""` for text), as Drogue Cloud writes it (spec 2.3); an event with neither
+    ///   content type nor data (a bare structured event, say) has no data member.
     ///
     /// An extension named like a core attribute (only possible if set by hand) is skipped, so no
     /// member appears twice.
@@ -76,7 +78,7 @@ impl Event {
 
     fn write_data(&self, out: &mut Vec<u8>) {
         let data = &self.data[..];
-        if data.is_empty() {
+        if data.is_empty() && self.datacontenttype.is_none() {
             return;
         }
         let kind = DataKind::of(self.datacontenttype.as_deref());
@@ -199,6 +201,18 @@ mod tests {
         let v = written(&event(None, b"hello"));
         assert_eq!(v["data_base64"], json!("aGVsbG8="));
         assert!(v.get("data").is_none());
+    }
+
+    #[test]
+    fn empty_data_stays_present() {
+        let v = written(&event(Some("application/octet-stream"), b""));
+        assert_eq!(v["data_base64"], json!(""));
+        assert!(v.get("data").is_none());
+        // Empty is not JSON: base64, like any data that claims to be JSON and is not.
+        let v = written(&event(Some("application/json"), b""));
+        assert_eq!(v["data_base64"], json!(""));
+        let v = written(&event(Some("text/plain"), b""));
+        assert_eq!(v["data"], json!(""));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::Selector;
+use crate::backend::{AppAlias, Selector};
 use crate::protocol::topic;
 
 /// A subscription filter understood.
@@ -22,8 +22,6 @@ pub enum FilterError {
     /// Anything else the service does not understand (v5 0x8F).
     Invalid,
 }
-
-const APP_PREFIXES: [&str; 3] = ["app", "a", "application"];
 
 /// Parses `app/<application>`, its aliases, `$share/<group>/…` and the extension filters
 /// `app/<application>/<device>/<channel>` with `+` and `#` where spec 2.1 allows them.
@@ -48,9 +46,10 @@ pub fn parse(filter: &str) -> Result<Target<'_>, FilterError> {
         FilterError::Invalid
     };
     let levels: Vec<&str> = rest.split('/').collect();
-    if levels.len() < 2 || !APP_PREFIXES.contains(&levels[0]) {
-        return Err(wildcard_or_invalid);
-    }
+    let alias = match AppAlias::from_prefix(levels[0]) {
+        Some(alias) if levels.len() >= 2 => alias,
+        _ => return Err(wildcard_or_invalid),
+    };
     let app = levels[1];
     if topic::has_wildcard(app) {
         return Err(FilterError::WildcardNotSupported);
@@ -62,7 +61,7 @@ pub fn parse(filter: &str) -> Result<Target<'_>, FilterError> {
         return Ok(Target {
             app,
             share,
-            selector: Selector::WholeApp,
+            selector: Selector::WholeApp(alias),
         });
     }
     let tail = &levels[2..];
@@ -125,13 +124,19 @@ mod tests {
 
     #[test]
     fn whole_application_and_aliases() {
-        for f in ["app/demo", "a/demo", "application/demo"] {
+        for (f, alias) in [
+            ("app/demo", AppAlias::App),
+            ("a/demo", AppAlias::A),
+            ("application/demo", AppAlias::Application),
+        ] {
             let t = parse(f).unwrap();
             assert_eq!(
                 (t.app, t.share, t.selector),
-                ("demo", None, Selector::WholeApp)
+                ("demo", None, Selector::WholeApp(alias))
             );
         }
+        let t = parse("$share/g1/a/demo").unwrap();
+        assert_eq!(t.selector, Selector::WholeApp(AppAlias::A));
         let t = parse("$share/g1/app/demo").unwrap();
         assert_eq!((t.app, t.share), ("demo", Some("g1")));
     }

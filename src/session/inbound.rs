@@ -20,6 +20,8 @@ pub(super) struct InboundAck {
     pub packet_id: u16,
     pub qos: QoS,
     pub result: Option<ReasonCode>,
+    /// Why it was refused, for a v5 Reason String.
+    pub reason: Option<Box<str>>,
 }
 
 impl Inbound {

@@ -25,7 +25,9 @@ use inbound::{Inbound, InboundAck};
 pub use outbound::OutQueue;
 use subscribed::{PendingSubAck, Subscribed, Subscription};
 
-use crate::backend::{AckToken, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode};
+use crate::backend::{
+    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
+};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
 use crate::protocol::{
     self, Ack, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
@@ -218,9 +220,49 @@ pub struct Session {
     client_receive_max: u16,
     state: State,
     version: Version,
-    client_id_assigned: bool,
+    /// One byte for the connection's yes/no facts: a byte more would grow every idle
+    /// connection by eight (`idle_sessions_keep_nothing_out_of_line`).
+    flags: Flags,
+}
+
+/// The session's yes/no facts, packed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags(u8);
+
+impl Flags {
+    /// The server assigned the client id ([MQTT-3.1.3-6]): its groups are ephemeral.
+    const CLIENT_ID_ASSIGNED: u8 = 1;
     /// The CONNECT used Authentication Method `oauth2` (CONNACK and AUTH then name it).
-    oauth2: bool,
+    const OAUTH2: u8 = 2;
+    /// v5 Request Problem Information 0: no Reason String on acknowledgements.
+    const NO_PROBLEM_INFO: u8 = 4;
+
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
+}
+
+/// A Reason String for an acknowledgement, where MQTT 5 allows one: the client asked for problem
+/// information ([MQTT-3.1.2-29]) and the packet stays within its Maximum Packet Size (the
+/// property "MUST NOT" push it over, [MQTT-3.4.2-2], [MQTT-3.9.2-1]; 256 bytes leave room for
+/// the rest of any acknowledgement this service sends and are more than any of its texts).
+fn reason_string(
+    version: Version,
+    problem_info: bool,
+    client_max_packet: u32,
+    reason: Option<&str>,
+) -> Option<&str> {
+    let reason = reason?;
+    let fits = reason.len() + 256 <= client_max_packet as usize;
+    (version == Version::V5 && problem_info && fits).then_some(reason)
 }
 
 fn trim_deque<T>(q: &mut VecDeque<T>) {
@@ -249,8 +291,7 @@ impl Session {
             client_receive_max: 1,
             state: State::AwaitingConnect,
             version: Version::V311,
-            client_id_assigned: false,
-            oauth2: false,
+            flags: Flags::default(),
         }
     }
 
@@ -305,10 +346,10 @@ impl Session {
             if let Some(ka) = self.config.server_keep_alive {
                 properties.server_keep_alive = Some(ka);
             }
-            if self.client_id_assigned {
+            if self.flags.has(Flags::CLIENT_ID_ASSIGNED) {
                 properties.assigned_client_identifier = Some(&self.client_id);
             }
-            if self.oauth2 {
+            if self.flags.has(Flags::OAUTH2) {
                 properties.authentication_method = Some(OAUTH2_METHOD);
             }
         }
@@ -390,6 +431,7 @@ impl Session {
         let (_, group, indices) = suback.waiting.swap_remove(w);
         if let Err(e) = result {
             tracing::warn!(conn = ?self.conn, ?group, "subscription refused by the backend: {e}");
+            suback.reason.get_or_insert_with(|| e.to_string());
             for i in indices {
                 if let Some(c) = suback.codes.get_mut(i) {
                     *c = ReasonCode::UNSPECIFIED_ERROR;
@@ -439,7 +481,7 @@ impl Session {
             Err(BackendError::QuotaExceeded(_)) => ReasonCode::QUOTA_EXCEEDED,
             Err(_) => ReasonCode::UNSPECIFIED_ERROR,
         };
-        if let Err(e) = result {
+        if let Err(e) = &result {
             if self.version == Version::V311 {
                 self.finish(CloseReason::CommandFailed(e.to_string()));
                 return;
@@ -451,6 +493,7 @@ impl Session {
                 .find(|a| a.packet_id == packet_id && a.result.is_none())
         }) {
             slot.result = Some(code);
+            slot.reason = result.err().map(|e| e.to_string().into());
         }
         self.flush_inbound();
     }
@@ -694,7 +737,7 @@ impl Session {
         let mut oauth2_token = None;
         if c.properties.authentication_method == Some(OAUTH2_METHOD) {
             // Spec 2.6 extension: the token as Authentication Data, renewable with AUTH.
-            self.oauth2 = true;
+            self.flags.set(Flags::OAUTH2, true);
             oauth2_token = c
                 .properties
                 .authentication_data
@@ -734,6 +777,11 @@ impl Session {
         };
         self.client_receive_max = receive_max.min(self.config.max_inflight).max(1);
         self.client_max_packet = max_packet;
+        // [MQTT-3.1.2-28/29] 0: no Reason String on anything but PUBLISH, CONNACK, DISCONNECT.
+        self.flags.set(
+            Flags::NO_PROBLEM_INFO,
+            c.properties.request_problem_information == Some(0),
+        );
         let keep_alive = match (c.version, self.config.server_keep_alive) {
             (Version::V5, Some(server)) => server,
             _ => c.keep_alive,
@@ -745,7 +793,7 @@ impl Session {
                 "auto-{}-{}-{}",
                 self.conn.shard, self.conn.slot, self.conn.generation
             ));
-            self.client_id_assigned = true;
+            self.flags.set(Flags::CLIENT_ID_ASSIGNED, true);
         } else {
             self.client_id = Arc::from(c.client_id);
         }
@@ -839,6 +887,7 @@ impl Session {
                 packet_id,
                 qos: p.qos,
                 result: None,
+                reason: None,
             });
         }
         self.events.push_back(SessionEvent::Command(Command {
@@ -859,9 +908,22 @@ impl Session {
         if p.qos == QoS::AtMostOnce {
             return; // spec 2.5: a failed QoS 0 command is dropped (and counted).
         }
-        let code = match reason {
-            CommandRefusal::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
-            CommandRefusal::InvalidTopic => ReasonCode::TOPIC_NAME_INVALID,
+        let (code, why) = match reason {
+            // One text for an unknown application or device and a missing right, as one
+            // code is used for all of them: names cannot be probed (spec 2.5).
+            CommandRefusal::NotAuthorized => (
+                ReasonCode::NOT_AUTHORIZED,
+                parse_command_topic(p.topic).map_or(String::new(), |t| {
+                    format!(
+                        "not authorized: no write permission for device {} of application {}",
+                        t.device, t.app
+                    )
+                }),
+            ),
+            CommandRefusal::InvalidTopic => (
+                ReasonCode::TOPIC_NAME_INVALID,
+                "not a command topic: command/<application>/<device>/<command>".to_owned(),
+            ),
         };
         if self.version == Version::V311 {
             // Spec 2.5: MQTT 3.1.1 has no negative PUBACK; the connection is closed.
@@ -874,6 +936,7 @@ impl Session {
             packet_id: p.packet_id.unwrap_or(0),
             qos: p.qos,
             result: Some(code),
+            reason: Some(why.into()),
         });
         self.flush_inbound();
     }
@@ -892,14 +955,28 @@ impl Session {
         let Some(inbound) = self.inbound.as_deref_mut() else {
             return;
         };
-        while let Some(front) = inbound.acks.front() {
-            let Some(code) = front.result else { break };
-            let (packet_id, qos) = (front.packet_id, front.qos);
-            inbound.acks.pop_front();
+        while inbound.acks.front().is_some_and(|a| a.result.is_some()) {
+            let Some(InboundAck {
+                packet_id,
+                qos,
+                result: Some(code),
+                reason,
+            }) = inbound.acks.pop_front()
+            else {
+                break;
+            };
             let ack = Ack {
                 packet_id,
                 code,
-                properties: Properties::default(),
+                properties: Properties {
+                    reason_string: reason_string(
+                        self.version,
+                        !self.flags.has(Flags::NO_PROBLEM_INFO),
+                        self.client_max_packet,
+                        reason.as_deref(),
+                    ),
+                    ..Properties::default()
+                },
             };
             let packet = if qos == QoS::ExactlyOnce {
                 if code == ReasonCode::SUCCESS {
@@ -979,17 +1056,26 @@ impl Session {
         };
         let subscription_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
+        // The first refusal's explanation, for the SUBACK's Reason String.
+        let mut reason: Option<String> = None;
         let mut touched: Vec<(GroupKey, Arc<str>, Vec<usize>)> = Vec::new();
         for (i, f) in s.filters.iter().enumerate() {
-            let refuse = |v5_code: ReasonCode| if v5 { v5_code } else { ReasonCode(0x80) };
+            let mut refuse = |v5_code: ReasonCode, why: &dyn Fn() -> String| {
+                reason.get_or_insert_with(|| format!("{}: {}", f.filter, why()));
+                codes.push(if v5 { v5_code } else { ReasonCode(0x80) });
+            };
             let target = match parse_filter(f.filter) {
                 Ok(t) => t,
                 Err(FilterError::WildcardNotSupported) => {
-                    codes.push(refuse(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+                    refuse(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED, &|| {
+                        "wildcards are supported only as app/<application>/+|#/…".into()
+                    });
                     continue;
                 }
                 Err(FilterError::Invalid) => {
-                    codes.push(refuse(ReasonCode::TOPIC_FILTER_INVALID));
+                    refuse(ReasonCode::TOPIC_FILTER_INVALID, &|| {
+                        "not an event filter: app/<application>[/<device>/<channel>]".into()
+                    });
                     continue;
                 }
             };
@@ -997,7 +1083,10 @@ impl Session {
                 Ok(m) => m,
                 Err(other) => {
                     tracing::info!(client = %self.client_id, "unknown content-mode `{other}`");
-                    codes.push(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
+                    // Spec 2.1: 0x83 on v5; v3.1.1 cannot send user properties at all.
+                    refuse(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR, &|| {
+                        format!("unknown content-mode `{other}` (structured or binary)")
+                    });
                     continue;
                 }
             };
@@ -1007,12 +1096,21 @@ impl Session {
                 .authorize(&self.identity, target.app, Access::Read)
             {
                 tracing::info!(client = %self.client_id, filter = f.filter, "subscription refused: {e}");
-                codes.push(refuse(ReasonCode::NOT_AUTHORIZED));
+                // One text for an unknown application and a missing right: names cannot be
+                // probed.
+                refuse(ReasonCode::NOT_AUTHORIZED, &|| {
+                    format!(
+                        "not authorized: no read permission on application {}",
+                        target.app
+                    )
+                });
                 continue;
             }
             let group = match target.share {
                 Some(share) => GroupKey::shared(target.app, share),
-                None if !self.client_id_assigned => GroupKey::client(target.app, &self.client_id),
+                None if !self.flags.has(Flags::CLIENT_ID_ASSIGNED) => {
+                    GroupKey::client(target.app, &self.client_id)
+                }
                 None => GroupKey::Ephemeral {
                     app: Arc::from(target.app),
                     conn: self.conn,
@@ -1053,6 +1151,7 @@ impl Session {
         self.subscribed().subacks.push_back(PendingSubAck {
             packet_id: s.packet_id,
             codes,
+            reason,
             waiting,
         });
         self.flush_subacks();
@@ -1066,8 +1165,7 @@ impl Session {
             None => {
                 subs.next_member = subs.next_member.wrapping_add(1);
                 subs.groups.insert(group.clone(), subs.next_member);
-                subs.members
-                    .insert(subs.next_member, format!("app/{app}").into());
+                subs.members.insert(subs.next_member, AppTopics::new(&app));
                 subs.next_member
             }
         };
@@ -1100,7 +1198,15 @@ impl Session {
             };
             let suback = Packet::SubAck(SubAck {
                 packet_id: s.packet_id,
-                properties: Properties::default(),
+                properties: Properties {
+                    reason_string: reason_string(
+                        self.version,
+                        !self.flags.has(Flags::NO_PROBLEM_INFO),
+                        self.client_max_packet,
+                        s.reason.as_deref(),
+                    ),
+                    ..Properties::default()
+                },
                 codes: s.codes,
             });
             encode_into(&mut self.out, self.version, &suback);
@@ -1153,11 +1259,11 @@ impl Session {
     fn send_delivery(&mut self, d: Delivery, packet_id: Option<u16>) {
         let record = &d.record;
         // Callers checked the membership; a member gone since has nothing to deliver.
-        let Some(app_topic) = self
+        let Some(base) = self
             .subscribed
             .as_ref()
             .and_then(|subs| subs.members.get(&d.member))
-            .cloned()
+            .map(|topics| topics.base(d.whole_app).clone())
         else {
             self.released += u64::from(d.cost);
             let inflight = self.subscribed.as_deref_mut().map(|s| &mut s.inflight);
@@ -1166,7 +1272,7 @@ impl Session {
             }
             return;
         };
-        let topic = d.topic(&app_topic);
+        let topic = d.topic(&base);
         let v5 = self.version == Version::V5;
         let (payload, props) = match d.mode {
             Mode::Structured => (

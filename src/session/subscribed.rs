@@ -11,16 +11,17 @@ use std::sync::Arc;
 
 use super::inflight::{IdHasher, Inflight};
 use super::Stats;
-use crate::backend::{Delivery, GroupKey, MemberFilter};
+use crate::backend::{AppTopics, Delivery, GroupKey, MemberFilter};
 use crate::protocol::ReasonCode;
 
 #[derive(Default)]
 pub(super) struct Subscribed {
     pub subscriptions: HashMap<Arc<str>, Subscription>,
     pub groups: HashMap<GroupKey, u32>,
-    /// Member id → its application's topic `app/<app>`, the topic of whole-application
-    /// deliveries (made once per member on this thread: deliveries carry no topic).
-    pub members: HashMap<u32, Arc<str>, BuildHasherDefault<IdHasher>>,
+    /// Member id → its application's topics (`app/<app>` and the aliases), the topics of
+    /// whole-application deliveries (made once per member on this thread: deliveries carry no
+    /// topic).
+    pub members: HashMap<u32, AppTopics, BuildHasherDefault<IdHasher>>,
     pub next_member: u32,
     pub next_request: u64,
     pub subacks: VecDeque<PendingSubAck>,
@@ -38,6 +39,8 @@ pub(super) struct Subscription {
 pub(super) struct PendingSubAck {
     pub packet_id: u16,
     pub codes: Vec<ReasonCode>,
+    /// Why the first refused filter was refused, for a v5 Reason String (one per SUBACK).
+    pub reason: Option<String>,
     /// Join requests not answered yet, with the filter indices each covers.
     pub waiting: Vec<(u64, GroupKey, Vec<usize>)>,
 }

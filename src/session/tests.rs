@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::backend::{Record, Selector};
+use crate::backend::{AppAlias, Record, Selector};
 use crate::cloudevents::Event;
 use crate::config::Config;
 use crate::protocol::{Auth, SubscribeFilter, SubscribeOptions};
@@ -146,6 +146,23 @@ impl Client {
 
     /// Everything the session queued for the socket, decoded.
     fn received(&mut self) -> Vec<Owned> {
+        self.received_with(|p| Owned::from(p))
+    }
+
+    /// The Reason String of every packet the session queued (None where it has none).
+    fn reason_strings(&mut self) -> Vec<Option<String>> {
+        self.received_with(|p| {
+            let props = match &p {
+                Packet::SubAck(s) => &s.properties,
+                Packet::PubAck(a) | Packet::PubRec(a) => &a.properties,
+                _ => return None,
+            };
+            props.reason_string.map(str::to_owned)
+        })
+    }
+
+    /// Everything the session queued for the socket, each packet decoded and mapped by `f`.
+    fn received_with<T>(&mut self, f: impl Fn(Packet<'_>) -> T) -> Vec<T> {
         let mut bytes = Vec::new();
         loop {
             let out = self.s.out();
@@ -166,7 +183,7 @@ impl Client {
         while let Some(len) = protocol::frame_len(rest, u32::MAX).expect("server output frames") {
             let p =
                 protocol::decode(&rest[..len], Some(self.version)).expect("server output decodes");
-            packets.push(Owned::from(p));
+            packets.push(f(p));
             rest = &rest[len..];
         }
         assert!(rest.is_empty(), "partial packet in server output");
@@ -279,7 +296,7 @@ fn delivery(member: u32, offset: u64, qos: QoS, mode: Mode) -> Delivery {
         conn: CONN,
         member,
         record: record(offset),
-        whole_app: true,
+        whole_app: Some(AppAlias::App),
         qos,
         mode,
         subscription_ids: Default::default(),
@@ -1037,4 +1054,96 @@ fn connect_with_oauth2_method_hands_the_token_over() {
         props.contains("authentication_method: Some(\"oauth2\")"),
         "{props}"
     );
+}
+
+/// Issue #12: v5 refusals say why in a Reason String, unless the client asked for no problem
+/// information ([MQTT-3.1.2-29]); the text is the same for an unknown application and a missing
+/// right, so that names cannot be probed.
+#[test]
+fn refusals_carry_a_reason_string_when_the_client_wants_one() {
+    let mut c = Client::connected(Version::V5, "c1", None);
+    c.subscribe(
+        1,
+        &[
+            ("app/demo", QoS::AtMostOnce),
+            ("app/private", QoS::AtMostOnce),
+        ],
+        vec![],
+        None,
+    );
+    let events = c.events();
+    let [SessionEvent::Join {
+        member, request, ..
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
+    c.s.joined(*member, *request, Ok(()));
+    assert_eq!(
+        c.reason_strings(),
+        vec![Some(
+            "app/private: not authorized: no read permission on application private".into()
+        )]
+    );
+    c.subscribe(2, &[("app/nope", QoS::AtMostOnce)], vec![], None);
+    assert_eq!(
+        c.reason_strings(),
+        vec![Some(
+            "app/nope: not authorized: no read permission on application nope".into()
+        )]
+    );
+    let publish = |topic: &'static str, packet_id: u16| {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: Some(packet_id),
+            properties: Properties::default(),
+            payload: b"x",
+        })
+    };
+    c.send(&publish("command/readonly/device1/set", 3));
+    c.send(&publish("command/nope/device1/set", 4));
+    c.send(&publish("other/topic", 5));
+    c.send(&publish("command/demo/device1/set", 6));
+    c.events();
+    c.s.command_done(6, Err(BackendError::Unavailable("broker down".into())));
+    assert_eq!(
+        c.reason_strings(),
+        vec![
+            Some(
+                "not authorized: no write permission for device device1 of application readonly"
+                    .into()
+            ),
+            Some(
+                "not authorized: no write permission for device device1 of application nope".into()
+            ),
+            Some("not a command topic: command/<application>/<device>/<command>".into()),
+            Some("event backend unavailable: broker down".into()),
+        ]
+    );
+
+    // Request Problem Information 0: codes only.
+    let mut c = Client::new(Version::V5);
+    c.send(&Packet::Connect(Connect {
+        version: Version::V5,
+        clean_start: true,
+        keep_alive: 10,
+        client_id: "quiet",
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties {
+            request_problem_information: Some(0),
+            ..Properties::default()
+        },
+    }));
+    c.events();
+    c.s.accept_connect(c.now, Identity::Anonymous);
+    c.received();
+    c.subscribe(1, &[("app/private", QoS::AtMostOnce)], vec![], None);
+    c.send(&publish("command/readonly/device1/set", 2));
+    c.events();
+    assert_eq!(c.reason_strings(), vec![None, None]);
 }

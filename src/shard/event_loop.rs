@@ -21,7 +21,7 @@ use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
 use crate::auth::Authenticated;
 use crate::backend::{AckToken, BackendHandle, ConnId, Mode, ShardLink, ToBackend, ToShard};
-use crate::cloudevents::Event;
+use crate::cloudevents::{Event, ExtensionValue, ISSUED_BY};
 use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
 use crate::session::{CloseReason, CommandRefusal, Session, SessionEvent};
@@ -409,24 +409,29 @@ impl Shard {
                     );
                 }
                 SessionEvent::Command(cmd) => {
-                    let sender = match conn.session.identity() {
-                        Identity::Anonymous => "anonymous".to_owned(),
-                        Identity::User { name, .. } => name.clone(),
-                    };
                     let content_type = cmd
                         .content_type
                         .clone()
                         .unwrap_or_else(|| guess_content_type(&cmd.payload).to_owned());
-                    let event = Event::new_device_event(
+                    // Spec 2.3: `sender` is the target device, as Drogue Cloud's integration
+                    // writes it: its device endpoints route a command to the connection named
+                    // in `sender`, and the stream is keyed by `<app>/<sender>`. Who sent the
+                    // command goes into an extension of its own.
+                    let mut event = Event::new_device_event(
                         &cmd.app,
                         &cmd.device,
                         &cmd.command,
-                        &sender,
+                        &cmd.device,
                         &self.ctx.instance,
                         Some(&content_type),
                         cmd.payload,
                         SystemTime::now(),
                     );
+                    let issued_by = match conn.session.identity() {
+                        Identity::Anonymous => "anonymous",
+                        Identity::User { name, .. } => name,
+                    };
+                    event.set_extension(ISSUED_BY, ExtensionValue::from(issued_by));
                     let link = self.link.clone();
                     let packet_id = cmd.packet_id;
                     self.ctx.producer.send_command(

@@ -11,8 +11,8 @@ use crossbeam_channel::Receiver;
 
 use super::{start, EmbeddedLog, EmbeddedOptions};
 use crate::backend::{
-    AckToken, Backend, BackendError, BackendHandle, ConnFlow, ConnId, Delivery, GroupKey, Join,
-    MemberFilter, Mode, Notify, Selector, ShardLink, ToBackend, ToShard,
+    AckToken, AppAlias, AppTopics, Backend, BackendError, BackendHandle, ConnFlow, ConnId,
+    Delivery, GroupKey, Join, MemberFilter, Mode, Notify, Selector, ShardLink, ToBackend, ToShard,
 };
 use crate::cloudevents::Event;
 use crate::protocol::QoS;
@@ -137,7 +137,7 @@ fn event(device: &str, channel: &str) -> Event {
 fn whole(qos: QoS, id: Option<u32>) -> MemberFilter {
     MemberFilter {
         filter: format!("app/{APP}").into(),
-        selector: Selector::WholeApp,
+        selector: Selector::WholeApp(AppAlias::App),
         qos,
         subscription_id: id,
         mode: Mode::Structured,
@@ -326,8 +326,10 @@ fn a_new_group_gets_only_events_appended_after_joined() {
     assert!(got
         .iter()
         .all(|d| d.conn == conn && d.member == 7 && !d.dup));
-    let app_topic: Arc<str> = "app/demo".into();
-    assert!(got.iter().all(|d| d.topic(&app_topic) == "app/demo"));
+    let topics = AppTopics::new("demo");
+    assert!(got
+        .iter()
+        .all(|d| d.topic(topics.base(d.whole_app)) == "app/demo"));
     assert!(shard.drain_quiet().is_empty());
     assert!(
         shard.notify.0.load(Ordering::SeqCst) >= 2,
@@ -717,11 +719,20 @@ fn filters_route_by_device_and_channel() {
     no_subject.subject = None;
     h.log.append_event(APP, no_subject).ok();
     let mut got = shard.collect(3);
-    let app_topic: Arc<str> = "app/demo".into();
-    got.sort_by(|a, b| a.topic(&app_topic).cmp(b.topic(&app_topic)));
+    let topics = AppTopics::new("demo");
+    got.sort_by(|a, b| {
+        a.topic(topics.base(a.whole_app))
+            .cmp(b.topic(topics.base(b.whole_app)))
+    });
     let seen: Vec<(&str, QoS, Vec<u32>)> = got
         .iter()
-        .map(|d| (d.topic(&app_topic), d.qos, d.subscription_ids.to_vec()))
+        .map(|d| {
+            (
+                d.topic(topics.base(d.whole_app)),
+                d.qos,
+                d.subscription_ids.to_vec(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
