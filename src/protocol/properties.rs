@@ -4,72 +4,345 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{
-    field_len, var_int_len, write_binary, write_string, write_var_int, Reader, MAX_VAR_INT,
-};
+use super::primitives::{var_int_len, write_string, write_var_int, Reader, MAX_VAR_INT};
 
-/// Every MQTT 5 property as an `Option` (plus `Vec`s for the repeatable ones); `Default` = none
-/// set. Which ones may appear depends on the packet (2.2.2.2 table).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Properties<'a> {
-    pub payload_format_indicator: Option<u8>,
-    pub message_expiry_interval: Option<u32>,
-    pub content_type: Option<&'a str>,
-    pub response_topic: Option<&'a str>,
-    pub correlation_data: Option<&'a [u8]>,
-    pub subscription_identifiers: Vec<u32>,
-    pub session_expiry_interval: Option<u32>,
-    pub assigned_client_identifier: Option<&'a str>,
-    pub server_keep_alive: Option<u16>,
-    pub authentication_method: Option<&'a str>,
-    pub authentication_data: Option<&'a [u8]>,
-    pub request_problem_information: Option<u8>,
-    pub will_delay_interval: Option<u32>,
-    pub request_response_information: Option<u8>,
-    pub response_information: Option<&'a str>,
-    pub server_reference: Option<&'a str>,
-    pub reason_string: Option<&'a str>,
-    pub receive_maximum: Option<u16>,
-    pub topic_alias_maximum: Option<u16>,
-    pub topic_alias: Option<u16>,
-    pub maximum_qos: Option<u8>,
-    pub retain_available: Option<u8>,
-    pub user_properties: Vec<(&'a str, &'a str)>,
-    pub maximum_packet_size: Option<u32>,
-    pub wildcard_subscription_available: Option<u8>,
-    pub subscription_identifier_available: Option<u8>,
-    pub shared_subscription_available: Option<u8>,
+/// The property table (2.2.2.2), in identifier order: each property once, with its field, its
+/// identifier, the kind of its value, and the packets it may appear in. The struct, the
+/// identifiers, the allow list, the decoder and the encoder are all generated from it, so a
+/// property is named in one place (as `reason_codes!` does for reason codes).
+///
+/// Kinds (module [`kind`]): `Flag` (a byte that must be 0 or 1), `U16`, `U32`, `NonZeroU16` and
+/// `NonZeroU32` (0 is a Protocol Error), `Str`, `Topic` (a string without wildcards), `Bin`,
+/// `SubIds` (Subscription Identifiers: repeatable in PUBLISH only, never 0) and `Pairs` (User
+/// Property, repeatable). The section after the name is cited in the decode error.
+macro_rules! properties {
+    ($(
+        $field:ident: $ty:ty = $id:ident($value:literal) $kind:ident($name:literal, $section:literal)
+            in [$($ctx:ident),+];
+    )+) => {
+        /// Every MQTT 5 property as an `Option` (plus `Vec`s for the repeatable ones); `Default` =
+        /// none set. Which ones may appear depends on the packet (2.2.2.2 table).
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct Properties<'a> {
+            $(pub $field: $ty,)+
+        }
+
+        /// Property identifiers (2.2.2.2).
+        pub mod id {
+            $(pub const $id: u8 = $value;)+
+        }
+
+        /// The packets each property may appear in (2.2.2.2 table); 0 = unknown identifier.
+        pub(crate) const fn allowed(identifier: u8) -> u16 {
+            use PropertyContext::*;
+            match identifier {
+                $(id::$id => mask(&[$($ctx),+]),)+
+                _ => 0,
+            }
+        }
+
+        impl<'a> Properties<'a> {
+            fn read_one(
+                &mut self,
+                r: &mut Reader<'a>,
+                identifier: u8,
+                ctx: PropertyContext,
+            ) -> Result<(), DecodeError> {
+                match identifier {
+                    $(id::$id => kind::$kind::read(r, ctx, &mut self.$field, &kind::Text {
+                        repeated: concat!($name, " repeated (2.2.2.2)"),
+                        invalid: invalid_text!($kind, $name, $section),
+                    }),)+
+                    _ => Err(r.malformed("unknown property identifier (2.2.2.2)")),
+                }
+            }
+
+            /// Length of the property contents (without the Property Length prefix), checking
+            /// that every set property is allowed in `ctx` and every field fits.
+            pub(crate) fn content_len(
+                &self,
+                packet: &'static str,
+                ctx: PropertyContext,
+            ) -> Result<usize, EncodeError> {
+                let mut len = 0usize;
+                $(
+                    let (count, size) = kind::$kind::size(&self.$field, packet, $name)?;
+                    if count > 0 && allowed(id::$id) & ctx.bit() == 0 {
+                        return Err(EncodeError::Invalid {
+                            packet,
+                            reason: "property not allowed in this packet (2.2.2.2)",
+                        });
+                    }
+                    // One identifier byte per occurrence.
+                    len += count + size;
+                )+
+                Ok(len)
+            }
+
+            /// Writes the Property Length and the properties, in identifier order.
+            /// `content_len` must come from [`Properties::content_len`].
+            pub(crate) fn write(&self, content_len: usize, out: &mut BytesMut) {
+                write_var_int(out, content_len);
+                $(kind::$kind::write(&self.$field, id::$id, out);)+
+            }
+        }
+    };
 }
 
-/// Property identifiers (2.2.2.2).
-pub mod id {
-    pub const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
-    pub const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;
-    pub const CONTENT_TYPE: u8 = 0x03;
-    pub const RESPONSE_TOPIC: u8 = 0x08;
-    pub const CORRELATION_DATA: u8 = 0x09;
-    pub const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
-    pub const SESSION_EXPIRY_INTERVAL: u8 = 0x11;
-    pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
-    pub const SERVER_KEEP_ALIVE: u8 = 0x13;
-    pub const AUTHENTICATION_METHOD: u8 = 0x15;
-    pub const AUTHENTICATION_DATA: u8 = 0x16;
-    pub const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
-    pub const WILL_DELAY_INTERVAL: u8 = 0x18;
-    pub const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
-    pub const RESPONSE_INFORMATION: u8 = 0x1A;
-    pub const SERVER_REFERENCE: u8 = 0x1C;
-    pub const REASON_STRING: u8 = 0x1F;
-    pub const RECEIVE_MAXIMUM: u8 = 0x21;
-    pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
-    pub const TOPIC_ALIAS: u8 = 0x23;
-    pub const MAXIMUM_QOS: u8 = 0x24;
-    pub const RETAIN_AVAILABLE: u8 = 0x25;
-    pub const USER_PROPERTY: u8 = 0x26;
-    pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
-    pub const WILDCARD_SUBSCRIPTION_AVAILABLE: u8 = 0x28;
-    pub const SUBSCRIPTION_IDENTIFIER_AVAILABLE: u8 = 0x29;
-    pub const SHARED_SUBSCRIPTION_AVAILABLE: u8 = 0x2A;
+/// The decode error for a value its kind does not allow.
+macro_rules! invalid_text {
+    (Flag, $name:literal, $section:literal) => {
+        concat!($name, " not 0 or 1 (", $section, ")")
+    };
+    (NonZeroU16, $name:literal, $section:literal) => {
+        concat!($name, " 0 (", $section, ")")
+    };
+    (NonZeroU32, $name:literal, $section:literal) => {
+        concat!($name, " 0 (", $section, ")")
+    };
+    (SubIds, $name:literal, $section:literal) => {
+        concat!($name, " 0 or repeated outside PUBLISH (", $section, ")")
+    };
+    (Topic, $name:literal, $section:literal) => {
+        concat!($name, " contains a wildcard [", $section, "]")
+    };
+    ($kind:ident, $name:literal, $section:literal) => {
+        concat!($name, " invalid (", $section, ")")
+    };
+}
+
+properties! {
+    payload_format_indicator: Option<u8> = PAYLOAD_FORMAT_INDICATOR(0x01)
+        Flag("Payload Format Indicator", "3.3.2.3.2") in [Publish, Will];
+    message_expiry_interval: Option<u32> = MESSAGE_EXPIRY_INTERVAL(0x02)
+        U32("Message Expiry Interval", "3.3.2.3.3") in [Publish, Will];
+    content_type: Option<&'a str> = CONTENT_TYPE(0x03)
+        Str("Content Type", "3.3.2.3.9") in [Publish, Will];
+    response_topic: Option<&'a str> = RESPONSE_TOPIC(0x08)
+        Topic("Response Topic", "MQTT-3.3.2-14") in [Publish, Will];
+    correlation_data: Option<&'a [u8]> = CORRELATION_DATA(0x09)
+        Bin("Correlation Data", "3.3.2.3.6") in [Publish, Will];
+    subscription_identifiers: Vec<u32> = SUBSCRIPTION_IDENTIFIER(0x0B)
+        SubIds("Subscription Identifier", "3.8.2.1.2") in [Publish, Subscribe];
+    session_expiry_interval: Option<u32> = SESSION_EXPIRY_INTERVAL(0x11)
+        U32("Session Expiry Interval", "3.1.2.11.2") in [Connect, ConnAck, Disconnect];
+    assigned_client_identifier: Option<&'a str> = ASSIGNED_CLIENT_IDENTIFIER(0x12)
+        Str("Assigned Client Identifier", "3.2.2.3.7") in [ConnAck];
+    server_keep_alive: Option<u16> = SERVER_KEEP_ALIVE(0x13)
+        U16("Server Keep Alive", "3.2.2.3.14") in [ConnAck];
+    authentication_method: Option<&'a str> = AUTHENTICATION_METHOD(0x15)
+        Str("Authentication Method", "3.1.2.11.9") in [Connect, ConnAck, Auth];
+    authentication_data: Option<&'a [u8]> = AUTHENTICATION_DATA(0x16)
+        Bin("Authentication Data", "3.1.2.11.10") in [Connect, ConnAck, Auth];
+    request_problem_information: Option<u8> = REQUEST_PROBLEM_INFORMATION(0x17)
+        Flag("Request Problem Information", "3.1.2.11.7") in [Connect];
+    will_delay_interval: Option<u32> = WILL_DELAY_INTERVAL(0x18)
+        U32("Will Delay Interval", "3.1.3.2.2") in [Will];
+    request_response_information: Option<u8> = REQUEST_RESPONSE_INFORMATION(0x19)
+        Flag("Request Response Information", "3.1.2.11.6") in [Connect];
+    response_information: Option<&'a str> = RESPONSE_INFORMATION(0x1A)
+        Str("Response Information", "3.2.2.3.15") in [ConnAck];
+    server_reference: Option<&'a str> = SERVER_REFERENCE(0x1C)
+        Str("Server Reference", "3.2.2.3.16") in [ConnAck, Disconnect];
+    reason_string: Option<&'a str> = REASON_STRING(0x1F)
+        Str("Reason String", "3.2.2.3.9") in [ConnAck, Ack, SubAck, UnsubAck, Disconnect, Auth];
+    receive_maximum: Option<u16> = RECEIVE_MAXIMUM(0x21)
+        NonZeroU16("Receive Maximum", "3.1.2.11.3") in [Connect, ConnAck];
+    topic_alias_maximum: Option<u16> = TOPIC_ALIAS_MAXIMUM(0x22)
+        U16("Topic Alias Maximum", "3.1.2.11.5") in [Connect, ConnAck];
+    // A Topic Alias of 0 or above the negotiated maximum is answered with 0x94 by the session,
+    // which knows the maximum ([MQTT-3.3.2-8], [MQTT-3.3.2-9]).
+    topic_alias: Option<u16> = TOPIC_ALIAS(0x23)
+        U16("Topic Alias", "3.3.2.3.4") in [Publish];
+    maximum_qos: Option<u8> = MAXIMUM_QOS(0x24)
+        Flag("Maximum QoS", "3.2.2.3.4") in [ConnAck];
+    retain_available: Option<u8> = RETAIN_AVAILABLE(0x25)
+        Flag("Retain Available", "3.2.2.3.5") in [ConnAck];
+    user_properties: Vec<(&'a str, &'a str)> = USER_PROPERTY(0x26)
+        Pairs("User Property", "3.1.2.11.8")
+        in [Connect, Will, ConnAck, Publish, Ack, Subscribe, SubAck, Unsubscribe, UnsubAck,
+            Disconnect, Auth];
+    maximum_packet_size: Option<u32> = MAXIMUM_PACKET_SIZE(0x27)
+        NonZeroU32("Maximum Packet Size", "3.1.2.11.4") in [Connect, ConnAck];
+    wildcard_subscription_available: Option<u8> = WILDCARD_SUBSCRIPTION_AVAILABLE(0x28)
+        Flag("Wildcard Subscription Available", "3.2.2.3.11") in [ConnAck];
+    subscription_identifier_available: Option<u8> = SUBSCRIPTION_IDENTIFIER_AVAILABLE(0x29)
+        Flag("Subscription Identifier Available", "3.2.2.3.12") in [ConnAck];
+    shared_subscription_available: Option<u8> = SHARED_SUBSCRIPTION_AVAILABLE(0x2A)
+        Flag("Shared Subscription Available", "3.2.2.3.13") in [ConnAck];
+}
+
+/// How each kind of property value is read, sized and written (1.5 data representation). Each
+/// kind has `read` (into its slot, refusing a second occurrence where the kind is not
+/// repeatable: "It is a Protocol Error to include the same property more than once", 2.2.2.2),
+/// `size` (occurrences and their encoded bytes, checking each field fits) and `write`.
+mod kind {
+    use bytes::{BufMut, BytesMut};
+
+    use super::super::error::{DecodeError, EncodeError};
+    use super::super::primitives::{field_len, write_binary, write_string, write_var_int, Reader};
+    use super::{sub_id_len, write_user_property, PropertyContext};
+
+    /// The texts of a property's decode errors, made by the table.
+    pub struct Text {
+        pub repeated: &'static str,
+        pub invalid: &'static str,
+    }
+
+    type Size = Result<(usize, usize), EncodeError>;
+
+    fn set_once<T>(
+        r: &Reader<'_>,
+        slot: &mut Option<T>,
+        v: T,
+        t: &Text,
+    ) -> Result<(), DecodeError> {
+        if slot.is_some() {
+            return Err(r.protocol(t.repeated));
+        }
+        *slot = Some(v);
+        Ok(())
+    }
+
+    fn fixed<T>(slot: &Option<T>, bytes: usize) -> Size {
+        Ok(slot.as_ref().map_or((0, 0), |_| (1, bytes)))
+    }
+
+    /// A fixed-size integer property, optionally refusing some values.
+    macro_rules! integer {
+        ($kind:ident, $t:ty, $read:ident, $put:ident, $bytes:literal, |$v:ident| $invalid:expr) => {
+            pub struct $kind;
+            impl $kind {
+                pub fn read(
+                    r: &mut Reader<'_>,
+                    _: PropertyContext,
+                    slot: &mut Option<$t>,
+                    t: &Text,
+                ) -> Result<(), DecodeError> {
+                    let $v = r.$read()?;
+                    if $invalid {
+                        return Err(r.protocol(t.invalid));
+                    }
+                    set_once(r, slot, $v, t)
+                }
+                pub fn size(slot: &Option<$t>, _: &'static str, _: &'static str) -> Size {
+                    fixed(slot, $bytes)
+                }
+                pub fn write(slot: &Option<$t>, id: u8, out: &mut BytesMut) {
+                    if let Some(v) = *slot {
+                        out.put_u8(id);
+                        out.$put(v);
+                    }
+                }
+            }
+        };
+    }
+
+    integer!(Flag, u8, u8, put_u8, 1, |v| v > 1);
+    integer!(U16, u16, u16, put_u16, 2, |v| false);
+    integer!(U32, u32, u32, put_u32, 4, |v| false);
+    integer!(NonZeroU16, u16, u16, put_u16, 2, |v| v == 0);
+    integer!(NonZeroU32, u32, u32, put_u32, 4, |v| v == 0);
+
+    /// A length-prefixed property (a UTF-8 string or binary data), optionally refusing some
+    /// values.
+    macro_rules! prefixed {
+        ($kind:ident, $t:ty, $read:ident, $write:ident, |$v:ident| $invalid:expr) => {
+            pub struct $kind;
+            impl $kind {
+                pub fn read<'a>(
+                    r: &mut Reader<'a>,
+                    _: PropertyContext,
+                    slot: &mut Option<&'a $t>,
+                    t: &Text,
+                ) -> Result<(), DecodeError> {
+                    let $v = r.$read()?;
+                    if $invalid {
+                        return Err(r.protocol(t.invalid));
+                    }
+                    set_once(r, slot, $v, t)
+                }
+                pub fn size(slot: &Option<&$t>, packet: &'static str, name: &'static str) -> Size {
+                    match slot {
+                        Some(v) => Ok((1, field_len(packet, name, v.len())?)),
+                        None => Ok((0, 0)),
+                    }
+                }
+                pub fn write(slot: &Option<&$t>, id: u8, out: &mut BytesMut) {
+                    if let Some(v) = *slot {
+                        out.put_u8(id);
+                        $write(out, v);
+                    }
+                }
+            }
+        };
+    }
+
+    prefixed!(Str, str, string, write_string, |v| false);
+    prefixed!(Topic, str, string, write_string, |v| {
+        super::super::topic::has_wildcard(v)
+    });
+    prefixed!(Bin, [u8], binary, write_binary, |v| false);
+
+    /// Subscription Identifiers: several in a PUBLISH (3.3.2.3.8), at most one in a SUBSCRIBE
+    /// (3.8.2.1.2), never 0 in either.
+    pub struct SubIds;
+    impl SubIds {
+        pub fn read(
+            r: &mut Reader<'_>,
+            ctx: PropertyContext,
+            slot: &mut Vec<u32>,
+            t: &Text,
+        ) -> Result<(), DecodeError> {
+            let v = r.var_int()?;
+            if v == 0 || (ctx != PropertyContext::Publish && !slot.is_empty()) {
+                return Err(r.protocol(t.invalid));
+            }
+            slot.push(v);
+            Ok(())
+        }
+        pub fn size(slot: &[u32], packet: &'static str, _: &'static str) -> Size {
+            let mut size = 0;
+            for &v in slot {
+                size += sub_id_len(packet, v)?;
+            }
+            Ok((slot.len(), size))
+        }
+        pub fn write(slot: &[u32], id: u8, out: &mut BytesMut) {
+            for &v in slot {
+                out.put_u8(id);
+                write_var_int(out, v as usize);
+            }
+        }
+    }
+
+    /// User Properties: UTF-8 String Pairs, as many as the packet holds (3.1.2.11.8).
+    pub struct Pairs;
+    impl Pairs {
+        pub fn read<'a>(
+            r: &mut Reader<'a>,
+            _: PropertyContext,
+            slot: &mut Vec<(&'a str, &'a str)>,
+            _: &Text,
+        ) -> Result<(), DecodeError> {
+            let k = r.string()?;
+            let v = r.string()?;
+            slot.push((k, v));
+            Ok(())
+        }
+        pub fn size(slot: &[(&str, &str)], packet: &'static str, name: &'static str) -> Size {
+            let mut size = 0;
+            for (k, v) in slot {
+                size += field_len(packet, name, k.len())? + field_len(packet, name, v.len())?;
+            }
+            Ok((slot.len(), size))
+        }
+        pub fn write(slot: &[(&str, &str)], _: u8, out: &mut BytesMut) {
+            for (k, v) in slot {
+                write_user_property(out, k, v);
+            }
+        }
+    }
 }
 
 /// Where a property block sits; decides which identifiers are allowed.
@@ -105,74 +378,6 @@ const fn mask(ctxs: &[PropertyContext]) -> u16 {
     m
 }
 
-/// The packets each property may appear in (2.2.2.2 table); 0 = unknown identifier.
-pub(crate) const fn allowed(identifier: u8) -> u16 {
-    use PropertyContext::*;
-    match identifier {
-        id::PAYLOAD_FORMAT_INDICATOR
-        | id::MESSAGE_EXPIRY_INTERVAL
-        | id::CONTENT_TYPE
-        | id::RESPONSE_TOPIC
-        | id::CORRELATION_DATA => mask(&[Publish, Will]),
-        id::SUBSCRIPTION_IDENTIFIER => mask(&[Publish, Subscribe]),
-        id::SESSION_EXPIRY_INTERVAL => mask(&[Connect, ConnAck, Disconnect]),
-        id::ASSIGNED_CLIENT_IDENTIFIER | id::SERVER_KEEP_ALIVE => mask(&[ConnAck]),
-        id::AUTHENTICATION_METHOD | id::AUTHENTICATION_DATA => mask(&[Connect, ConnAck, Auth]),
-        id::REQUEST_PROBLEM_INFORMATION | id::REQUEST_RESPONSE_INFORMATION => mask(&[Connect]),
-        id::WILL_DELAY_INTERVAL => mask(&[Will]),
-        id::RESPONSE_INFORMATION => mask(&[ConnAck]),
-        id::SERVER_REFERENCE => mask(&[ConnAck, Disconnect]),
-        id::REASON_STRING => mask(&[ConnAck, Ack, SubAck, UnsubAck, Disconnect, Auth]),
-        id::RECEIVE_MAXIMUM | id::TOPIC_ALIAS_MAXIMUM | id::MAXIMUM_PACKET_SIZE => {
-            mask(&[Connect, ConnAck])
-        }
-        id::TOPIC_ALIAS => mask(&[Publish]),
-        id::MAXIMUM_QOS
-        | id::RETAIN_AVAILABLE
-        | id::WILDCARD_SUBSCRIPTION_AVAILABLE
-        | id::SUBSCRIPTION_IDENTIFIER_AVAILABLE
-        | id::SHARED_SUBSCRIPTION_AVAILABLE => mask(&[ConnAck]),
-        id::USER_PROPERTY => mask(&[
-            Connect,
-            Will,
-            ConnAck,
-            Publish,
-            Ack,
-            Subscribe,
-            SubAck,
-            Unsubscribe,
-            UnsubAck,
-            Disconnect,
-            Auth,
-        ]),
-        _ => 0,
-    }
-}
-
-/// Sets an `Option` once; a second occurrence is a Protocol Error (2.2.2.2: "It is a Protocol
-/// Error to include the same property more than once", except User Property).
-fn set_once<T>(
-    r: &Reader<'_>,
-    slot: &mut Option<T>,
-    value: T,
-    reason: &'static str,
-) -> Result<(), DecodeError> {
-    if slot.is_some() {
-        return Err(r.protocol(reason));
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
-/// Reads a byte property whose only values are 0 and 1.
-fn bool_byte(r: &mut Reader<'_>, reason: &'static str) -> Result<u8, DecodeError> {
-    let v = r.u8()?;
-    if v > 1 {
-        return Err(r.protocol(reason));
-    }
-    Ok(v)
-}
-
 impl<'a> Properties<'a> {
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
@@ -200,473 +405,6 @@ impl<'a> Properties<'a> {
             props.read_one(&mut p, identifier, ctx)?;
         }
         Ok(props)
-    }
-
-    fn read_one(
-        &mut self,
-        r: &mut Reader<'a>,
-        identifier: u8,
-        ctx: PropertyContext,
-    ) -> Result<(), DecodeError> {
-        match identifier {
-            id::PAYLOAD_FORMAT_INDICATOR => {
-                let v = bool_byte(r, "Payload Format Indicator not 0 or 1 (3.3.2.3.2)")?;
-                set_once(
-                    r,
-                    &mut self.payload_format_indicator,
-                    v,
-                    "Payload Format Indicator repeated",
-                )
-            }
-            id::MESSAGE_EXPIRY_INTERVAL => {
-                let v = r.u32()?;
-                set_once(
-                    r,
-                    &mut self.message_expiry_interval,
-                    v,
-                    "Message Expiry Interval repeated",
-                )
-            }
-            id::CONTENT_TYPE => {
-                let v = r.string()?;
-                set_once(r, &mut self.content_type, v, "Content Type repeated")
-            }
-            id::RESPONSE_TOPIC => {
-                let v = r.string()?;
-                // [MQTT-3.3.2-14] the Response Topic must not contain wildcards.
-                if super::topic::has_wildcard(v) {
-                    return Err(r.protocol("Response Topic contains a wildcard [MQTT-3.3.2-14]"));
-                }
-                set_once(r, &mut self.response_topic, v, "Response Topic repeated")
-            }
-            id::CORRELATION_DATA => {
-                let v = r.binary()?;
-                set_once(
-                    r,
-                    &mut self.correlation_data,
-                    v,
-                    "Correlation Data repeated",
-                )
-            }
-            id::SUBSCRIPTION_IDENTIFIER => {
-                let v = r.var_int()?;
-                // 3.3.2.3.8 / 3.8.2.1.2: a Subscription Identifier of 0 is a Protocol Error.
-                if v == 0 {
-                    return Err(r.protocol("Subscription Identifier 0 (3.8.2.1.2)"));
-                }
-                // 3.8.2.1.2: more than one in SUBSCRIBE is a Protocol Error; PUBLISH may carry
-                // several (3.3.2.3.8).
-                if ctx != PropertyContext::Publish && !self.subscription_identifiers.is_empty() {
-                    return Err(r.protocol("Subscription Identifier repeated (3.8.2.1.2)"));
-                }
-                self.subscription_identifiers.push(v);
-                Ok(())
-            }
-            id::SESSION_EXPIRY_INTERVAL => {
-                let v = r.u32()?;
-                set_once(
-                    r,
-                    &mut self.session_expiry_interval,
-                    v,
-                    "Session Expiry Interval repeated",
-                )
-            }
-            id::ASSIGNED_CLIENT_IDENTIFIER => {
-                let v = r.string()?;
-                set_once(
-                    r,
-                    &mut self.assigned_client_identifier,
-                    v,
-                    "Assigned Client Identifier repeated",
-                )
-            }
-            id::SERVER_KEEP_ALIVE => {
-                let v = r.u16()?;
-                set_once(
-                    r,
-                    &mut self.server_keep_alive,
-                    v,
-                    "Server Keep Alive repeated",
-                )
-            }
-            id::AUTHENTICATION_METHOD => {
-                let v = r.string()?;
-                set_once(
-                    r,
-                    &mut self.authentication_method,
-                    v,
-                    "Authentication Method repeated",
-                )
-            }
-            id::AUTHENTICATION_DATA => {
-                let v = r.binary()?;
-                set_once(
-                    r,
-                    &mut self.authentication_data,
-                    v,
-                    "Authentication Data repeated",
-                )
-            }
-            id::REQUEST_PROBLEM_INFORMATION => {
-                let v = bool_byte(r, "Request Problem Information not 0 or 1 (3.1.2.11.7)")?;
-                set_once(
-                    r,
-                    &mut self.request_problem_information,
-                    v,
-                    "Request Problem Information repeated",
-                )
-            }
-            id::WILL_DELAY_INTERVAL => {
-                let v = r.u32()?;
-                set_once(
-                    r,
-                    &mut self.will_delay_interval,
-                    v,
-                    "Will Delay Interval repeated",
-                )
-            }
-            id::REQUEST_RESPONSE_INFORMATION => {
-                let v = bool_byte(r, "Request Response Information not 0 or 1 (3.1.2.11.6)")?;
-                set_once(
-                    r,
-                    &mut self.request_response_information,
-                    v,
-                    "Request Response Information repeated",
-                )
-            }
-            id::RESPONSE_INFORMATION => {
-                let v = r.string()?;
-                set_once(
-                    r,
-                    &mut self.response_information,
-                    v,
-                    "Response Information repeated",
-                )
-            }
-            id::SERVER_REFERENCE => {
-                let v = r.string()?;
-                set_once(
-                    r,
-                    &mut self.server_reference,
-                    v,
-                    "Server Reference repeated",
-                )
-            }
-            id::REASON_STRING => {
-                let v = r.string()?;
-                set_once(r, &mut self.reason_string, v, "Reason String repeated")
-            }
-            id::RECEIVE_MAXIMUM => {
-                let v = r.u16()?;
-                // 3.1.2.11.3 / 3.2.2.3.3: a Receive Maximum of 0 is a Protocol Error.
-                if v == 0 {
-                    return Err(r.protocol("Receive Maximum 0 (3.1.2.11.3)"));
-                }
-                set_once(r, &mut self.receive_maximum, v, "Receive Maximum repeated")
-            }
-            id::TOPIC_ALIAS_MAXIMUM => {
-                let v = r.u16()?;
-                set_once(
-                    r,
-                    &mut self.topic_alias_maximum,
-                    v,
-                    "Topic Alias Maximum repeated",
-                )
-            }
-            id::TOPIC_ALIAS => {
-                // A Topic Alias of 0 or above the negotiated maximum is answered with 0x94 by
-                // the session, which knows the maximum ([MQTT-3.3.2-8], [MQTT-3.3.2-9]).
-                let v = r.u16()?;
-                set_once(r, &mut self.topic_alias, v, "Topic Alias repeated")
-            }
-            id::MAXIMUM_QOS => {
-                let v = bool_byte(r, "Maximum QoS not 0 or 1 (3.2.2.3.4)")?;
-                set_once(r, &mut self.maximum_qos, v, "Maximum QoS repeated")
-            }
-            id::RETAIN_AVAILABLE => {
-                let v = bool_byte(r, "Retain Available not 0 or 1 (3.2.2.3.5)")?;
-                set_once(
-                    r,
-                    &mut self.retain_available,
-                    v,
-                    "Retain Available repeated",
-                )
-            }
-            id::USER_PROPERTY => {
-                // 3.1.2.11.8: User Property may appear more than once.
-                let k = r.string()?;
-                let v = r.string()?;
-                self.user_properties.push((k, v));
-                Ok(())
-            }
-            id::MAXIMUM_PACKET_SIZE => {
-                let v = r.u32()?;
-                // 3.1.2.11.4 / 3.2.2.3.6: a Maximum Packet Size of 0 is a Protocol Error.
-                if v == 0 {
-                    return Err(r.protocol("Maximum Packet Size 0 (3.1.2.11.4)"));
-                }
-                set_once(
-                    r,
-                    &mut self.maximum_packet_size,
-                    v,
-                    "Maximum Packet Size repeated",
-                )
-            }
-            id::WILDCARD_SUBSCRIPTION_AVAILABLE => {
-                let v = bool_byte(r, "Wildcard Subscription Available not 0 or 1 (3.2.2.3.11)")?;
-                set_once(
-                    r,
-                    &mut self.wildcard_subscription_available,
-                    v,
-                    "Wildcard Subscription Available repeated",
-                )
-            }
-            id::SUBSCRIPTION_IDENTIFIER_AVAILABLE => {
-                let v = bool_byte(
-                    r,
-                    "Subscription Identifier Available not 0 or 1 (3.2.2.3.12)",
-                )?;
-                set_once(
-                    r,
-                    &mut self.subscription_identifier_available,
-                    v,
-                    "Subscription Identifier Available repeated",
-                )
-            }
-            id::SHARED_SUBSCRIPTION_AVAILABLE => {
-                let v = bool_byte(r, "Shared Subscription Available not 0 or 1 (3.2.2.3.13)")?;
-                set_once(
-                    r,
-                    &mut self.shared_subscription_available,
-                    v,
-                    "Shared Subscription Available repeated",
-                )
-            }
-            _ => Err(r.malformed("unknown property identifier (2.2.2.2)")),
-        }
-    }
-
-    /// Length of the property contents (without the Property Length prefix), checking that every
-    /// set property is allowed in `ctx` and every field fits.
-    pub(crate) fn content_len(
-        &self,
-        packet: &'static str,
-        ctx: PropertyContext,
-    ) -> Result<usize, EncodeError> {
-        let mut len = 0usize;
-        let mut check = |identifier: u8, size: usize| -> Result<(), EncodeError> {
-            if allowed(identifier) & ctx.bit() == 0 {
-                return Err(EncodeError::Invalid {
-                    packet,
-                    reason: "property not allowed in this packet (2.2.2.2)",
-                });
-            }
-            len += 1 + size;
-            Ok(())
-        };
-        let s = |field, v: &str| field_len(packet, field, v.len());
-        let b = |field, v: &[u8]| field_len(packet, field, v.len());
-        if self.payload_format_indicator.is_some() {
-            check(id::PAYLOAD_FORMAT_INDICATOR, 1)?;
-        }
-        if self.message_expiry_interval.is_some() {
-            check(id::MESSAGE_EXPIRY_INTERVAL, 4)?;
-        }
-        if let Some(v) = self.content_type {
-            check(id::CONTENT_TYPE, s("content type", v)?)?;
-        }
-        if let Some(v) = self.response_topic {
-            check(id::RESPONSE_TOPIC, s("response topic", v)?)?;
-        }
-        if let Some(v) = self.correlation_data {
-            check(id::CORRELATION_DATA, b("correlation data", v)?)?;
-        }
-        for &v in &self.subscription_identifiers {
-            check(id::SUBSCRIPTION_IDENTIFIER, sub_id_len(packet, v)?)?;
-        }
-        if self.session_expiry_interval.is_some() {
-            check(id::SESSION_EXPIRY_INTERVAL, 4)?;
-        }
-        if let Some(v) = self.assigned_client_identifier {
-            check(
-                id::ASSIGNED_CLIENT_IDENTIFIER,
-                s("assigned client identifier", v)?,
-            )?;
-        }
-        if self.server_keep_alive.is_some() {
-            check(id::SERVER_KEEP_ALIVE, 2)?;
-        }
-        if let Some(v) = self.authentication_method {
-            check(id::AUTHENTICATION_METHOD, s("authentication method", v)?)?;
-        }
-        if let Some(v) = self.authentication_data {
-            check(id::AUTHENTICATION_DATA, b("authentication data", v)?)?;
-        }
-        if self.request_problem_information.is_some() {
-            check(id::REQUEST_PROBLEM_INFORMATION, 1)?;
-        }
-        if self.will_delay_interval.is_some() {
-            check(id::WILL_DELAY_INTERVAL, 4)?;
-        }
-        if self.request_response_information.is_some() {
-            check(id::REQUEST_RESPONSE_INFORMATION, 1)?;
-        }
-        if let Some(v) = self.response_information {
-            check(id::RESPONSE_INFORMATION, s("response information", v)?)?;
-        }
-        if let Some(v) = self.server_reference {
-            check(id::SERVER_REFERENCE, s("server reference", v)?)?;
-        }
-        if let Some(v) = self.reason_string {
-            check(id::REASON_STRING, s("reason string", v)?)?;
-        }
-        if self.receive_maximum.is_some() {
-            check(id::RECEIVE_MAXIMUM, 2)?;
-        }
-        if self.topic_alias_maximum.is_some() {
-            check(id::TOPIC_ALIAS_MAXIMUM, 2)?;
-        }
-        if self.topic_alias.is_some() {
-            check(id::TOPIC_ALIAS, 2)?;
-        }
-        if self.maximum_qos.is_some() {
-            check(id::MAXIMUM_QOS, 1)?;
-        }
-        if self.retain_available.is_some() {
-            check(id::RETAIN_AVAILABLE, 1)?;
-        }
-        for (k, v) in &self.user_properties {
-            check(
-                id::USER_PROPERTY,
-                s("user property", k)? + s("user property", v)?,
-            )?;
-        }
-        if self.maximum_packet_size.is_some() {
-            check(id::MAXIMUM_PACKET_SIZE, 4)?;
-        }
-        if self.wildcard_subscription_available.is_some() {
-            check(id::WILDCARD_SUBSCRIPTION_AVAILABLE, 1)?;
-        }
-        if self.subscription_identifier_available.is_some() {
-            check(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, 1)?;
-        }
-        if self.shared_subscription_available.is_some() {
-            check(id::SHARED_SUBSCRIPTION_AVAILABLE, 1)?;
-        }
-        Ok(len)
-    }
-
-    /// Writes the Property Length and the properties, in identifier order. `content_len` must
-    /// come from [`Properties::content_len`].
-    pub(crate) fn write(&self, content_len: usize, out: &mut BytesMut) {
-        write_var_int(out, content_len);
-        if let Some(v) = self.payload_format_indicator {
-            out.put_u8(id::PAYLOAD_FORMAT_INDICATOR);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.message_expiry_interval {
-            out.put_u8(id::MESSAGE_EXPIRY_INTERVAL);
-            out.put_u32(v);
-        }
-        if let Some(v) = self.content_type {
-            out.put_u8(id::CONTENT_TYPE);
-            write_string(out, v);
-        }
-        if let Some(v) = self.response_topic {
-            out.put_u8(id::RESPONSE_TOPIC);
-            write_string(out, v);
-        }
-        if let Some(v) = self.correlation_data {
-            out.put_u8(id::CORRELATION_DATA);
-            write_binary(out, v);
-        }
-        for &v in &self.subscription_identifiers {
-            out.put_u8(id::SUBSCRIPTION_IDENTIFIER);
-            write_var_int(out, v as usize);
-        }
-        if let Some(v) = self.session_expiry_interval {
-            out.put_u8(id::SESSION_EXPIRY_INTERVAL);
-            out.put_u32(v);
-        }
-        if let Some(v) = self.assigned_client_identifier {
-            out.put_u8(id::ASSIGNED_CLIENT_IDENTIFIER);
-            write_string(out, v);
-        }
-        if let Some(v) = self.server_keep_alive {
-            out.put_u8(id::SERVER_KEEP_ALIVE);
-            out.put_u16(v);
-        }
-        if let Some(v) = self.authentication_method {
-            out.put_u8(id::AUTHENTICATION_METHOD);
-            write_string(out, v);
-        }
-        if let Some(v) = self.authentication_data {
-            out.put_u8(id::AUTHENTICATION_DATA);
-            write_binary(out, v);
-        }
-        if let Some(v) = self.request_problem_information {
-            out.put_u8(id::REQUEST_PROBLEM_INFORMATION);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.will_delay_interval {
-            out.put_u8(id::WILL_DELAY_INTERVAL);
-            out.put_u32(v);
-        }
-        if let Some(v) = self.request_response_information {
-            out.put_u8(id::REQUEST_RESPONSE_INFORMATION);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.response_information {
-            out.put_u8(id::RESPONSE_INFORMATION);
-            write_string(out, v);
-        }
-        if let Some(v) = self.server_reference {
-            out.put_u8(id::SERVER_REFERENCE);
-            write_string(out, v);
-        }
-        if let Some(v) = self.reason_string {
-            out.put_u8(id::REASON_STRING);
-            write_string(out, v);
-        }
-        if let Some(v) = self.receive_maximum {
-            out.put_u8(id::RECEIVE_MAXIMUM);
-            out.put_u16(v);
-        }
-        if let Some(v) = self.topic_alias_maximum {
-            out.put_u8(id::TOPIC_ALIAS_MAXIMUM);
-            out.put_u16(v);
-        }
-        if let Some(v) = self.topic_alias {
-            out.put_u8(id::TOPIC_ALIAS);
-            out.put_u16(v);
-        }
-        if let Some(v) = self.maximum_qos {
-            out.put_u8(id::MAXIMUM_QOS);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.retain_available {
-            out.put_u8(id::RETAIN_AVAILABLE);
-            out.put_u8(v);
-        }
-        for (k, v) in &self.user_properties {
-            write_user_property(out, k, v);
-        }
-        if let Some(v) = self.maximum_packet_size {
-            out.put_u8(id::MAXIMUM_PACKET_SIZE);
-            out.put_u32(v);
-        }
-        if let Some(v) = self.wildcard_subscription_available {
-            out.put_u8(id::WILDCARD_SUBSCRIPTION_AVAILABLE);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.subscription_identifier_available {
-            out.put_u8(id::SUBSCRIPTION_IDENTIFIER_AVAILABLE);
-            out.put_u8(v);
-        }
-        if let Some(v) = self.shared_subscription_available {
-            out.put_u8(id::SHARED_SUBSCRIPTION_AVAILABLE);
-            out.put_u8(v);
-        }
     }
 }
 
