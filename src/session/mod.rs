@@ -139,9 +139,9 @@ impl ConnectRefusal {
             (Version::V5, ConnectRefusal::ServerBusy) => ReasonCode::SERVER_BUSY,
             (Version::V5, ConnectRefusal::ServerUnavailable) => ReasonCode::SERVER_UNAVAILABLE,
             // MQTT 3.1.1 table 3.1: CONNACK return codes.
-            (Version::V311, ConnectRefusal::BadCredentials) => ReasonCode(4),
-            (Version::V311, ConnectRefusal::NotAuthorized) => ReasonCode(5),
-            (Version::V311, _) => ReasonCode(3),
+            (Version::V311, ConnectRefusal::BadCredentials) => ReasonCode::V3_BAD_USER_NAME_OR_PASSWORD,
+            (Version::V311, ConnectRefusal::NotAuthorized) => ReasonCode::V3_NOT_AUTHORIZED,
+            (Version::V311, _) => ReasonCode::V3_SERVER_UNAVAILABLE,
         }
     }
 }
@@ -724,7 +724,7 @@ impl Session {
             // [MQTT-3.1.3-8] empty client id needs Clean Session 1: return code 2.
             let connack = Packet::ConnAck(ConnAck {
                 session_present: false,
-                code: ReasonCode(2),
+                code: ReasonCode::V3_IDENTIFIER_REJECTED,
                 properties: Properties::default(),
             });
             encode_into(&mut self.out, self.version, &connack);
@@ -1062,7 +1062,7 @@ impl Session {
         for (i, f) in s.filters.iter().enumerate() {
             let mut refuse = |v5_code: ReasonCode, why: &dyn Fn() -> String| {
                 reason.get_or_insert_with(|| format!("{}: {}", f.filter, why()));
-                codes.push(if v5 { v5_code } else { ReasonCode(0x80) });
+                codes.push(if v5 { v5_code } else { ReasonCode::V3_SUBACK_FAILURE });
             };
             let target = match parse_filter(f.filter) {
                 Ok(t) => t,
@@ -1137,7 +1137,10 @@ impl Session {
                     },
                 },
             );
-            codes.push(ReasonCode(qos as u8));
+            codes.push(match qos {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                _ => ReasonCode::GRANTED_QOS_1,
+            });
             match touched.iter_mut().find(|t| t.0 == group) {
                 Some(t) => t.2.push(i),
                 None => touched.push((group, Arc::from(target.app), vec![i])),
@@ -1355,7 +1358,7 @@ impl Session {
                 // form: a client of an unknown version cannot be assumed to read v5 properties).
                 let connack = Packet::ConnAck(ConnAck {
                     session_present: false,
-                    code: ReasonCode(1),
+                    code: ReasonCode::V3_UNACCEPTABLE_PROTOCOL_VERSION,
                     properties: Properties::default(),
                 });
                 encode_into(&mut self.out, Version::V311, &connack);
