@@ -58,24 +58,7 @@ function makeToken(user, { secret = SECRET, expiresIn = 600 } = {}) {
 /** A CA and a server certificate for localhost / 127.0.0.1 (EC P-256), with the openssl CLI. */
 function makePki(dir) {
   const cnf = path.join(dir, 'openssl.cnf');
-  fs.writeFileSync(cnf, `
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = placeholder
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-`);
+  fs.copyFileSync(path.join(__dirname, '..', 'fixtures', 'openssl.cnf'), cnf);
   const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl('req', '-x509', '-config', cnf, '-extensions', 'ca', ...ec, '-keyout', 'ca.key',

@@ -17,27 +17,12 @@ pub struct Service {
     log: PathBuf,
 }
 
-/// Applications and devices every test configuration has.
-pub const APPS: &str = r#"
-[[user]]
-name = "alice"
-api_keys = []
-
-[[app]]
-name = "demo"
-members = { anonymous = "manager" }
-devices = [ { name = "device1" }, { name = "device2" }, { name = "device3" }, { name = "device4" }, { name = "off", enabled = false } ]
-
-[[app]]
-name = "readonly"
-members = { anonymous = "reader" }
-devices = [ { name = "device1" } ]
-
-[[app]]
-name = "private"
-owner = "alice"
-devices = [ { name = "device1" } ]
-"#;
+/// Applications and devices every test configuration has (`tests/fixtures/apps.toml`, shared
+/// with the Python tests), and alice, who owns `private`.
+pub const APPS: &str = concat!(
+    "[[user]]\nname = \"alice\"\napi_keys = []\n\n",
+    include_str!("../fixtures/apps.toml")
+);
 
 /// A free port on 127.0.0.1 (bound and released: the kernel will not hand it out again soon).
 pub fn free_port() -> u16 {

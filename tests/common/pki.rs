@@ -7,24 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const OPENSSL_CNF: &str = r#"
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = placeholder
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"#;
+/// The certificate extensions, shared with the Python and browser tests.
+const OPENSSL_CNF: &str = include_str!("../fixtures/openssl.cnf");
 
 /// A CA and a server certificate for `localhost`/`127.0.0.1` in a temporary directory.
 pub struct Pki {

@@ -70,22 +70,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
-DEMO_APPS = """
-[[app]]
-name = "demo"
-members = { anonymous = "manager" }
-devices = [ { name = "device1" }, { name = "device2" }, { name = "device3" }, { name = "device4" }, { name = "off", enabled = false } ]
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-[[app]]
-name = "readonly"
-members = { anonymous = "reader" }
-devices = [ { name = "device1" } ]
-
-[[app]]
-name = "private"
-owner = "alice"
-devices = [ { name = "device1" } ]
-"""
+# Applications and devices every test configuration has (shared with the Rust tests).
+DEMO_APPS = (FIXTURES / "apps.toml").read_text()
 
 
 def make_config(mqtt_port: int, http_port: int, allow_anonymous: bool = True,
@@ -640,30 +628,7 @@ def is_closed(sock: socket.socket, timeout: float = WAIT) -> bool:
 # --------------------------------------------------------------------------------------------
 # TLS test certificates (generated with the openssl CLI at test time, never committed)
 
-_OPENSSL_CNF = """
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = placeholder
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
+_OPENSSL_CNF = (FIXTURES / "openssl.cnf").read_text()
 
 
 class Pki:
