@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{var_int_len, Reader};
+use super::primitives::Reader;
 use super::properties::{Properties, PropertyContext};
 use super::reason::{self, ReasonCode};
 use super::{Sizes, Version};
@@ -41,10 +41,7 @@ impl<'a> ConnAck<'a> {
                 r.protocol("Session Present set with a non-zero reason code [MQTT-3.2.2-6]")
             );
         }
-        let properties = match version {
-            Version::V5 => Properties::decode(&mut r, PropertyContext::ConnAck)?,
-            Version::V311 => Properties::default(),
-        };
+        let properties = Properties::decode_for(&mut r, version, PropertyContext::ConnAck)?;
         r.finish()?;
         Ok(ConnAck {
             session_present,
@@ -54,24 +51,12 @@ impl<'a> ConnAck<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        let mut sizes = Sizes {
-            remaining: 2,
-            ..Sizes::default()
-        };
-        if version == Version::V5 {
-            sizes.props = self
-                .properties
-                .content_len(NAME, PropertyContext::ConnAck)?;
-            sizes.remaining += var_int_len(sizes.props) + sizes.props;
-        }
-        Ok(sizes)
+        Sizes::with_properties(version, 2, &self.properties, NAME, PropertyContext::ConnAck)
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
         out.put_u8(u8::from(self.session_present));
         out.put_u8(self.code.0);
-        if version == Version::V5 {
-            self.properties.write(sizes.props, out);
-        }
+        self.properties.write_for(version, sizes.props, out);
     }
 }

@@ -286,6 +286,28 @@ pub(crate) struct Sizes {
     pub will_props: usize,
 }
 
+impl Sizes {
+    /// `fixed` bytes, then (MQTT 5 only) `properties` as a block of `ctx`, length prefix
+    /// included: the variable header of every packet but CONNECT and PUBLISH.
+    pub(crate) fn with_properties(
+        version: Version,
+        fixed: usize,
+        properties: &Properties<'_>,
+        packet: &'static str,
+        ctx: PropertyContext,
+    ) -> Result<Sizes, EncodeError> {
+        let mut sizes = Sizes {
+            remaining: fixed,
+            ..Sizes::default()
+        };
+        if version == Version::V5 {
+            sizes.props = properties.content_len(packet, ctx)?;
+            sizes.remaining += var_int_len(sizes.props) + sizes.props;
+        }
+        Ok(sizes)
+    }
+}
+
 impl Packet<'_> {
     /// The packet's name, as used in errors ("PUBLISH", "CONNACK", ...).
     pub fn name(&self) -> &'static str {

@@ -379,6 +379,30 @@ const fn mask(ctxs: &[PropertyContext]) -> u16 {
 }
 
 impl<'a> Properties<'a> {
+    /// The property block of a packet in `version`: MQTT 3.1.1 has none.
+    pub(crate) fn decode_for(
+        r: &mut Reader<'a>,
+        version: super::Version,
+        ctx: PropertyContext,
+    ) -> Result<Self, DecodeError> {
+        match version {
+            super::Version::V5 => Properties::decode(r, ctx),
+            super::Version::V311 => Ok(Properties::default()),
+        }
+    }
+
+    /// Writes the block (MQTT 5 only) whose content length `sizes` computed.
+    pub(crate) fn write_for(
+        &self,
+        version: super::Version,
+        content_len: usize,
+        out: &mut BytesMut,
+    ) {
+        if version == super::Version::V5 {
+            self.write(content_len, out);
+        }
+    }
+
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
         *self == Properties::default()

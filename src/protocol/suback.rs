@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{var_int_len, Reader};
+use super::primitives::Reader;
 use super::properties::{Properties, PropertyContext};
 use super::reason::{self, ReasonCode};
 use super::{Sizes, Version};
@@ -51,22 +51,18 @@ impl<'a> SubAck<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        let mut sizes = Sizes {
-            remaining: 2 + self.codes.len(),
-            ..Sizes::default()
-        };
-        if version == Version::V5 {
-            sizes.props = self.properties.content_len(NAME, PropertyContext::SubAck)?;
-            sizes.remaining += var_int_len(sizes.props) + sizes.props;
-        }
-        Ok(sizes)
+        Sizes::with_properties(
+            version,
+            2 + self.codes.len(),
+            &self.properties,
+            NAME,
+            PropertyContext::SubAck,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
         out.put_u16(self.packet_id);
-        if version == Version::V5 {
-            self.properties.write(sizes.props, out);
-        }
+        self.properties.write_for(version, sizes.props, out);
         for c in &self.codes {
             out.put_u8(c.0);
         }

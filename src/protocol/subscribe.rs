@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, var_int_len, write_string, Reader};
+use super::primitives::{field_len, write_string, Reader};
 use super::properties::{Properties, PropertyContext};
 use super::{QoS, Sizes, Version};
 
@@ -80,10 +80,7 @@ impl SubscribeOptions {
 impl<'a> Subscribe<'a> {
     pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = match version {
-            Version::V5 => Properties::decode(&mut r, PropertyContext::Subscribe)?,
-            Version::V311 => Properties::default(),
-        };
+        let properties = Properties::decode_for(&mut r, version, PropertyContext::Subscribe)?;
         // [MQTT-3.8.3-2]: at least one Topic Filter and Subscription Options pair.
         if r.is_empty() {
             return Err(r.protocol("no topic filter [MQTT-3.8.3-2]"));
@@ -113,16 +110,13 @@ impl<'a> Subscribe<'a> {
                 reason: "no topic filter [MQTT-3.8.3-2]",
             });
         }
-        let mut sizes = Sizes {
-            remaining: 2,
-            ..Sizes::default()
-        };
-        if version == Version::V5 {
-            sizes.props = self
-                .properties
-                .content_len(NAME, PropertyContext::Subscribe)?;
-            sizes.remaining += var_int_len(sizes.props) + sizes.props;
-        }
+        let mut sizes = Sizes::with_properties(
+            version,
+            2,
+            &self.properties,
+            NAME,
+            PropertyContext::Subscribe,
+        )?;
         for f in &self.filters {
             sizes.remaining += field_len(NAME, "topic filter", f.filter.len())? + 1;
         }
@@ -131,9 +125,7 @@ impl<'a> Subscribe<'a> {
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
         out.put_u16(self.packet_id);
-        if version == Version::V5 {
-            self.properties.write(sizes.props, out);
-        }
+        self.properties.write_for(version, sizes.props, out);
         for f in &self.filters {
             write_string(out, f.filter);
             out.put_u8(f.options.to_byte(version));

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{var_int_len, Reader};
+use super::primitives::Reader;
 use super::properties::{Properties, PropertyContext};
 use super::reason::{self, ReasonCode};
 use super::{Sizes, Version};
@@ -49,17 +49,19 @@ impl<'a> UnsubAck<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        let mut sizes = Sizes {
-            remaining: 2,
-            ..Sizes::default()
+        // MQTT 3.1.1's UNSUBACK has no payload (3.11.3): its codes exist only in v5.
+        let codes = if version == Version::V5 {
+            self.codes.len()
+        } else {
+            0
         };
-        if version == Version::V5 {
-            sizes.props = self
-                .properties
-                .content_len(NAME, PropertyContext::UnsubAck)?;
-            sizes.remaining += var_int_len(sizes.props) + sizes.props + self.codes.len();
-        }
-        Ok(sizes)
+        Sizes::with_properties(
+            version,
+            2 + codes,
+            &self.properties,
+            NAME,
+            PropertyContext::UnsubAck,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {

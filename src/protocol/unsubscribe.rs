@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, var_int_len, write_string, Reader};
+use super::primitives::{field_len, write_string, Reader};
 use super::properties::{Properties, PropertyContext};
 use super::{Sizes, Version};
 
@@ -20,10 +20,7 @@ pub struct Unsubscribe<'a> {
 impl<'a> Unsubscribe<'a> {
     pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = match version {
-            Version::V5 => Properties::decode(&mut r, PropertyContext::Unsubscribe)?,
-            Version::V311 => Properties::default(),
-        };
+        let properties = Properties::decode_for(&mut r, version, PropertyContext::Unsubscribe)?;
         // [MQTT-3.10.3-2]: at least one Topic Filter.
         if r.is_empty() {
             return Err(r.protocol("no topic filter [MQTT-3.10.3-2]"));
@@ -46,16 +43,13 @@ impl<'a> Unsubscribe<'a> {
                 reason: "no topic filter [MQTT-3.10.3-2]",
             });
         }
-        let mut sizes = Sizes {
-            remaining: 2,
-            ..Sizes::default()
-        };
-        if version == Version::V5 {
-            sizes.props = self
-                .properties
-                .content_len(NAME, PropertyContext::Unsubscribe)?;
-            sizes.remaining += var_int_len(sizes.props) + sizes.props;
-        }
+        let mut sizes = Sizes::with_properties(
+            version,
+            2,
+            &self.properties,
+            NAME,
+            PropertyContext::Unsubscribe,
+        )?;
         for f in &self.filters {
             sizes.remaining += field_len(NAME, "topic filter", f.len())?;
         }
@@ -64,9 +58,7 @@ impl<'a> Unsubscribe<'a> {
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
         out.put_u16(self.packet_id);
-        if version == Version::V5 {
-            self.properties.write(sizes.props, out);
-        }
+        self.properties.write_for(version, sizes.props, out);
         for f in &self.filters {
             write_string(out, f);
         }

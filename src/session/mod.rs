@@ -139,7 +139,9 @@ impl ConnectRefusal {
             (Version::V5, ConnectRefusal::ServerBusy) => ReasonCode::SERVER_BUSY,
             (Version::V5, ConnectRefusal::ServerUnavailable) => ReasonCode::SERVER_UNAVAILABLE,
             // MQTT 3.1.1 table 3.1: CONNACK return codes.
-            (Version::V311, ConnectRefusal::BadCredentials) => ReasonCode::V3_BAD_USER_NAME_OR_PASSWORD,
+            (Version::V311, ConnectRefusal::BadCredentials) => {
+                ReasonCode::V3_BAD_USER_NAME_OR_PASSWORD
+            }
             (Version::V311, ConnectRefusal::NotAuthorized) => ReasonCode::V3_NOT_AUTHORIZED,
             (Version::V311, _) => ReasonCode::V3_SERVER_UNAVAILABLE,
         }
@@ -1062,7 +1064,11 @@ impl Session {
         for (i, f) in s.filters.iter().enumerate() {
             let mut refuse = |v5_code: ReasonCode, why: &dyn Fn() -> String| {
                 reason.get_or_insert_with(|| format!("{}: {}", f.filter, why()));
-                codes.push(if v5 { v5_code } else { ReasonCode::V3_SUBACK_FAILURE });
+                codes.push(if v5 {
+                    v5_code
+                } else {
+                    ReasonCode::V3_SUBACK_FAILURE
+                });
             };
             let target = match parse_filter(f.filter) {
                 Ok(t) => t,
