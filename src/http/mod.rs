@@ -15,6 +15,7 @@
 mod auth;
 mod batch;
 mod ingest;
+mod names;
 mod ops;
 mod response;
 mod routes;
