@@ -3,7 +3,9 @@
 //!
 //! - [`head`]: the request head (httparse) and what it says of framing and keep-alive.
 //! - [`body`]: the body as `Content-Length` or chunked coding delimit it.
-//! - [`inbound`]: the connection's read buffer and its timeouts.
+//! - [`inbound`]: the connection's read buffer and its timeouts (idle, stall, head deadline).
+//! - [`pool`]: the places connections hold; which one gives way, and the reserve that keeps
+//!   `/healthz`, `/readyz` and `/metrics` answered whatever ingest clients do.
 //! - [`request`]: what a handler sees of a request.
 //!
 //! It replaced tiny_http, which handed every request from the connection's thread to a worker
