@@ -325,6 +325,13 @@ fn content_length_and_head_size_limits() {
         assert_eq!(status, 400, "{length}: {body}");
         assert!(body.contains("Content-Length"), "{body}");
     }
+    // The same for a chunk size (`1*HEXDIG`).
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\n{{}}\r\n0\r\n\r\n"
+    );
+    let (status, _, body) = exchange(svc.http, request.as_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("chunk size"), "{body}");
     ingest_seq(&svc, 0);
     // An oversized Content-Length with no body sent: 413 at once (it came after 30 s).
     let started = Instant::now();

@@ -1,7 +1,8 @@
 //! Ingest: device events over HTTP into the application's event stream (spec 5).
 //!
 //! The order of checks is fixed so that nothing is learned or read before it should be:
-//! authentication (`401`), authorization (`404`/`403`), content type (`415`), size (`413`, from
+//! authentication (`401`), device and channel names that cannot form a topic (`400`: syntax
+//! only, it tells nothing of the application), authorization (`404`/`403`), content type (`415`), size (`413`, from
 //! `Content-Length` before reading anything, else while reading), content (`400`), and only then
 //! the backend, whose confirmation is awaited before answering `202`.
 
