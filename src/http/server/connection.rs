@@ -35,6 +35,7 @@ pub(crate) struct Patience {
 /// the client still sends, so that the kernel does not answer it with a reset that could destroy
 /// the response before the client read it (RFC 9112 section 9.6).
 const LINGER: Duration = Duration::from_secs(1);
+
 /// Most of a body that no handler read is read and dropped, so that the connection can carry
 /// the next request and a client that sends its whole body before reading sees the answer
 /// rather than a reset. Past this, the connection is closed after the answer.
@@ -75,7 +76,7 @@ pub(crate) fn serve(
             Err(Refused::Bad(e)) => return refuse(stream, e),
         };
         if slot.place == Place::Reserve && !routes::Route::is_operations(&head.target) {
-            return refuse(
+            refuse(
                 stream,
                 HeadError {
                     status: 503,
@@ -84,6 +85,8 @@ pub(crate) fn serve(
                         .to_owned(),
                 },
             );
+            // Its body (an ingest's, say) is not read: let the answer arrive before the close.
+            return linger(stream);
         }
         let framing = match head.framing() {
             Ok(framing) => framing,
