@@ -50,6 +50,8 @@ upgrade = (b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConn
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
 frame = lambda payload: bytes([0x82, 0x80 | len(payload)]) + b"\x01\x02\x03\x04" + bytes(b ^ [1, 2, 3, 4][i % 4] for i, b in enumerate(payload))
 seeds["websocket"] = {"upgrade": upgrade, "upgrade_connect": upgrade + frame(connect(4, b"ws")), "wrong_path": upgrade.replace(b"/mqtt", b"/x")}
+seeds["websocket"].update({"wrong_version": upgrade.replace(b"Version: 13", b"Version: 8"), "plain_get": b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                           "empty_key": upgrade.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"")})
 
 def record(headers, payload):
     out = bytearray([len(headers)])

@@ -197,13 +197,17 @@ impl Server {
             instance,
             max_body_size: config.http.max_body_size,
         };
-        let http = HttpServer::start(config.http.bind, state, HttpLimits::default()).map_err(
-            |source| StartError::Bind {
+        let limits = HttpLimits {
+            head_timeout: config.http.head_timeout,
+            ..HttpLimits::default()
+        };
+        let http = HttpServer::start(config.http.bind, state, limits).map_err(|source| {
+            StartError::Bind {
                 addr: config.http.bind,
                 kind: "http",
                 source,
-            },
-        )?;
+            }
+        })?;
         let http_addr = http.local_addr();
         listeners_ready.store(true, Ordering::Release);
         Ok(Server {

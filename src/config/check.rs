@@ -14,6 +14,7 @@ use super::listener::ListenerConfig;
 use super::mqtt::MqttConfig;
 use super::server::{ServerConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
 use super::Config;
+use crate::protocol::topic::valid_topic_part;
 
 type Checked = Result<(), Invalid>;
 
@@ -154,6 +155,7 @@ fn http(http: &HttpConfig, listeners: &[ListenerConfig]) -> Checked {
             ),
         ));
     }
+    positive_duration(key("http", "head_timeout"), http.head_timeout)?;
     at_least_one(key("http", "max_body_size"), http.max_body_size as u64)
 }
 
@@ -317,8 +319,10 @@ fn apps(apps: &[AppConfig]) -> Checked {
 }
 
 /// Application and device names are topic levels (`app/<a>`, `command/<a>/<d>/<c>`), so they
-/// may not be empty nor contain the level separator, the wildcards (MQTT 3.1.1 §4.7.1) or
-/// U+0000 (§1.5.3).
+/// may not be empty nor contain the level separator, the wildcards (MQTT 3.1.1 §4.7.1), U+0000
+/// (§1.5.3), nor the control characters and non-characters a client may refuse (MQTT 5 §1.5.4):
+/// [`valid_topic_part`] without `/`. Anything this service sends on a topic formed from them must
+/// be taken by every conforming client (issue #17).
 fn topic_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("must not be empty".to_owned());
@@ -328,6 +332,19 @@ fn topic_name_problem(name: &str) -> Option<String> {
             "`{}` contains `{}`; names are MQTT topic levels, where `/`, `+` and `#` are special",
             name.escape_debug(),
             c.escape_debug()
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| !valid_topic_part(&c.to_string())) {
+        return Some(format!(
+            "`{}` contains U+{:04X}, a control character or Unicode non-character that MQTT clients may refuse in a topic",
+            name.escape_debug(),
+            c as u32
+        ));
+    }
+    if !valid_topic_part(name) {
+        return Some(format!(
+            "`{}` is not a valid MQTT topic level (longer than 65,535 bytes?)",
+            name.escape_debug()
         ));
     }
     None
@@ -356,7 +373,19 @@ mod tests {
     fn topic_names() {
         assert_eq!(topic_name_problem("demo"), None);
         assert_eq!(topic_name_problem("my-app.v2"), None);
-        for bad in ["", "a/b", "a+", "#", "a\0b"] {
+        assert_eq!(topic_name_problem("café"), None);
+        for bad in [
+            "",
+            "a/b",
+            "a+",
+            "#",
+            "a\0b",
+            "a\u{1}",
+            "a\u{7f}",
+            "a\u{9f}",
+            "a\u{fdd0}",
+            "a\u{1fffe}",
+        ] {
             assert!(topic_name_problem(bad).is_some(), "{bad:?}");
         }
     }

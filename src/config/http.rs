@@ -1,6 +1,7 @@
 //! `[http]`: the operations and ingest HTTP server.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -14,6 +15,12 @@ pub struct HttpConfig {
     /// Largest request body accepted by ingest, in bytes; larger requests get `413`. Raise it for
     /// large batches or payloads.
     pub max_body_size: usize,
+    /// Time a client has to send a whole request head (request line and headers), from its
+    /// first byte: past it the request gets `408` and the connection closes. It bounds how long
+    /// a client trickling its head a byte at a time holds a connection; raise it only for very
+    /// slow links.
+    #[serde(with = "humantime_serde")]
+    pub head_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -21,6 +28,7 @@ impl Default for HttpConfig {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8081)),
             max_body_size: 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
         }
     }
 }

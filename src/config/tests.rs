@@ -95,6 +95,7 @@ fn serde_defaults_match_the_spec_example() {
     assert_eq!(k.command_topic, "iot-commands");
     assert!(k.properties.is_empty() && !k.create_topics);
     assert_eq!(HttpConfig::default().max_body_size, 1 << 20);
+    assert_eq!(HttpConfig::default().head_timeout, Duration::from_secs(10));
 }
 
 #[test]
@@ -401,6 +402,14 @@ fn numeric_limits() {
     load_str("[server]\nmax_packet_size = 268435455\n").unwrap();
     invalid_at("[server]\nmax_connections = 0\n", "server.max_connections");
     invalid_at("[http]\nmax_body_size = 0\n", "http.max_body_size");
+    invalid_at("[http]\nhead_timeout = \"0s\"\n", "http.head_timeout");
+    assert_eq!(
+        load_str("[http]\nhead_timeout = \"3s\"\n")
+            .unwrap()
+            .http
+            .head_timeout,
+        Duration::from_secs(3)
+    );
     invalid_at(
         "[backend.embedded]\npartitions = 0\n",
         "backend.embedded.partitions",
@@ -510,6 +519,13 @@ fn device_names_unique_per_app() {
         "[[app]]\nname = \"a\"\ndevices = [{ name = \"\" }]\n",
         "app[0].devices[0].name",
     );
+    // Control characters and non-characters: a client may refuse a topic with them (#17).
+    invalid_at(
+        "[[app]]\nname = \"a\"\ndevices = [{ name = \"d\\u0007\" }]\n",
+        "app[0].devices[0].name",
+    );
+    invalid_at("[[app]]\nname = \"a\\uFFFF\"\n", "app[0].name");
+    invalid_at("[[app]]\nname = \"a\\u0085\"\n", "app[0].name");
     let two_apps = "[[app]]\nname = \"a\"\ndevices = [{ name = \"d\" }]\n\
                     [[app]]\nname = \"b\"\ndevices = [{ name = \"d\" }]\n";
     load_str(two_apps).unwrap();

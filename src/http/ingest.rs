@@ -1,7 +1,8 @@
 //! Ingest: device events over HTTP into the application's event stream (spec 5).
 //!
 //! The order of checks is fixed so that nothing is learned or read before it should be:
-//! authentication (`401`), authorization (`404`/`403`), content type (`415`), size (`413`, from
+//! authentication (`401`), device and channel names that cannot form a topic (`400`: syntax
+//! only, it tells nothing of the application), authorization (`404`/`403`), content type (`415`), size (`413`, from
 //! `Content-Length` before reading anything, else while reading), content (`400`), and only then
 //! the backend, whose confirmation is awaited before answering `202`.
 
@@ -15,10 +16,12 @@ use serde_json::json;
 
 use super::auth::AuthFailure;
 use super::batch::{self, BATCH_CONTENT_TYPE};
+use super::names;
 use super::response::{Outcome, Reply};
 use super::server::Request;
 use super::HttpState;
 use crate::backend::BackendError;
+use crate::cloudevents::BatchError;
 use crate::cloudevents::Event;
 use crate::registry::{Access, AccessError, DeviceAccessError, Identity};
 
@@ -39,6 +42,14 @@ pub(crate) fn one(
     channel: &str,
 ) -> Outcome {
     let identity = authenticate(state, request)?;
+    // Before the registry: a name that cannot form a topic is a `400` whatever the registry
+    // holds (spec 5; issue #17).
+    names::check_topic(app, device, channel).map_err(|e| {
+        Reply::error(
+            400,
+            format!("{e}; nothing was stored (the event would go out on `app/{app}/<device>/<channel>`)"),
+        )
+    })?;
     state
         .registry
         .authorize_device_write(&identity, app, device)
@@ -87,6 +98,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
         instance: &state.instance,
         now: SystemTime::now(),
         check_device: &|device: &str| {
+            names::check_device(device)?;
             state
                 .registry
                 .authorize_device_write(&identity, app, device)
@@ -94,7 +106,9 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
                 .map_err(|e| device_problem(&e, app, device))
         },
     };
-    let events = batch::prepare(&body, &ctx).map_err(|e| {
+    let events = batch::prepare(&body, &ctx)
+        .and_then(|events| check_subjects(app, events))
+        .map_err(|e| {
         // All or nothing: say so, so that the client resends the whole batch once fixed.
         let body = match e.index {
             Some(index) => json!({
@@ -107,6 +121,21 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
     })?;
     let accepted = publish(state, app, events)?;
     Ok(Reply::json(202, &json!({ "accepted": accepted })))
+}
+
+/// Refuses a batch whose event has a `subject` (its channel) that cannot form a topic; the device
+/// was checked with the registry's answer.
+fn check_subjects(app: &str, events: Vec<Event>) -> Result<Vec<Event>, BatchError> {
+    for (index, event) in events.iter().enumerate() {
+        let (Some(subject), Some(device)) = (event.subject.as_deref(), event.device()) else {
+            continue;
+        };
+        names::check_topic(app, device, subject).map_err(|reason| BatchError {
+            index: Some(index),
+            reason: format!("`subject` is the event's channel: {reason}"),
+        })?;
+    }
+    Ok(events)
 }
 
 fn authenticate(state: &HttpState, request: &Request<'_>) -> Result<Identity, Reply> {

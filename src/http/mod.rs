@@ -7,7 +7,8 @@
 //!
 //! - [`server`]: HTTP/1.1 over TCP (heads, bodies, keep-alive, timeouts).
 //! - [`routes`]: which route a request is for, `404`/`405`.
-//! - [`ingest`]: single-event and batch ingest; [`batch`] prepares the batch's events.
+//! - [`ingest`]: single-event and batch ingest; [`batch`] prepares the batch's events;
+//!   [`names`] refuses device names and channels that cannot form a valid MQTT topic.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: the authentication seam ([`HttpAuthenticator`]).
 //! - [`response`]: replies, and JSON error bodies.
@@ -15,6 +16,7 @@
 mod auth;
 mod batch;
 mod ingest;
+mod names;
 mod ops;
 mod response;
 mod routes;

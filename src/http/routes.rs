@@ -62,6 +62,15 @@ impl Route {
         })
     }
 
+    /// Whether `target` names an operations route (`/healthz`, `/readyz`, `/metrics`): the
+    /// requests the server answers even when its connections are all busy.
+    pub fn is_operations(target: &str) -> bool {
+        matches!(
+            Route::parse(target),
+            Ok(Some(Route::Healthz | Route::Readyz | Route::Metrics))
+        )
+    }
+
     /// The methods the route answers, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {

@@ -226,15 +226,20 @@ fn a_client_silent_mid_request_gets_408_and_nothing_is_stored() {
 
 #[test]
 fn connections_beyond_the_limit_get_503_and_the_others_carry_on() {
+    // Changed with #17: idle connections now give way to newcomers, so the places are held
+    // by requests in progress (heads being sent) and the reserve is off.
     let h = Harness::limited(HttpLimits {
         max_connections: 2,
+        ops_reserve: 0,
         ..HttpLimits::default()
     });
     let mut held: Vec<TcpStream> = (0..2).map(|_| connect(&h)).collect();
     for s in &mut held {
         s.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(response(s).0, 200);
+        s.write_all(b"GET /heal").unwrap();
     }
+    std::thread::sleep(Duration::from_millis(200));
     let mut third = connect(&h);
     let (status, _, body) = response(&mut third);
     assert_eq!(status, 503, "{body}");
@@ -251,4 +256,106 @@ fn connections_beyond_the_limit_get_503_and_the_others_carry_on() {
         assert!(Instant::now() < deadline, "the slot was not given back");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn idle_connections_give_way_and_the_reserve_answers_probes_only() {
+    let h = Harness::limited(HttpLimits {
+        max_connections: 2,
+        ops_reserve: 1,
+        ..HttpLimits::default()
+    });
+    // Two idle connections fill the places; a third connection closes the older one.
+    let mut first = connect(&h);
+    std::thread::sleep(Duration::from_millis(50));
+    let _second = connect(&h);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut third = connect(&h);
+    third.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(response(&mut third).0, 200);
+    assert!(closed(&mut first), "the longest idle connection gave way");
+
+    // Both places in the middle of a request: the reserve answers /readyz, refuses ingest.
+    let h = Harness::limited(HttpLimits {
+        max_connections: 2,
+        ops_reserve: 1,
+        ..HttpLimits::default()
+    });
+    let mut busy: Vec<TcpStream> = (0..2).map(|_| connect(&h)).collect();
+    for s in &mut busy {
+        s.write_all(b"POST /api/v1/apps/demo/ev").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut probe = connect(&h);
+    probe.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let (status, head, _) = response(&mut probe);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert!(closed(&mut probe));
+    let mut ingest = connect(&h);
+    ingest
+        .write_all(batch_request("", BATCH).as_bytes())
+        .unwrap();
+    let (status, _, body) = response(&mut ingest);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("/readyz"), "{body}");
+    assert_eq!(h.stored(), 0);
+    // The busy ones carry on.
+    for s in &mut busy {
+        s.write_all(b"ents HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        assert_eq!(response(s).0, 415);
+    }
+}
+
+#[test]
+fn a_trickled_head_is_cut_at_its_deadline_while_others_are_served() {
+    let h = Harness::limited(HttpLimits {
+        head_timeout: Duration::from_millis(1500),
+        ..HttpLimits::default()
+    });
+    let mut slow = connect(&h);
+    let started = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        for b in b"GET /healthz HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain(&[b'a'; 64])
+        {
+            if slow.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        slow
+    });
+    let mut other = connect(&h);
+    other.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(response(&mut other).0, 200);
+    let mut slow = trickle.join().unwrap();
+    let (status, _, body) = response(&mut slow);
+    let waited = started.elapsed();
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("not complete within 1.5 s"), "{body}");
+    assert!(waited >= Duration::from_millis(1400), "{waited:?}");
+    assert!(closed(&mut slow));
+}
+
+#[test]
+fn an_oversized_content_length_gets_413_at_once() {
+    let h = Harness::new();
+    let mut s = connect(&h);
+    let head = "POST /api/v1/apps/demo/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: 1000000000\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let (status, _, body) = response(&mut s);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(closed(&mut s));
 }

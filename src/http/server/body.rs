@@ -64,9 +64,14 @@ impl<R: BufRead> Body<R> {
                 ChunkState::Size => {
                     let line = self.line()?;
                     let size = line.split(';').next().unwrap_or("").trim();
+                    // `1*HEXDIG` (RFC 9112 section 7.1): `from_str_radix` alone takes a sign.
                     self.left = u64::from_str_radix(size, 16)
                         .ok()
-                        .filter(|_| !size.is_empty() && size.len() <= 15)
+                        .filter(|_| {
+                            !size.is_empty()
+                                && size.len() <= 15
+                                && size.bytes().all(|b| b.is_ascii_hexdigit())
+                        })
                         .ok_or_else(|| bad(format!("chunk size `{size}` is not a hex number")))?;
                     if self.left == 0 {
                         // Trailers, if any, up to the empty line; their contents mean nothing here.
@@ -197,6 +202,8 @@ mod tests {
             (&b"hel"[..], Framing::Length(5)),
             (b"5\r\nhel", Framing::Chunked),
             (b"zz\r\nhello\r\n0\r\n\r\n", Framing::Chunked),
+            (b"+5\r\nhello\r\n0\r\n\r\n", Framing::Chunked),
+            (b"-0\r\n\r\n", Framing::Chunked),
             (b"3\r\nhello\r\n0\r\n\r\n", Framing::Chunked),
             (b"", Framing::Chunked),
         ] {

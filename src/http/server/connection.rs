@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::body::Body;
 use super::head::{self, Head, HeadError, Method};
 use super::inbound::{Gone, Inbound};
+use super::pool::{Place, Slot};
 use super::request::Request;
 use crate::http::response::{Connection, Reply};
 use crate::http::{routes, HttpState};
@@ -27,7 +28,14 @@ const POLL: Duration = Duration::from_millis(250);
 pub(crate) struct Patience {
     pub idle: Duration,
     pub stall: Duration,
+    pub head: Duration,
 }
+
+/// How long a connection closed with a request's body unread goes on reading (and dropping) what
+/// the client still sends, so that the kernel does not answer it with a reset that could destroy
+/// the response before the client read it (RFC 9112 section 9.6).
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Most of a body that no handler read is read and dropped, so that the connection can carry
 /// the next request and a client that sends its whole body before reading sees the answer
 /// rather than a reset. Past this, the connection is closed after the answer.
@@ -38,6 +46,7 @@ pub(crate) fn serve(
     state: &HttpState,
     stopping: &AtomicBool,
     patience: Patience,
+    slot: &Slot,
 ) {
     // Answers are written whole; no reason to hold their last segment back.
     let _ = stream.set_nodelay(true);
@@ -45,9 +54,15 @@ pub(crate) fn serve(
         tracing::debug!(error = %e, "HTTP connection: cannot set a read timeout, closing");
         return;
     }
-    let mut inbound = Inbound::new(stream, patience.idle, patience.stall, stopping);
+    let mut inbound = Inbound::new(
+        stream,
+        patience.idle,
+        patience.stall,
+        patience.head,
+        stopping,
+    );
     loop {
-        let head = match next_head(&mut inbound) {
+        let head = match next_head(&mut inbound, slot) {
             Ok(head) => head,
             Err(Refused::Gone(Gone::Quietly)) => return,
             Err(Refused::Gone(Gone::Broken(e))) => {
@@ -60,6 +75,19 @@ pub(crate) fn serve(
             }
             Err(Refused::Bad(e)) => return refuse(stream, e),
         };
+        if slot.place == Place::Reserve && !routes::Route::is_operations(&head.target) {
+            refuse(
+                stream,
+                HeadError {
+                    status: 503,
+                    message: "the server holds as many HTTP connections as it may, all busy; \
+                              only /healthz, /readyz and /metrics are answered now; retry later"
+                        .to_owned(),
+                },
+            );
+            // Its body (an ingest's, say) is not read: let the answer arrive before the close.
+            return linger(stream);
+        }
         let framing = match head.framing() {
             Ok(framing) => framing,
             Err(e) => return refuse(stream, e),
@@ -73,9 +101,15 @@ pub(crate) fn serve(
         let reply = handle(state, &mut request, &head);
         let continue_owed = request.continue_owed();
         // The next request starts after this one's body: read what the handler left of it,
-        // unless the client still waits to be asked for it.
-        let drained = !continue_owed && drain(&mut body);
-        let reusable = drained && head.keep_alive() && !stopping.load(Ordering::Acquire);
+        // unless the client still waits to be asked for it, or the body was refused for its
+        // size: its `413` goes out at once, and the connection closes (a client that sent only
+        // the head would otherwise wait for the stall timeout before hearing it).
+        let too_large = reply.status == 413 && !body.finished();
+        let drained = !continue_owed && !too_large && drain(&mut body);
+        let reusable = drained
+            && head.keep_alive()
+            && slot.place == Place::General
+            && !stopping.load(Ordering::Acquire);
         let connection = match (reusable, head.http10) {
             (false, _) => Connection::Close,
             // An HTTP/1.0 client that asked to keep the connection open needs to hear yes.
@@ -88,9 +122,35 @@ pub(crate) fn serve(
         }
         if !reusable {
             let _ = stream.shutdown(Shutdown::Write);
+            if too_large {
+                linger(stream);
+            }
             return;
         }
         inbound.request_done();
+        if !slot.idle() {
+            return;
+        }
+    }
+}
+
+/// Reads and drops what the client still sends, for at most [`LINGER`], after the write side
+/// was shut down.
+fn linger(stream: &TcpStream) {
+    let deadline = std::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 8192];
+    let mut read = stream;
+    while std::time::Instant::now() < deadline {
+        match io::Read::read(&mut read, &mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -99,11 +159,21 @@ enum Refused {
     Bad(HeadError),
 }
 
-fn next_head<S: io::Read>(inbound: &mut Inbound<'_, S>) -> Result<Head, Refused> {
+/// Reads the next request head, telling `slot` when it starts (from then on the connection may
+/// no longer be closed to make room, except in the reserve) and when it is complete.
+fn next_head<S: io::Read>(inbound: &mut Inbound<'_, S>, slot: &Slot) -> Result<Head, Refused> {
     loop {
+        if !inbound.buffered().is_empty() && !slot.head_started() {
+            // Closed to make room for a newer connection just as a request arrived.
+            return Err(Refused::Gone(Gone::Quietly));
+        }
         match head::parse(inbound.buffered()) {
             Ok(Some((head, len))) => {
                 io::BufRead::consume(inbound, len);
+                inbound.head_done();
+                if !slot.handling() {
+                    return Err(Refused::Gone(Gone::Quietly));
+                }
                 return Ok(head);
             }
             Ok(None) => inbound.receive_more().map_err(Refused::Gone)?,

@@ -68,16 +68,19 @@ impl HeadError {
 pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-            return Err(HeadError::new(
-                431,
-                format!(
+    let too_large = || {
+        HeadError::new(
+            431,
+            format!(
                 "the request head is larger than {MAX_HEAD} bytes; send fewer or shorter headers"
             ),
-            ))
-        }
+        )
+    };
+    let len = match request.parse(buf) {
+        // The read buffer is larger than the limit: a long head can arrive whole in one read.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(too_large()),
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(too_large()),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(HeadError::new(
@@ -136,9 +139,24 @@ impl Head {
         let length = match (lengths.next(), lengths.next()) {
             (None, _) => None,
             (Some(first), second) if second.map_or(true, |s| s == first) => {
-                Some(first.parse::<u64>().map_err(|_| {
-                    HeadError::new(400, format!("Content-Length `{first}` is not a number"))
-                })?)
+                // `1*DIGIT` (RFC 9110 section 8.6): no sign, no space, nothing else, which
+                // `u64::from_str` alone would let through (`+2`).
+                let digits = !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit());
+                Some(
+                    first
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|_| digits)
+                        .ok_or_else(|| {
+                            HeadError::new(
+                                400,
+                                format!(
+                                    "Content-Length `{}` is not a decimal number of bytes",
+                                    first.escape_debug()
+                                ),
+                            )
+                        })?,
+                )
             }
             _ => {
                 return Err(HeadError::new(
@@ -229,6 +247,14 @@ mod tests {
                 400,
             ),
             ("POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: -0\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 400),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                400,
+            ),
             (
                 "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
                 400,
@@ -246,6 +272,17 @@ mod tests {
         assert_eq!(parse(b"G\x01T / HTTP/1.1\r\n\r\n").unwrap_err().status, 400);
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(parse(long.as_bytes()).unwrap_err().status, 431);
+        // The limit is the head's length, complete or not, exactly at the boundary.
+        let sized = |len: usize| {
+            let fixed = "GET / HTTP/1.1\r\nX: \r\n\r\n".len();
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(len - fixed))
+        };
+        assert_eq!(sized(MAX_HEAD).len(), MAX_HEAD);
+        assert!(parse(sized(MAX_HEAD).as_bytes()).unwrap().is_some());
+        assert_eq!(
+            parse(sized(MAX_HEAD + 1).as_bytes()).unwrap_err().status,
+            431
+        );
         let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(parse(text.as_bytes()).unwrap_err().status, 431);

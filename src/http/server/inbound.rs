@@ -20,6 +20,10 @@ pub(crate) struct Inbound<'s, S> {
     /// How long the client may stay silent: between requests, and within one.
     idle: Duration,
     stall: Duration,
+    /// The most a whole request head may take, from its first byte (`http.head_timeout`).
+    head_timeout: Duration,
+    /// When the head being read started arriving (`None` between heads).
+    head_since: Option<Instant>,
     stopping: &'s AtomicBool,
     /// Whether a request is being read (its head started arriving).
     in_request: bool,
@@ -35,8 +39,16 @@ pub(crate) enum Gone {
 }
 
 impl<'s, S: Read> Inbound<'s, S> {
-    pub fn new(stream: S, idle: Duration, stall: Duration, stopping: &'s AtomicBool) -> Self {
+    pub fn new(
+        stream: S,
+        idle: Duration,
+        stall: Duration,
+        head_timeout: Duration,
+        stopping: &'s AtomicBool,
+    ) -> Self {
         Inbound {
+            head_timeout,
+            head_since: None,
             stream,
             buf: vec![0; BUFFER].into_boxed_slice(),
             start: 0,
@@ -58,6 +70,26 @@ impl<'s, S: Read> Inbound<'s, S> {
         self.in_request = false;
     }
 
+    /// Marks the end of a head: the body that follows has no overall deadline, only `stall`.
+    pub fn head_done(&mut self) {
+        self.head_since = None;
+    }
+
+    /// `TimedOut` once the head being read took longer than `head_timeout` (a client trickling
+    /// it a byte at a time would otherwise hold the connection for as long as it likes).
+    fn head_overdue(&self) -> io::Result<()> {
+        match self.head_since {
+            Some(since) if since.elapsed() >= self.head_timeout => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the request head was not complete within {:.1} s of its first byte",
+                    self.head_timeout.as_secs_f64()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Receives more bytes after those buffered (for a head that is not complete yet).
     pub fn receive_more(&mut self) -> Result<(), Gone> {
         if self.start > 0 {
@@ -72,6 +104,11 @@ impl<'s, S: Read> Inbound<'s, S> {
             )));
         }
         let idle = self.start == self.end && !self.in_request;
+        if !idle && self.head_since.is_none() {
+            // Part of the next head came with the previous request: its clock runs from now.
+            self.head_since = Some(Instant::now());
+        }
+        self.head_overdue().map_err(Gone::Broken)?;
         match self.read_stream(self.end) {
             Ok(0) if idle => Err(Gone::Quietly),
             Ok(0) => Err(Gone::Broken(io::Error::new(
@@ -81,6 +118,7 @@ impl<'s, S: Read> Inbound<'s, S> {
             Ok(n) => {
                 self.end += n;
                 self.in_request = true;
+                self.head_since.get_or_insert_with(Instant::now);
                 Ok(())
             }
             Err(_) if idle => Err(Gone::Quietly),
@@ -108,6 +146,7 @@ impl<'s, S: Read> Inbound<'s, S> {
                     if !self.in_request && self.stopping.load(Ordering::Acquire) {
                         return Err(io::Error::other("the server is stopping"));
                     }
+                    self.head_overdue()?;
                     if since.elapsed() >= patience {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,

@@ -3,7 +3,9 @@
 //!
 //! - [`head`]: the request head (httparse) and what it says of framing and keep-alive.
 //! - [`body`]: the body as `Content-Length` or chunked coding delimit it.
-//! - [`inbound`]: the connection's read buffer and its timeouts.
+//! - [`inbound`]: the connection's read buffer and its timeouts (idle, stall, head deadline).
+//! - [`pool`]: the places connections hold; which one gives way, and the reserve that keeps
+//!   `/healthz`, `/readyz` and `/metrics` answered whatever ingest clients do.
 //! - [`request`]: what a handler sees of a request.
 //!
 //! It replaced tiny_http, which handed every request from the connection's thread to a worker
@@ -14,6 +16,7 @@ mod body;
 mod connection;
 mod head;
 mod inbound;
+mod pool;
 mod request;
 
 use std::io;
@@ -36,20 +39,29 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// What the server allows its clients.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Connections served at once (a thread each); one more is answered `503` and closed.
+    /// Connections served at once (a thread each). When all are taken, the one idle longest
+    /// is closed to make room; when none is idle, the newcomer goes to the reserve.
     pub max_connections: usize,
+    /// Connections beyond `max_connections` that answer only `/healthz`, `/readyz` and
+    /// `/metrics` (one request each), so that probes are answered whatever ingest clients do.
+    pub ops_reserve: usize,
     /// A keep-alive connection without a request for this long is closed.
     pub idle: Duration,
     /// A client silent this long in the middle of a request gets `408` and is disconnected.
     pub stall: Duration,
+    /// A request head not complete this long after its first byte gets `408` and the connection
+    /// is closed, however steadily its bytes trickle in.
+    pub head_timeout: Duration,
 }
 
 impl Default for HttpLimits {
     fn default() -> HttpLimits {
         HttpLimits {
             max_connections: 256,
+            ops_reserve: 16,
             idle: Duration::from_secs(120),
             stall: Duration::from_secs(30),
+            head_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -153,6 +165,7 @@ fn accept(
     limits: &HttpLimits,
 ) {
     let max_connections = limits.max_connections.max(1);
+    let pool = Arc::new(pool::Pool::new(max_connections, limits.ops_reserve));
     for stream in listener.incoming() {
         if stopping.load(Ordering::Acquire) {
             return;
@@ -166,23 +179,31 @@ fn accept(
                 continue;
             }
         };
-        if live.load(Ordering::Acquire) >= max_connections {
+        let Ok(slot) = pool.admit(&stream) else {
             turn_away(&stream, max_connections);
             continue;
-        }
+        };
         live.fetch_add(1, Ordering::AcqRel);
         let (state, stopping, live_too) = (state.clone(), stopping.clone(), live.clone());
+        let (pool_too, held) = (pool.clone(), slot.clone());
         let patience = connection::Patience {
-            idle: limits.idle,
+            // A reserve connection is for one probe, which sends its head at once.
+            idle: match slot.place {
+                pool::Place::General => limits.idle,
+                pool::Place::Reserve => limits.idle.min(limits.head_timeout),
+            },
             stall: limits.stall,
+            head: limits.head_timeout,
         };
         let spawned = std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                connection::serve(&stream, &state, &stopping, patience);
+                connection::serve(&stream, &state, &stopping, patience, &slot);
+                pool_too.release(&slot);
                 live_too.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
+            pool.release(&held);
             live.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(error = %e, "cannot start a thread for an HTTP connection");
         }
@@ -196,7 +217,7 @@ fn turn_away(stream: &TcpStream, max_connections: usize) {
     );
     let reply = Reply::error(
         503,
-        format!("the server holds its maximum of {max_connections} HTTP connections; retry later or reuse a connection"),
+        format!("the server holds its maximum of {max_connections} HTTP connections, all in the middle of a request; retry later or reuse a connection"),
     );
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = reply.send(&mut &*stream, false, true);

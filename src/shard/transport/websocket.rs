@@ -2,70 +2,34 @@
 //!
 //! The WebSocket carries a byte stream: an MQTT packet may span frames and a frame may hold
 //! several packets, so received binary messages are handed to the session as plain bytes. The
-//! upgrade is refused unless the path is the listener's and, when the client names
-//! subprotocols, one of them is `mqtt`.
+//! upgrade ([`upgrade`]) is refused, with an HTTP answer that says why, unless it is a valid
+//! RFC 6455 upgrade to the listener's path and, when the client names subprotocols, one of them
+//! is `mqtt`.
+
+mod upgrade;
 
 use std::io::{self, IoSlice, Read, Write};
 
 use bytes::{Buf, Bytes};
-use tungstenite::handshake::server::{ErrorResponse, Request, Response, ServerHandshake};
-use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-/// Checks the upgrade request (path, subprotocol) and answers with subprotocol `mqtt`.
-pub struct Upgrade {
-    path: String,
-}
-
-impl tungstenite::handshake::server::Callback for Upgrade {
-    fn on_request(
-        self,
-        request: &Request,
-        mut response: Response,
-    ) -> Result<Response, ErrorResponse> {
-        if request.uri().path() != self.path {
-            return Err(refuse(
-                404,
-                format!(
-                    "no MQTT endpoint at {}; use {}",
-                    request.uri().path(),
-                    self.path
-                ),
-            ));
-        }
-        let offered: Vec<&str> = request
-            .headers()
-            .get_all("Sec-WebSocket-Protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        if !offered.is_empty() {
-            if !offered.iter().any(|p| p.eq_ignore_ascii_case("mqtt")) {
-                return Err(refuse(400, "subprotocol `mqtt` required".into()));
-            }
-            response.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                tungstenite::http::HeaderValue::from_static("mqtt"),
-            );
-        }
-        Ok(response)
-    }
-}
-
-fn refuse(status: u16, why: String) -> ErrorResponse {
-    let mut r = ErrorResponse::new(Some(why));
-    *r.status_mut() = tungstenite::http::StatusCode::from_u16(status)
-        .unwrap_or(tungstenite::http::StatusCode::BAD_REQUEST);
-    r
-}
+use upgrade::Verdict;
 
 enum State<S: Read + Write> {
-    /// Not started: the stream waits for the HTTP upgrade request.
-    Fresh(S),
-    Handshaking(MidHandshake<ServerHandshake<S, Upgrade>>),
+    /// Receiving the HTTP upgrade request (the bytes so far).
+    Upgrading {
+        stream: S,
+        received: Vec<u8>,
+    },
+    /// Sending the answer to the upgrade: `101` and then the WebSocket (with any bytes received
+    /// after the request), or an HTTP error and then the end.
+    Answering {
+        stream: S,
+        answer: Vec<u8>,
+        sent: usize,
+        then: Option<Vec<u8>>,
+    },
     Open(WebSocket<S>),
     Closed,
 }
@@ -90,7 +54,10 @@ impl<S: Read + Write> WsStream<S> {
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         WsStream {
-            state: State::Fresh(stream),
+            state: State::Upgrading {
+                stream,
+                received: Vec::new(),
+            },
             path: path.to_owned(),
             config,
             pending_in: Bytes::new(),
@@ -100,44 +67,94 @@ impl<S: Read + Write> WsStream<S> {
 
     pub fn inner(&mut self) -> Option<&mut S> {
         match &mut self.state {
-            State::Fresh(s) => Some(s),
-            State::Handshaking(m) => Some(m.get_mut().get_mut()),
+            State::Upgrading { stream, .. } | State::Answering { stream, .. } => Some(stream),
             State::Open(ws) => Some(ws.get_mut()),
             State::Closed => None,
         }
     }
 
-    /// Advances the upgrade; true once the WebSocket is open.
+    /// Advances the upgrade as far as the socket allows; true once the WebSocket is open.
     fn handshake(&mut self) -> io::Result<bool> {
-        let result = match std::mem::replace(&mut self.state, State::Closed) {
-            State::Fresh(stream) => ServerHandshake::start(
-                stream,
-                Upgrade {
-                    path: self.path.clone(),
-                },
-                Some(self.config),
-            )
-            .handshake(),
-            State::Handshaking(mid) => mid.handshake(),
-            open @ State::Open(_) => {
-                self.state = open;
-                return Ok(true);
+        loop {
+            match &mut self.state {
+                State::Open(_) => return Ok(true),
+                State::Closed => return Err(io::ErrorKind::NotConnected.into()),
+                State::Upgrading { stream, received } => {
+                    let mut chunk = [0u8; 2048];
+                    let room = (upgrade::MAX_HEAD + 1)
+                        .saturating_sub(received.len())
+                        .max(1);
+                    let want = room.min(chunk.len());
+                    let n = match stream.read(&mut chunk[..want]) {
+                        Ok(0) => {
+                            self.state = State::Closed;
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the client closed the connection during the WebSocket upgrade",
+                            ));
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    received.extend_from_slice(&chunk[..n]);
+                    let (answer, then) = match upgrade::judge(received, &self.path) {
+                        Verdict::Partial => continue,
+                        Verdict::Accept { response, consumed } => {
+                            (response, Some(received.split_off(consumed)))
+                        }
+                        Verdict::Refuse { status, response } => {
+                            tracing::debug!(status, "WebSocket upgrade refused");
+                            (response, None)
+                        }
+                    };
+                    let State::Upgrading { stream, .. } =
+                        std::mem::replace(&mut self.state, State::Closed)
+                    else {
+                        unreachable!("the state was just matched");
+                    };
+                    self.state = State::Answering {
+                        stream,
+                        answer,
+                        sent: 0,
+                        then,
+                    };
+                }
+                State::Answering {
+                    stream,
+                    answer,
+                    sent,
+                    then,
+                } => {
+                    while *sent < answer.len() {
+                        match stream.write(&answer[*sent..]) {
+                            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                            Ok(n) => *sent += n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    stream.flush()?;
+                    let tail = then.take();
+                    let State::Answering { stream, .. } =
+                        std::mem::replace(&mut self.state, State::Closed)
+                    else {
+                        unreachable!("the state was just matched");
+                    };
+                    let Some(tail) = tail else {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "WebSocket upgrade refused (answered with an HTTP error)",
+                        ));
+                    };
+                    self.state = State::Open(WebSocket::from_partially_read(
+                        stream,
+                        tail,
+                        Role::Server,
+                        Some(self.config),
+                    ));
+                }
             }
-            State::Closed => return Err(io::ErrorKind::NotConnected.into()),
-        };
-        match result {
-            Ok(ws) => {
-                self.state = State::Open(ws);
-                Ok(true)
-            }
-            Err(HandshakeError::Interrupted(mid)) => {
-                self.state = State::Handshaking(mid);
-                Ok(false)
-            }
-            Err(HandshakeError::Failure(e)) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("WebSocket upgrade failed: {e}"),
-            )),
         }
     }
 
@@ -246,7 +263,11 @@ impl<S: Read + Write> Write for WsStream<S> {
                 Ok(())
             }
             // The upgrade answer goes out as the handshake advances.
-            State::Fresh(_) | State::Handshaking(_) => self.handshake().map(|_| ()),
+            State::Upgrading { .. } | State::Answering { .. } => match self.handshake() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(e),
+            },
             State::Closed => Ok(()),
         }
     }
