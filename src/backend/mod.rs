@@ -20,6 +20,7 @@ mod flow;
 mod group_id;
 pub mod kafka;
 mod member;
+mod owner;
 mod record;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crossbeam_channel::Sender;
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
 pub use member::{MemberFilter, Mode, Selector};
+pub use owner::{Claim, GroupKind, Owner};
 pub use record::Record;
 
 use crate::cloudevents::Event;
@@ -119,6 +121,8 @@ pub struct Join {
     pub filters: Vec<MemberFilter>,
     pub flow: Arc<ConnFlow>,
     pub link: ShardLink,
+    /// Who joins, checked against a durable group's [`Owner`] (ignored by ephemeral readers).
+    pub claim: Claim,
 }
 
 /// One event for one connection.
@@ -176,6 +180,9 @@ pub enum BackendError {
     /// A retention or size quota stops the write.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The durable group belongs to another identity or is of another kind (issue #17).
+    #[error("not the group's owner: {0}")]
+    NotOwner(String),
 }
 
 /// Called once when a produced event was durably accepted (or failed).

@@ -127,6 +127,8 @@ pub enum ConnectRefusal {
     NotAuthorized,
     ServerBusy,
     ServerUnavailable,
+    /// The client id is held by a connection of another identity (issue #17).
+    ClientIdInUse,
 }
 
 impl ConnectRefusal {
@@ -136,6 +138,8 @@ impl ConnectRefusal {
             (Version::V5, ConnectRefusal::NotAuthorized) => ReasonCode::NOT_AUTHORIZED,
             (Version::V5, ConnectRefusal::ServerBusy) => ReasonCode::SERVER_BUSY,
             (Version::V5, ConnectRefusal::ServerUnavailable) => ReasonCode::SERVER_UNAVAILABLE,
+            (Version::V5, ConnectRefusal::ClientIdInUse) => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            (Version::V311, ConnectRefusal::ClientIdInUse) => ReasonCode::V3_IDENTIFIER_REJECTED,
             // MQTT 3.1.1 table 3.1: CONNACK return codes.
             (Version::V311, ConnectRefusal::BadCredentials) => ReasonCode(4),
             (Version::V311, ConnectRefusal::NotAuthorized) => ReasonCode(5),
@@ -390,9 +394,15 @@ impl Session {
         let (_, group, indices) = suback.waiting.swap_remove(w);
         if let Err(e) = result {
             tracing::warn!(conn = ?self.conn, ?group, "subscription refused by the backend: {e}");
+            let code = match (&e, self.version) {
+                // Issue #17: another identity's group (or one of another kind).
+                (BackendError::NotOwner(_), Version::V5) => ReasonCode::NOT_AUTHORIZED,
+                (BackendError::NotOwner(_), _) => ReasonCode::V3_SUBACK_FAILURE,
+                _ => ReasonCode::UNSPECIFIED_ERROR,
+            };
             for i in indices {
                 if let Some(c) = suback.codes.get_mut(i) {
-                    *c = ReasonCode::UNSPECIFIED_ERROR;
+                    *c = code;
                 }
             }
             // The group never started: forget its filters.

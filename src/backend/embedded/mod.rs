@@ -51,6 +51,8 @@ pub struct EmbeddedOptions {
     pub retention_bytes: u64,
     /// Worker threads that dispatch to consumer groups; 0 = the available parallelism.
     pub consumer_threads: usize,
+    /// A durable group with no member for this long is forgotten (offsets and owner).
+    pub group_retention: std::time::Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -60,6 +62,7 @@ impl Default for EmbeddedOptions {
             retention_events: 1_000_000,
             retention_bytes: 1 << 30,
             consumer_threads: 0,
+            group_retention: crate::config::DEFAULT_GROUP_RETENTION,
         }
     }
 }

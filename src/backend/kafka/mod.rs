@@ -56,6 +56,8 @@ pub struct KafkaStats {
     pub lags: Mutex<HashMap<String, i64>>,
     /// librdkafka consumers alive (retired ones until the reaper destroys them).
     pub consumers: AtomicI64,
+    /// Durable groups open in this process (`mqtt_integration_groups`).
+    pub groups: AtomicI64,
 }
 
 /// Why the Kafka backend could not start.
@@ -74,6 +76,7 @@ pub fn start<I, S>(
     config: &KafkaConfig,
     apps: I,
     threads: usize,
+    group_retention: std::time::Duration,
 ) -> Result<(Backend, Arc<KafkaStats>), StartError>
 where
     I: IntoIterator<Item = S>,
@@ -120,6 +123,7 @@ where
             opened_tx,
             opened_rx,
             handed_out: HashMap::new(),
+            group_retention,
             tails: HashMap::new(),
             tail_opening: HashMap::new(),
         };
