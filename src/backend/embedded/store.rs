@@ -107,8 +107,9 @@ impl OffsetStore {
         let mut groups = self.groups.lock();
         let before = groups.len();
         groups.retain(|_, s| {
-            s.idle_since
-                .map_or(true, |since| now.saturating_duration_since(since) < retention)
+            s.idle_since.map_or(true, |since| {
+                now.saturating_duration_since(since) < retention
+            })
         });
         before - groups.len()
     }
