@@ -66,9 +66,12 @@ fn anonymous_cannot_join_an_offline_clients_group() {
 
     // Same identity (anonymous), other kind: a shared join of a client group.
     let (mut thief, _) = connect_as(&svc, 5, "thief", None);
-    assert_eq!(
-        suback_code(&mut thief, 5, "$share/victim/app/demo"),
-        NOT_AUTHORIZED
+    let (code, why) = suback(&mut thief, 5, "$share/victim/app/demo");
+    assert_eq!(code, NOT_AUTHORIZED);
+    // The Reason String says why.
+    assert!(
+        why.contains("consumer group `demo.victim` is the client group of anonymous clients"),
+        "{why}"
     );
     let (mut thief3, _) = connect_as(&svc, 4, "thief3", None);
     assert_eq!(

@@ -405,6 +405,9 @@ impl Session {
                     *c = code;
                 }
             }
+            if matches!(e, BackendError::NotOwner(_)) {
+                suback.reason = Some(e.to_string());
+            }
             // The group never started: forget its filters.
             subs.subscriptions.retain(|_, s| s.group != group);
             if let Some(m) = subs.groups.remove(&group) {
@@ -1064,6 +1067,7 @@ impl Session {
             packet_id: s.packet_id,
             codes,
             waiting,
+            reason: None,
         });
         self.flush_subacks();
     }
@@ -1108,9 +1112,18 @@ impl Session {
             let Some(s) = subs.subacks.pop_front() else {
                 break;
             };
+            // [MQTT-3.9.2-1] no Reason String that would make the packet larger than the
+            // client's Maximum Packet Size (the estimate is generous: header and lengths).
+            let reason = s.reason.as_deref().filter(|r| {
+                self.version == Version::V5
+                    && r.len() + s.codes.len() + 16 <= self.client_max_packet as usize
+            });
             let suback = Packet::SubAck(SubAck {
                 packet_id: s.packet_id,
-                properties: Properties::default(),
+                properties: Properties {
+                    reason_string: reason,
+                    ..Properties::default()
+                },
                 codes: s.codes,
             });
             encode_into(&mut self.out, self.version, &suback);

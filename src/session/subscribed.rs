@@ -40,6 +40,8 @@ pub(super) struct PendingSubAck {
     pub codes: Vec<ReasonCode>,
     /// Join requests not answered yet, with the filter indices each covers.
     pub waiting: Vec<(u64, GroupKey, Vec<usize>)>,
+    /// Why a join was refused (v5 Reason String), e.g. the group's owner (issue #17).
+    pub reason: Option<String>,
 }
 
 impl Subscribed {

@@ -82,6 +82,12 @@ pub fn connect_as(
 
 /// Subscribes `filter` at QoS 1 on a raw connection; returns the SUBACK's code.
 pub fn suback_code(s: &mut TcpStream, level: u8, filter: &str) -> u8 {
+    suback(s, level, filter).0
+}
+
+/// Subscribes `filter` at QoS 1 on a raw connection; returns the SUBACK's code and (v5) the
+/// text of its properties (where a Reason String would be).
+pub fn suback(s: &mut TcpStream, level: u8, filter: &str) -> (u8, String) {
     s.write_all(&subscribe_packet(level, 7, filter, 1)).unwrap();
     loop {
         let (h, body) = read_packet(s, Duration::from_secs(20)).expect("no SUBACK");
@@ -89,6 +95,7 @@ pub fn suback_code(s: &mut TcpStream, level: u8, filter: &str) -> u8 {
             continue; // an event that came first
         }
         let mut at = 2;
+        let mut props = String::new();
         if level == 5 {
             // Properties (a Reason String, perhaps): a variable byte integer length.
             let (mut len, mut mult) = (0usize, 1usize);
@@ -101,9 +108,10 @@ pub fn suback_code(s: &mut TcpStream, level: u8, filter: &str) -> u8 {
                     break;
                 }
             }
+            props = String::from_utf8_lossy(&body[at..at + len]).into_owned();
             at += len;
         }
-        return body[at];
+        return (body[at], props);
     }
 }
 
