@@ -144,3 +144,45 @@ impl OffsetStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::GroupKind;
+
+    fn claim(user: Option<&str>, kind: GroupKind) -> Claim {
+        Claim {
+            owner: Owner {
+                kind,
+                user: user.map(str::to_owned),
+            },
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn the_first_claim_owns_and_idle_groups_expire() {
+        let store = OffsetStore::default();
+        let key = GroupKey::client("demo", "c");
+        let app: Arc<str> = "demo".into();
+        store.save("demo.c", &app, vec![PartitionOffsets::default()]);
+        let bob = claim(Some("bob"), GroupKind::Client);
+        assert_eq!(store.claim("demo.c", &key, &bob), Ok(()));
+        let thief = claim(None, GroupKind::Shared);
+        assert!(matches!(
+            store.claim("demo.c", &key, &thief),
+            Err(BackendError::NotOwner(_))
+        ));
+        let t0 = Instant::now();
+        store.idle("demo.c", t0);
+        let retention = Duration::from_secs(60);
+        assert_eq!(store.expire(t0 + Duration::from_secs(59), retention), 0);
+        // Joined again: no longer idle, never expires while it has members.
+        assert_eq!(store.claim("demo.c", &key, &bob), Ok(()));
+        assert_eq!(store.expire(t0 + Duration::from_secs(600), retention), 0);
+        store.idle("demo.c", t0);
+        assert_eq!(store.expire(t0 + retention, retention), 1);
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.load("demo.c", "demo"), None, "offsets forgotten");
+    }
+}

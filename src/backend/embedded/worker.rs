@@ -155,17 +155,7 @@ impl Worker {
                 slot
             }
         };
-        if let Some(name) = group.name() {
-            // Issue #17: only the group's owner (or an admin) joins it.
-            if let Err(e) = self.log.store.claim(name, &group, &claim) {
-                link.send(answer(Err(e)));
-                if self.groups.get(slot).is_some_and(Group::is_empty) {
-                    self.drop_group(slot, &group);
-                }
-                return;
-            }
-        }
-        let Some(state) = self.groups.get_mut(slot) else {
+        let Some(state) = self.groups.get(slot) else {
             return;
         };
         if state.app.name != app_log.name {
@@ -177,6 +167,19 @@ impl Worker {
             link.send(answer(Err(BackendError::Unavailable(msg))));
             return;
         }
+        if let Some(name) = group.name() {
+            // Issue #17: only the group's owner (or an admin) joins it.
+            if let Err(e) = self.log.store.claim(name, &group, &claim) {
+                link.send(answer(Err(e)));
+                if state.is_empty() {
+                    self.drop_group(slot, &group);
+                }
+                return;
+            }
+        }
+        let Some(state) = self.groups.get_mut(slot) else {
+            return;
+        };
         // Answered on the same channel as the deliveries, before any of them (FIFO).
         let reply = link.clone();
         state.join(
