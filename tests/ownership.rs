@@ -172,3 +172,46 @@ fn takeover_only_by_the_same_identity() {
     );
     assert_eq!(collect_seqs(&steady, 1, T), [1]);
 }
+
+/// A token user and an API-key user of the same name are one identity; an admin (token with
+/// `auth.oauth.admin_role`) may join anyone's group and take over anyone's client id.
+#[test]
+fn same_name_is_same_identity_and_admins_may_do_anything() {
+    let u = users("demo");
+    let svc = Service::start_with(OAUTH, &u.toml, &[]);
+    let steady = steady(&svc, "demo");
+    let bob_key = ("bob", u.bob.as_str());
+    let bob_token = token("bob", false);
+    let backlog = victim_with_backlog(&svc, "bob-dev", Some(bob_key), "app/demo", 1, 10);
+    // bob with a token reads the group bob made with his API key.
+    victim_gets_everything(
+        &svc,
+        "bob-dev",
+        Some((bob_token.as_str(), "")),
+        "app/demo",
+        &backlog,
+    );
+
+    // alice with a token is not bob; an admin is allowed in.
+    let alice_token = token("alice", false);
+    let (mut s, _) = connect_as(&svc, 5, "alice-t", Some((alice_token.as_str(), "")));
+    assert_eq!(
+        suback_code(&mut s, 5, "$share/bob-dev/app/demo"),
+        NOT_AUTHORIZED
+    );
+    let root = token("root", true);
+    let (mut admin, code) = connect_as(&svc, 4, "root-1", Some((root.as_str(), "")));
+    assert_eq!(code, 0);
+    assert_eq!(suback_code(&mut admin, 4, "$share/bob-dev/app/demo"), 1);
+    svc.ingest_seq("device1", 11);
+    assert_eq!(read_seqs(&mut admin, 1, T), [11]);
+
+    // The admin takes over alice's connection.
+    let (mut first, _) = connect_as(&svc, 4, "alice-phone", Some(("alice", u.alice.as_str())));
+    let (_root2, code) = connect_as(&svc, 5, "alice-phone", Some((root.as_str(), "")));
+    assert_eq!(code, 0);
+    assert!(closed_within(&mut first, Duration::from_secs(3)));
+
+    let all: Vec<u64> = (1..=11).collect();
+    assert_eq!(collect_seqs(&steady, all.len(), T), all);
+}

@@ -52,7 +52,8 @@ devices = [ {{ name = "device1" }}, {{ name = "device2" }}, {{ name = "device3" 
     Users { alice, bob, toml }
 }
 
-/// A raw CONNECT (clean start) as `client_id`, with `(user, key)` or anonymous; returns the
+/// A raw CONNECT (clean start) as `client_id`, with `(user, key)`, `(token, "")` or anonymous;
+/// returns the
 /// socket and the CONNACK's code (v5 reason code, v3.1.1 return code).
 pub fn connect_as(
     svc: &Service,
@@ -63,7 +64,13 @@ pub fn connect_as(
     let mut body = Vec::new();
     mqtt_str(b"MQTT", &mut body);
     body.push(level);
-    body.push(0x02 | if creds.is_some() { 0xC0 } else { 0 });
+    // A token goes as the user name alone (empty key: no password).
+    let flags = match creds {
+        None => 0,
+        Some((_, "")) => 0x80,
+        Some(_) => 0xC0,
+    };
+    body.push(0x02 | flags);
     body.extend_from_slice(&60u16.to_be_bytes());
     if level == 5 {
         body.push(0); // no properties
@@ -71,7 +78,9 @@ pub fn connect_as(
     mqtt_str(client_id.as_bytes(), &mut body);
     if let Some((user, key)) = creds {
         mqtt_str(user.as_bytes(), &mut body);
-        mqtt_str(key.as_bytes(), &mut body);
+        if !key.is_empty() {
+            mqtt_str(key.as_bytes(), &mut body);
+        }
     }
     let mut s = svc.raw();
     s.write_all(&packet(0x10, &body)).unwrap();
@@ -162,4 +171,28 @@ pub fn collect_seqs(v: &V5, n: usize, timeout: Duration) -> Vec<u64> {
         }
     }
     got
+}
+
+/// `[auth.oauth]` accepting [`token`]s (HS256).
+pub const OAUTH: &str = "[auth.oauth]\nissuer = \"https://sso.example.com/realms/owners\"\nhs256_secret = \"owners-test-secret\"\n";
+
+/// An access token for `user`, valid for 10 minutes; `admin` adds `auth.oauth.admin_role`.
+pub fn token(user: &str, admin: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let roles: Vec<&str> = if admin { vec!["drogue-admin"] } else { vec![] };
+    let claims = serde_json::json!({
+        "iss": "https://sso.example.com/realms/owners",
+        "exp": now + 600,
+        "preferred_username": user,
+        "realm_access": { "roles": roles },
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"owners-test-secret"),
+    )
+    .unwrap()
 }
