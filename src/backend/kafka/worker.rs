@@ -695,7 +695,7 @@ fn open(
             let recorded = committed
                 .elements()
                 .iter()
-                .find_map(|e| Owner::decode(e.metadata()));
+                .find_map(|e| Owner::decode(&metadata_of(e)?));
             if let Some(owner) = &recorded {
                 claim.check(key, owner)?;
             }
@@ -750,6 +750,12 @@ fn open(
         group: Group { consumer, state },
         assigned_at,
     })
+}
+
+/// The metadata of a committed offset. rdkafka's accessor panics on metadata that is not UTF-8
+/// (another program may write anything there): such metadata is no owner record of ours.
+fn metadata_of(e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>) -> Option<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.metadata().to_owned())).ok()
 }
 
 /// A consumer for the group `key` reading `topic`, which rings the worker's bell when records
