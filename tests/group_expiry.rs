@@ -15,12 +15,6 @@ use owners::*;
 
 const T: Duration = Duration::from_secs(10);
 
-fn gauge(svc: &Service, name: &str) -> Option<i64> {
-    svc.metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn two_hundred_idle_groups_expire() {
     let u = users("demo");

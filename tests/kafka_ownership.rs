@@ -141,6 +141,9 @@ fn two_processes_agree_on_the_owner() {
         s.write_all(&[0xE0, 0x00]).unwrap();
         assert!(closed_within(&mut s, T));
     }
+    // Refused joins leave nothing open on B; A let the group go when bob left.
+    assert_eq!(gauge(&b, "mqtt_integration_groups"), Some(0));
+    assert_eq!(gauge(&a, "mqtt_integration_groups"), Some(0));
     // bob comes back on the other process and gets everything.
     k.backlog_arrives(&b, "bob-dev", Some(bob), &filter, &backlog);
     assert_eq!(steady_seqs(&steady, backlog.len()), backlog);

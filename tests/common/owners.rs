@@ -196,3 +196,10 @@ pub fn token(user: &str, admin: bool) -> String {
     )
     .unwrap()
 }
+
+/// The value of the unlabelled gauge `name` in `/metrics`.
+pub fn gauge(svc: &Service, name: &str) -> Option<i64> {
+    svc.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
