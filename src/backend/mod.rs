@@ -14,6 +14,10 @@
 //!
 //! Producing (HTTP ingest, MQTT commands) goes through [`Producer`], which completes
 //! asynchronously once the backend has durably accepted the event.
+//!
+//! A durable group has an [`Owner`] (its kind and the identity that created it); every
+//! [`Join`] carries a [`Claim`] that both backends check with the one rule in `owner`, and a
+//! refusal is [`BackendError::NotOwner`] (issue #17).
 
 pub mod embedded;
 mod flow;

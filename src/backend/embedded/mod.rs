@@ -12,7 +12,9 @@
 //!   and a pass hands deliveries to the shards in one batch per shard (`outbox`).
 //!
 //! Start it with [`start`]; stop it with [`Backend::shutdown`], which commits what is
-//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts.
+//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts. Beside them
+//! the `store` keeps each durable group's owner, and forgets groups idle for longer than
+//! [`EmbeddedOptions::group_retention`].
 
 mod assignment;
 mod commands;
