@@ -50,6 +50,10 @@ pub struct Metrics {
     records_skipped: Counter,
     queued_bytes: Gauge,
     backend_consumers: Gauge,
+    /// Durable consumer groups known to this process (issue #17: they expire).
+    groups: Gauge,
+    /// Only groups with members or lag (the backends filter), so `/metrics` stays small when
+    /// many groups exist.
     group_lag: Mutex<BTreeMap<String, i64>>,
     collector: Collector,
 }
@@ -94,6 +98,7 @@ impl Metrics {
             records_skipped: Counter::new(),
             queued_bytes: Gauge::new(),
             backend_consumers: Gauge::new(),
+            groups: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
             collector: Collector(std::sync::OnceLock::new()),
         }
@@ -190,6 +195,11 @@ impl Metrics {
     /// Sets how many consumers (clients) the backend has open (for a backend that counts them).
     pub fn set_backend_consumers(&self, n: i64) {
         self.backend_consumers.0.store(n, Relaxed);
+    }
+
+    /// Sets how many durable consumer groups this process knows (for a backend that counts them).
+    pub fn set_groups(&self, n: i64) {
+        self.groups.0.store(n, Relaxed);
     }
 
     /// Installs the function that refreshes figures kept elsewhere before each render.
@@ -297,6 +307,12 @@ impl Metrics {
                 )
             })
             .collect();
+        family(
+            "mqtt_integration_groups",
+            "gauge",
+            "Durable consumer groups known to this process (embedded: with members or idle within backend.group_retention; Kafka: open in this process).",
+            &[unlabelled(self.groups.value())],
+        );
         family(
             "mqtt_integration_group_lag",
             "gauge",
@@ -474,6 +490,7 @@ mod tests {
             ("mqtt_integration_events_acked_total", "counter"),
             ("mqtt_integration_commands_total", "counter"),
             ("mqtt_integration_ingested_events_total", "counter"),
+            ("mqtt_integration_groups", "gauge"),
             ("mqtt_integration_group_lag", "gauge"),
             ("mqtt_integration_bytes_sent_total", "counter"),
             ("mqtt_integration_bytes_received_total", "counter"),

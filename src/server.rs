@@ -122,6 +122,7 @@ impl Server {
                     retention_events: e.retention_events,
                     retention_bytes: e.retention_bytes,
                     consumer_threads: e.consumer_threads,
+                    group_retention: config.backend.group_retention,
                 };
                 let apps = config.apps.iter().map(|a| a.name.clone());
                 let (backend, log) = embedded::start(options, apps)
@@ -132,6 +133,7 @@ impl Server {
                         lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
                     );
                     m.raise_records_skipped(lags.skipped_records());
+                    m.set_groups(lags.groups() as i64);
                 });
                 (backend, Some(log))
             }
@@ -141,6 +143,7 @@ impl Server {
                     &config.backend.kafka,
                     apps,
                     config.backend.kafka.consumer_threads,
+                    config.backend.group_retention,
                 )
                 .map_err(|e| StartError::Backend(e.to_string()))?;
                 metrics.set_collector(move |m| {
@@ -153,6 +156,7 @@ impl Server {
                     m.set_backend_consumers(
                         stats.consumers.load(std::sync::atomic::Ordering::Relaxed),
                     );
+                    m.set_groups(stats.groups.load(std::sync::atomic::Ordering::Relaxed));
                 });
                 (backend, None)
             }

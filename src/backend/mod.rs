@@ -14,12 +14,17 @@
 //!
 //! Producing (HTTP ingest, MQTT commands) goes through [`Producer`], which completes
 //! asynchronously once the backend has durably accepted the event.
+//!
+//! A durable group has an [`Owner`] (its kind and the identity that created it); every
+//! [`Join`] carries a [`Claim`] that both backends check with the one rule in `owner`, and a
+//! refusal is [`BackendError::NotOwner`] (issue #17).
 
 pub mod embedded;
 mod flow;
 mod group_id;
 pub mod kafka;
 mod member;
+mod owner;
 mod record;
 
 use std::sync::Arc;
@@ -29,6 +34,7 @@ use crossbeam_channel::Sender;
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
 pub use member::{AppAlias, AppTopics, MemberFilter, Mode, Selector};
+pub use owner::{Claim, GroupKind, Owner};
 pub use record::Record;
 
 use crate::cloudevents::Event;
@@ -119,6 +125,8 @@ pub struct Join {
     pub filters: Vec<MemberFilter>,
     pub flow: Arc<ConnFlow>,
     pub link: ShardLink,
+    /// Who joins, checked against a durable group's [`Owner`] (ignored by ephemeral readers).
+    pub claim: Claim,
 }
 
 /// One event for one connection.
@@ -175,6 +183,9 @@ pub enum BackendError {
     /// A retention or size quota stops the write.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The durable group belongs to another identity or is of another kind (issue #17).
+    #[error("not the group's owner: {0}")]
+    NotOwner(String),
 }
 
 /// Called once when a produced event was durably accepted (or failed).

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -34,9 +35,12 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// `backend.group_retention` by default: Kafka's own `offsets.retention.minutes` default.
+pub const DEFAULT_GROUP_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// `[backend]`. Both sub-sections are always present (with defaults); only the one named by
 /// `kind` is used, so switching backends is a one-line change.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     /// `embedded` or `kafka`. Use `kafka` when events must survive the process or come from
@@ -46,6 +50,23 @@ pub struct BackendConfig {
     pub embedded: EmbeddedConfig,
     /// Settings of the Kafka backend.
     pub kafka: KafkaConfig,
+    /// A durable consumer group with no member for this long is forgotten, offsets and owner
+    /// (issue #17: every client id and `$share` name leaves a group behind). Embedded: by the
+    /// service; Kafka: by the brokers' `offsets.retention.minutes`, which this does not change
+    /// (the service only forgets what it holds in memory about the group).
+    #[serde(with = "humantime_serde")]
+    pub group_retention: Duration,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self {
+            kind: BackendKind::default(),
+            embedded: EmbeddedConfig::default(),
+            kafka: KafkaConfig::default(),
+            group_retention: DEFAULT_GROUP_RETENTION,
+        }
+    }
 }
 
 /// `[backend.embedded]`.

@@ -160,6 +160,10 @@ fn http(http: &HttpConfig, listeners: &[ListenerConfig]) -> Checked {
 }
 
 fn backend(backend: &BackendConfig) -> Checked {
+    positive_duration(
+        KeyPath::root().key("backend").key("group_retention"),
+        backend.group_retention,
+    )?;
     let embedded = KeyPath::root().key("backend").key("embedded");
     at_least_one(
         embedded.key("partitions"),

@@ -25,7 +25,9 @@ use serde::Deserialize;
 
 pub use app::{AppConfig, DeviceConfig, Role, ANONYMOUS_MEMBER};
 pub use auth::{AuthConfig, KeySource, OAuthConfig, UserConfig};
-pub use backend::{BackendConfig, BackendKind, EmbeddedConfig, KafkaConfig};
+pub use backend::{
+    BackendConfig, BackendKind, EmbeddedConfig, KafkaConfig, DEFAULT_GROUP_RETENTION,
+};
 pub use env::{process_environment, ENV_PREFIX};
 pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
 pub use http::HttpConfig;

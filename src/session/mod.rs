@@ -129,6 +129,8 @@ pub enum ConnectRefusal {
     NotAuthorized,
     ServerBusy,
     ServerUnavailable,
+    /// The client id is held by a connection of another identity (issue #17).
+    ClientIdInUse,
 }
 
 impl ConnectRefusal {
@@ -138,6 +140,8 @@ impl ConnectRefusal {
             (Version::V5, ConnectRefusal::NotAuthorized) => ReasonCode::NOT_AUTHORIZED,
             (Version::V5, ConnectRefusal::ServerBusy) => ReasonCode::SERVER_BUSY,
             (Version::V5, ConnectRefusal::ServerUnavailable) => ReasonCode::SERVER_UNAVAILABLE,
+            (Version::V5, ConnectRefusal::ClientIdInUse) => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            (Version::V311, ConnectRefusal::ClientIdInUse) => ReasonCode::V3_IDENTIFIER_REJECTED,
             // MQTT 3.1.1 table 3.1: CONNACK return codes.
             (Version::V311, ConnectRefusal::BadCredentials) => {
                 ReasonCode::V3_BAD_USER_NAME_OR_PASSWORD
@@ -255,7 +259,7 @@ impl Flags {
 /// A Reason String for an acknowledgement, where MQTT 5 allows one: the client asked for problem
 /// information ([MQTT-3.1.2-29]) and the packet stays within its Maximum Packet Size (the
 /// property "MUST NOT" push it over, [MQTT-3.4.2-2], [MQTT-3.9.2-1]; 256 bytes leave room for
-/// the rest of any acknowledgement this service sends and are more than any of its texts).
+/// the rest of an acknowledgement, and a SUBACK passes its limit less its codes).
 fn reason_string(
     version: Version,
     problem_info: bool,
@@ -434,9 +438,15 @@ impl Session {
         if let Err(e) = result {
             tracing::warn!(conn = ?self.conn, ?group, "subscription refused by the backend: {e}");
             suback.reason.get_or_insert_with(|| e.to_string());
+            let code = match (&e, self.version) {
+                // Issue #17: another identity's group (or one of another kind).
+                (BackendError::NotOwner(_), Version::V5) => ReasonCode::NOT_AUTHORIZED,
+                (BackendError::NotOwner(_), _) => ReasonCode::V3_SUBACK_FAILURE,
+                _ => ReasonCode::UNSPECIFIED_ERROR,
+            };
             for i in indices {
                 if let Some(c) = suback.codes.get_mut(i) {
-                    *c = ReasonCode::UNSPECIFIED_ERROR;
+                    *c = code;
                 }
             }
             // The group never started: forget its filters.
@@ -1211,7 +1221,7 @@ impl Session {
                     reason_string: reason_string(
                         self.version,
                         !self.flags.has(Flags::NO_PROBLEM_INFO),
-                        self.client_max_packet,
+                        self.client_max_packet.saturating_sub(s.codes.len() as u32),
                         s.reason.as_deref(),
                     ),
                     ..Properties::default()

@@ -1,5 +1,6 @@
 //! Which connection holds which client id, across shards (spec 2.6: a second connection with the
-//! same client id takes over). Touched on CONNECT and close only, never per event.
+//! same client id takes over — when it is the same identity, issue #17). Touched on CONNECT and
+//! close only, never per event.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,28 +8,63 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::backend::ConnId;
+use crate::registry::Identity;
 
 #[derive(Debug, Default)]
 pub struct ClientIds {
     /// Keyed by the session's own copy of the id: one entry per connection, so no second copy
     /// of every id (issue #5: idle connections should cost little beyond their struct).
-    by_id: Mutex<HashMap<Arc<str>, ConnId>>,
+    by_id: Mutex<HashMap<Arc<str>, Holder>>,
 }
 
+#[derive(Debug)]
+struct Holder {
+    conn: ConnId,
+    /// The holder's user name; None = anonymous. A token user and an API-key user of the same
+    /// name are the same identity.
+    user: Option<Box<str>>,
+}
+
+/// A client id held by a connection of another identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldByOther(pub ConnId);
+
 impl ClientIds {
-    /// Records `conn` as the holder of `client_id`; returns the connection it takes over.
-    pub fn claim(&self, client_id: Arc<str>, conn: ConnId) -> Option<ConnId> {
+    /// Records `conn` (authenticated as `identity`) as the holder of `client_id`; returns the
+    /// connection it takes over. Only the same identity, or an admin, takes over: anyone else
+    /// is refused and the holder stays.
+    pub fn claim(
+        &self,
+        client_id: Arc<str>,
+        conn: ConnId,
+        identity: &Identity,
+    ) -> Result<Option<ConnId>, HeldByOther> {
+        let (user, admin) = match identity {
+            Identity::Anonymous => (None, false),
+            Identity::User { name, admin } => (Some(name.as_str()), *admin),
+        };
         let mut map = self.by_id.lock();
+        if let Some(held) = map.get(&client_id) {
+            if held.conn != conn && !admin && held.user.as_deref() != user {
+                return Err(HeldByOther(held.conn));
+            }
+        }
         // Removed first: `insert` would keep the old key, the previous session's copy.
         let previous = map.remove(&client_id);
-        map.insert(client_id, conn);
-        previous.filter(|prev| *prev != conn)
+        map.insert(
+            client_id,
+            Holder {
+                conn,
+                user: user.map(Box::from),
+            },
+        );
+        Ok(previous.map(|h| h.conn).filter(|prev| *prev != conn))
     }
 
     /// Forgets `client_id` if `conn` still holds it.
     pub fn release(&self, client_id: &str, conn: ConnId) {
         let mut map = self.by_id.lock();
-        if map.get(client_id) == Some(&conn) {
+        if map.get(client_id).is_some_and(|h| h.conn == conn) {
             map.remove(client_id);
         }
     }
@@ -110,9 +146,50 @@ mod tests {
             slot: 1,
             generation: 1,
         };
-        assert_eq!(ids.claim("c".into(), a), None);
-        assert_eq!(ids.claim("c".into(), b), Some(a));
+        let anon = &Identity::Anonymous;
+        assert_eq!(ids.claim("c".into(), a, anon), Ok(None));
+        assert_eq!(ids.claim("c".into(), b, anon), Ok(Some(a)));
         ids.release("c", a); // a no longer holds it: b keeps it
-        assert_eq!(ids.claim("c".into(), a), Some(b));
+        assert_eq!(ids.claim("c".into(), a, anon), Ok(Some(b)));
+    }
+
+    #[test]
+    fn only_the_same_identity_or_an_admin_takes_over() {
+        let ids = ClientIds::default();
+        let conn = |slot| ConnId {
+            shard: 0,
+            slot,
+            generation: 1,
+        };
+        let user = |name: &str, admin| Identity::User {
+            name: name.into(),
+            admin,
+        };
+        assert_eq!(
+            ids.claim("c".into(), conn(1), &user("alice", false)),
+            Ok(None)
+        );
+        assert_eq!(
+            ids.claim("c".into(), conn(2), &Identity::Anonymous),
+            Err(HeldByOther(conn(1)))
+        );
+        assert_eq!(
+            ids.claim("c".into(), conn(3), &user("bob", false)),
+            Err(HeldByOther(conn(1)))
+        );
+        // A token user and an API-key user named alice are both alice.
+        assert_eq!(
+            ids.claim("c".into(), conn(4), &user("alice", false)),
+            Ok(Some(conn(1)))
+        );
+        assert_eq!(
+            ids.claim("c".into(), conn(5), &user("root", true)),
+            Ok(Some(conn(4)))
+        );
+        // The admin holds it now: alice may not take it back.
+        assert_eq!(
+            ids.claim("c".into(), conn(6), &user("alice", false)),
+            Err(HeldByOther(conn(5)))
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::backend::{AckToken, BackendHandle, ConnId, Mode, ShardLink, ToBackend
 use crate::cloudevents::{Event, ExtensionValue, ISSUED_BY};
 use crate::metrics::CommandOutcome;
 use crate::registry::Identity;
-use crate::session::{CloseReason, CommandRefusal, Session, SessionEvent};
+use crate::session::{CloseReason, CommandRefusal, ConnectRefusal, Session, SessionEvent};
 
 /// How often timers (keep-alive, connect timeout) are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -353,14 +353,22 @@ impl Shard {
                             identity,
                             expires_at,
                         }) => {
+                            // Claimed before CONNACK: another identity's client id is refused
+                            // and its holder stays (issue #17).
+                            let claimed = self.ctx.clients.claim(
+                                conn.session.client_id_shared().clone(),
+                                conn_id,
+                                &identity,
+                            );
+                            let Ok(previous) = claimed else {
+                                tracing::info!(peer = %conn.peer(), client = %req.client_id, %identity, "connection refused: the client id is held by another identity");
+                                conn.session.reject_connect(ConnectRefusal::ClientIdInUse);
+                                continue;
+                            };
                             conn.session.accept_connect(Instant::now(), identity);
                             conn.session.set_auth_deadline(expires_at.map(deadline));
                             conn.claimed = true;
-                            if let Some(previous) = self
-                                .ctx
-                                .clients
-                                .claim(conn.session.client_id_shared().clone(), conn_id)
-                            {
+                            if let Some(previous) = previous {
                                 self.kick(previous);
                             }
                         }
@@ -383,7 +391,14 @@ impl Shard {
                     group,
                     filters,
                 } => {
+                    let claim = crate::backend::Claim::new(
+                        conn.session.identity(),
+                        &app,
+                        conn.session.client_id(),
+                        &group,
+                    );
                     let join = crate::backend::Join {
+                        claim,
                         conn: conn_id,
                         member,
                         request,

@@ -65,6 +65,8 @@ pub struct EmbeddedLog {
     pub(crate) store: OffsetStore,
     pub(crate) wakers: Wakers,
     skipped: AtomicU64,
+    /// `backend.group_retention`.
+    pub(crate) group_retention: std::time::Duration,
 }
 
 impl EmbeddedLog {
@@ -90,6 +92,7 @@ impl EmbeddedLog {
             store: OffsetStore::default(),
             wakers,
             skipped: AtomicU64::new(0),
+            group_retention: options.group_retention,
         }
     }
 
@@ -188,14 +191,16 @@ impl EmbeddedLog {
         self.store.committed(group)
     }
 
-    /// Per durable group: events not yet committed (sum over partitions of end − committed),
-    /// sorted by group name. Up to date after every ack batch and dispatch pass.
+    /// Per durable group with members or lag: events not yet committed (sum over partitions of
+    /// end − committed), sorted by group name. Up to date after every ack batch and dispatch
+    /// pass. Idle groups that have read everything are left out, so that `/metrics` stays small
+    /// with many groups (issue #17).
     pub fn group_lag(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = self
             .store
             .snapshot()
             .into_iter()
-            .filter_map(|(name, app, committed)| {
+            .filter_map(|(name, app, committed, active)| {
                 let log = self.apps.get(&app)?;
                 let lag = log
                     .partitions
@@ -203,11 +208,16 @@ impl EmbeddedLog {
                     .zip(committed)
                     .map(|(p, c)| p.end().saturating_sub(c))
                     .sum();
-                Some((name.to_string(), lag))
+                (active || lag > 0).then(|| (name.to_string(), lag))
             })
             .collect();
         out.sort();
         out
+    }
+
+    /// Durable groups known: with members, or idle within `backend.group_retention`.
+    pub fn groups(&self) -> usize {
+        self.store.len()
     }
 
     /// Records that readers skipped because retention dropped them before they were read.

@@ -12,7 +12,9 @@
 //!   and a pass hands deliveries to the shards in one batch per shard (`outbox`).
 //!
 //! Start it with [`start`]; stop it with [`Backend::shutdown`], which commits what is
-//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts.
+//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts. Beside them
+//! the `store` keeps each durable group's owner, and forgets groups idle for longer than
+//! [`EmbeddedOptions::group_retention`].
 
 mod assignment;
 mod commands;
@@ -51,6 +53,8 @@ pub struct EmbeddedOptions {
     pub retention_bytes: u64,
     /// Worker threads that dispatch to consumer groups; 0 = the available parallelism.
     pub consumer_threads: usize,
+    /// A durable group with no member for this long is forgotten (offsets and owner).
+    pub group_retention: std::time::Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -60,6 +64,7 @@ impl Default for EmbeddedOptions {
             retention_events: 1_000_000,
             retention_bytes: 1 << 30,
             consumer_threads: 0,
+            group_retention: crate::config::DEFAULT_GROUP_RETENTION,
         }
     }
 }

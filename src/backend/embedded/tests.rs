@@ -118,6 +118,7 @@ fn options(partitions: u32) -> EmbeddedOptions {
         retention_events: 0,
         retention_bytes: 0,
         consumer_threads: 2,
+        ..EmbeddedOptions::default()
     }
 }
 
@@ -224,6 +225,14 @@ impl Shard {
                 filters,
                 flow,
                 link: self.link.clone(),
+                // One identity for every join of these tests (ownership: tests/ownership.rs).
+                claim: crate::backend::Claim {
+                    owner: crate::backend::Owner {
+                        kind: crate::backend::GroupKind::Shared,
+                        user: None,
+                    },
+                    admin: false,
+                },
             }),
         );
         let deadline = Instant::now() + WAIT;

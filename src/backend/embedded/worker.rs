@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use slab::Slab;
@@ -33,6 +33,8 @@ pub(crate) struct Worker {
     epochs: u32,
     outbox: Outbox,
     scratch: Vec<Arc<Record>>,
+    /// When worker 0 next forgets idle groups (`backend.group_retention`).
+    next_expiry: Instant,
 }
 
 enum Next {
@@ -51,6 +53,7 @@ impl Worker {
             epochs: 0,
             outbox: Outbox::default(),
             scratch: Vec::with_capacity(128),
+            next_expiry: Instant::now(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Worker {
                     return;
                 }
             }
+            self.expire();
             // Cleared before scanning: an append after this point rings again (see `wake`).
             self.log.wakers.clear(usize::from(self.id));
             if self.dispatch_pass() > 0 {
@@ -113,6 +117,7 @@ impl Worker {
             filters,
             flow,
             link,
+            claim,
         } = join;
         let answer = |result| ToShard::Joined {
             conn,
@@ -150,7 +155,7 @@ impl Worker {
                 slot
             }
         };
-        let Some(state) = self.groups.get_mut(slot) else {
+        let Some(state) = self.groups.get(slot) else {
             return;
         };
         if state.app.name != app_log.name {
@@ -162,6 +167,19 @@ impl Worker {
             link.send(answer(Err(BackendError::Unavailable(msg))));
             return;
         }
+        if let Some(name) = group.name() {
+            // Issue #17: only the group's owner (or an admin) joins it.
+            if let Err(e) = self.log.store.claim(name, &group, &claim) {
+                link.send(answer(Err(e)));
+                if state.is_empty() {
+                    self.drop_group(slot, &group);
+                }
+                return;
+            }
+        }
+        let Some(state) = self.groups.get_mut(slot) else {
+            return;
+        };
         // Answered on the same channel as the deliveries, before any of them (FIFO).
         let reply = link.clone();
         state.join(
@@ -190,9 +208,38 @@ impl Worker {
         }
         persist(&self.log, group);
         if group.is_empty() {
+            if let Some(name) = key.name() {
+                self.log.store.idle(name, Instant::now());
+            }
+            self.drop_group(slot, key);
+        }
+    }
+
+    /// Drops a group without members from this worker (its offsets stay in the store).
+    fn drop_group(&mut self, slot: usize, key: &GroupKey) {
+        if let Some(group) = self.groups.try_remove(slot) {
             group.app.interest.remove(usize::from(self.id));
-            self.groups.remove(slot);
-            self.index.remove(key);
+        }
+        self.index.remove(key);
+    }
+
+    /// Worker 0 forgets the groups idle for longer than `backend.group_retention`, checking
+    /// ten times per retention period (at most once a minute, at least every 100 ms).
+    fn expire(&mut self) {
+        let now = Instant::now();
+        if self.id != 0 || now < self.next_expiry {
+            return;
+        }
+        let retention = self.log.group_retention;
+        self.next_expiry =
+            now + (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let forgotten = self.log.store.expire(now, retention);
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                ?retention,
+                "forgot consumer groups without members for longer than backend.group_retention"
+            );
         }
     }
 

@@ -19,6 +19,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaStats;
+use crate::backend::Owner;
 
 pub(crate) enum RebalanceEvent {
     Assign(Vec<i32>),
@@ -40,6 +41,9 @@ pub(crate) struct GroupContext {
     /// Set when an asynchronous commit failed: the group commits everything again.
     pub commit_failed: AtomicBool,
     pub stats: Arc<KafkaStats>,
+    /// A durable group's owner (issue #17), set once the group is open. Every commit carries it
+    /// as the offsets' metadata ([`GroupContext::tag`]), so that any process reads it back.
+    pub owner: std::sync::OnceLock<Owner>,
 }
 
 impl GroupContext {
@@ -53,7 +57,23 @@ impl GroupContext {
             shared: Default::default(),
             commit_failed: AtomicBool::new(false),
             stats,
+            owner: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Writes the owner record into every offset of `tpl` about to be committed: Kafka keeps
+    /// one metadata string per committed offset, so a commit without it would erase it.
+    pub(crate) fn tag(&self, tpl: &TopicPartitionList) {
+        if let Some(owner) = self.owner.get() {
+            tag(tpl, &owner.encode());
+        }
+    }
+}
+
+/// Sets `metadata` on every element of `tpl`.
+pub(crate) fn tag(tpl: &TopicPartitionList, metadata: &str) {
+    for mut e in tpl.elements() {
+        e.set_metadata(metadata);
     }
 }
 
@@ -98,6 +118,7 @@ impl ConsumerContext for GroupContext {
                 }
             }
             if commit.count() > 0 {
+                self.tag(&commit);
                 if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
                     tracing::warn!(group = ?self.name, error = %e, "commit on revoke failed");
                 }

@@ -267,6 +267,7 @@ impl Group {
         }
         state.commit_dirty = false;
         state.mirror(&self.consumer);
+        self.consumer.context().tag(&tpl);
         (tpl.count() > 0).then_some(tpl)
     }
 }

@@ -16,6 +16,9 @@
 //!   not on a worker), leaves the Kafka group, and drops the consumer once none of its records
 //!   is alive.
 //! - Topic names: `topic`.
+//! - A durable group's owner (`crate::backend::Owner`) travels as the metadata of every offset
+//!   commit (`context::GroupContext::tag`) and is read back when a group is opened (`worker`), so
+//!   processes sharing a broker agree on it; it expires with the offsets.
 
 mod clients;
 pub mod codec;
@@ -56,6 +59,8 @@ pub struct KafkaStats {
     pub lags: Mutex<HashMap<String, i64>>,
     /// librdkafka consumers alive (retired ones until the reaper destroys them).
     pub consumers: AtomicI64,
+    /// Durable groups open in this process (`mqtt_integration_groups`).
+    pub groups: AtomicI64,
 }
 
 /// Why the Kafka backend could not start.
@@ -74,6 +79,7 @@ pub fn start<I, S>(
     config: &KafkaConfig,
     apps: I,
     threads: usize,
+    group_retention: std::time::Duration,
 ) -> Result<(Backend, Arc<KafkaStats>), StartError>
 where
     I: IntoIterator<Item = S>,
@@ -120,6 +126,7 @@ where
             opened_tx,
             opened_rx,
             handed_out: HashMap::new(),
+            group_retention,
             tails: HashMap::new(),
             tail_opening: HashMap::new(),
         };

@@ -30,7 +30,9 @@ use super::tail::{Tail, TAIL_GROUP};
 use super::topic::events_topic;
 use super::KafkaStats;
 use crate::backend::embedded::outbox::Outbox;
-use crate::backend::{AckToken, BackendError, ConnId, GroupKey, Join, ToBackend, ToShard};
+use crate::backend::{
+    AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, ToBackend, ToShard,
+};
 use crate::config::KafkaConfig;
 
 const GROUP_BUDGET: usize = 256;
@@ -86,15 +88,19 @@ pub(crate) struct Worker {
     pub outbox: Outbox,
     /// Groups being opened on an opener thread, with the joins waiting for them.
     pub opening: HashMap<GroupKey, Vec<Join>>,
-    /// Opens waiting for an opener (at most [`MAX_OPENERS`] run at once).
-    pub open_queue: VecDeque<(GroupKey, Arc<str>)>,
+    /// Opens waiting for an opener (at most [`MAX_OPENERS`] run at once), with the claim of
+    /// the join that asked (a group without an owner record becomes its).
+    pub open_queue: VecDeque<(GroupKey, Arc<str>, Claim)>,
     pub opened_tx: Sender<Opened>,
     pub opened_rx: Receiver<Opened>,
     /// What retired groups handed out, per partition (see `GroupState::handed_out`): a group
     /// opened again (its last member reconnects) marks redeliveries of those offsets DUP.
     /// A hint, bounded by [`HANDED_OUT_GROUPS`]: a forgotten group's redeliveries go out with
-    /// DUP=0, as after a restart.
-    pub handed_out: HashMap<GroupKey, HashMap<i32, i64>>,
+    /// DUP=0, as after a restart. Forgotten after `backend.group_retention` too, like the group.
+    pub handed_out: HashMap<GroupKey, (Instant, HashMap<i32, i64>)>,
+    /// `backend.group_retention`: Kafka expires the group's offsets (and so its owner record)
+    /// itself (`offsets.retention.minutes`); the worker only forgets what it holds.
+    pub group_retention: Duration,
     /// Per application, the tail reader its ephemeral readers share (see [`super::tail`]).
     pub tails: HashMap<Arc<str>, Tail>,
     /// Per application whose tail is being opened: the key it is opened under in `opening`
@@ -112,6 +118,8 @@ const MAX_OPENERS: usize = 8;
 /// A group's consumer, opened off the worker thread.
 pub(crate) struct Opened {
     key: GroupKey,
+    /// The claim the group was opened with.
+    claim: Claim,
     result: Result<OpenedGroup, BackendError>,
 }
 
@@ -150,6 +158,9 @@ impl Worker {
                     g.commit(false);
                 }
                 self.rejoin_tails();
+                let retention = self.group_retention;
+                self.handed_out
+                    .retain(|_, (since, _)| since.elapsed() < retention);
                 next_commit = Instant::now() + COMMIT_INTERVAL;
             }
             if consumed > 0 {
@@ -346,9 +357,9 @@ impl Worker {
         let Some(&slot) = self.index.get(&join.group) else {
             // A new group: open its consumer off this thread, so that the groups already
             // here keep flowing while Kafka answers (or does not).
-            let (key, app) = (join.group.clone(), join.app.clone());
+            let (key, app, claim) = (join.group.clone(), join.app.clone(), join.claim.clone());
             self.opening.insert(key.clone(), vec![join]);
-            self.open_queue.push_back((key, app));
+            self.open_queue.push_back((key, app, claim));
             self.start_opens();
             return;
         };
@@ -370,10 +381,10 @@ impl Worker {
                 return;
             }
         }
-        let key = join.group.clone();
+        let (key, claim) = (join.group.clone(), join.claim.clone());
         self.tail_opening.insert(app.clone(), key.clone());
         self.opening.insert(key.clone(), vec![join]);
-        self.open_queue.push_back((key, app.clone()));
+        self.open_queue.push_back((key, app.clone(), claim));
         self.start_opens();
     }
 
@@ -390,6 +401,13 @@ impl Worker {
                 .send(joined(&join, Err(BackendError::Unavailable(msg))));
             return;
         }
+        if let Some(owner) = g.consumer.context().owner.get() {
+            // Issue #17: only the group's owner (or an admin) joins it.
+            if let Err(e) = join.claim.check(&join.group, owner) {
+                join.link.send(joined(&join, Err(e)));
+                return;
+            }
+        }
         let (link, answer) = (join.link.clone(), joined(&join, Ok(())));
         g.state.join(member_of(join), &g.consumer, &mut self.epochs);
         // Same channel as the deliveries, before any of them.
@@ -400,7 +418,7 @@ impl Worker {
     fn start_opens(&mut self) {
         let running = self.opening.len() - self.open_queue.len();
         for _ in running..MAX_OPENERS {
-            let Some((key, app)) = self.open_queue.pop_front() else {
+            let Some((key, app, claim)) = self.open_queue.pop_front() else {
                 return;
             };
             let (config, stats, bell) =
@@ -409,10 +427,10 @@ impl Worker {
             let spawned = std::thread::Builder::new()
                 .name(format!("kafka-open-{}", self.id))
                 .spawn(move || {
-                    let result = open(&config, &stats, &bell, &key, &app);
+                    let result = open(&config, &stats, &bell, &key, &app, &claim);
                     // A worker that stopped meanwhile drops the channel: the consumer is
                     // destroyed here (none of its records exists yet).
-                    if tx.send(Opened { key, result }).is_ok() {
+                    if tx.send(Opened { key, claim, result }).is_ok() {
                         let _ = wake.send(ToBackend::Wake);
                     }
                 });
@@ -424,7 +442,7 @@ impl Worker {
 
     /// A group's consumer is open (or could not be): answer the joins that waited for it.
     fn opened(&mut self, opened: Opened) {
-        let Opened { key, result } = opened;
+        let Opened { key, claim, result } = opened;
         let waiting = self.opening.remove(&key).unwrap_or_default();
         self.start_opens();
         let tail_of = match &key {
@@ -435,6 +453,17 @@ impl Worker {
             _ => None,
         };
         match result {
+            Err(e @ BackendError::NotOwner(_)) => {
+                // Refused for the claim it was opened with; the joins of other identities
+                // (the owner's among them, perhaps) open it again with theirs.
+                for join in waiting {
+                    if join.claim == claim {
+                        join.link.send(joined(&join, Err(e.clone())));
+                    } else {
+                        self.join(join);
+                    }
+                }
+            }
             Err(e) => {
                 for join in waiting {
                     join.link.send(joined(&join, Err(e.clone())));
@@ -473,10 +502,14 @@ impl Worker {
                     }
                     return;
                 }
+                if key.name().is_some() {
+                    // Counted until retired (`mqtt_integration_groups`).
+                    self.stats.groups.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(at) = assigned_at {
                     group.state.assign_at(&at, &mut self.epochs);
                 }
-                if let Some(handed_out) = self.handed_out.remove(&key) {
+                if let Some((_, handed_out)) = self.handed_out.remove(&key) {
                     group.state.remember(handed_out);
                 }
                 if waiting.is_empty() {
@@ -488,6 +521,12 @@ impl Worker {
                 self.index.insert(key, slot);
                 for join in waiting {
                     self.add_member(slot, join);
+                }
+                if self.groups.get(slot).is_some_and(|g| g.state.is_empty()) {
+                    // Every join was refused (not the owner).
+                    let g = self.groups.remove(slot);
+                    self.index.remove(&g.state.key);
+                    self.retire(g, None);
                 }
             }
         }
@@ -540,6 +579,7 @@ impl Worker {
     fn retire(&mut self, g: Group, last_commit: Option<(GroupKey, TopicPartitionList)>) {
         if let Some(name) = g.state.key.name() {
             self.stats.lags.lock().remove(name);
+            self.stats.groups.fetch_sub(1, Ordering::Relaxed);
             let handed_out = g.state.handed_out();
             if !handed_out.is_empty() {
                 if self.handed_out.len() >= HANDED_OUT_GROUPS {
@@ -548,7 +588,8 @@ impl Worker {
                         self.handed_out.remove(&k);
                     }
                 }
-                self.handed_out.insert(g.state.key.clone(), handed_out);
+                self.handed_out
+                    .insert(g.state.key.clone(), (Instant::now(), handed_out));
             }
         }
         let live = g.state.live.clone();
@@ -590,12 +631,21 @@ impl Worker {
 /// Creates the group's consumer and fixes its start position (spec 2.4) before the join is
 /// answered: a durable group without committed offsets commits the current end offsets
 /// (synchronously) before it subscribes; an ephemeral reader is assigned the end offsets.
+///
+/// A durable group's owner (issue #17) is read from its committed offsets' metadata, where every
+/// commit of this service writes it: Kafka keeps it with the offsets, any process of the service
+/// reads it with them (no topic of our own to provision), and it expires with them
+/// (`offsets.retention.minutes`). A refused `claim` returns before subscribing, so a thief never
+/// joins the Kafka group (no rebalance for the owner's process). A group without an owner record
+/// (new, or created by Drogue Cloud or an older version) is adopted: all its offsets are
+/// committed again with the claimant as owner.
 fn open(
     config: &KafkaConfig,
     stats: &Arc<KafkaStats>,
     bell: &Arc<Bell>,
     key: &GroupKey,
     app: &Arc<str>,
+    claim: &Claim,
 ) -> Result<OpenedGroup, BackendError> {
     let topic: Arc<str> = events_topic(app).into();
     let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
@@ -642,22 +692,44 @@ fn open(
                 consumer.committed_offsets(all.clone(), REQUEST_TIMEOUT)
             })
             .map_err(unavailable)?;
+            let recorded = committed
+                .elements()
+                .iter()
+                .find_map(|e| Owner::decode(&metadata_of(e)?));
+            if let Some(owner) = &recorded {
+                claim.check(key, owner)?;
+            }
+            let adopt = recorded.is_none();
+            let owner = recorded.unwrap_or_else(|| claim.owner.clone());
             let mut start = TopicPartitionList::new();
+            let mut new = 0;
             for e in committed.elements() {
-                if !matches!(e.offset(), Offset::Offset(_)) {
-                    let at = high(e.partition())?;
-                    start
-                        .add_partition_offset(&topic, e.partition(), Offset::Offset(at))
-                        .map_err(unavailable)?;
-                }
+                let at = match e.offset() {
+                    Offset::Offset(at) if adopt => at,
+                    Offset::Offset(_) => continue,
+                    _ => {
+                        new += 1;
+                        high(e.partition())?
+                    }
+                };
+                start
+                    .add_partition_offset(&topic, e.partition(), Offset::Offset(at))
+                    .map_err(unavailable)?;
             }
             if start.count() > 0 {
+                super::context::tag(&start, &owner.encode());
                 retrying("committing the start position", || {
                     consumer.commit(&start, rdkafka::consumer::CommitMode::Sync)
                 })
                 .map_err(unavailable)?;
-                tracing::info!(group = name, topic = %topic, partitions = start.count(), "new consumer group starts at the end of the topic");
+                if new > 0 {
+                    tracing::info!(group = name, topic = %topic, partitions = new, "new consumer group starts at the end of the topic");
+                }
+                if adopt {
+                    tracing::info!(group = name, %owner, "consumer group without an owner record adopted by its first joiner");
+                }
             }
+            let _ = consumer.context().owner.set(owner);
             consumer.subscribe(&[&topic]).map_err(unavailable)?;
             None
         }
@@ -678,6 +750,12 @@ fn open(
         group: Group { consumer, state },
         assigned_at,
     })
+}
+
+/// The metadata of a committed offset. rdkafka's accessor panics on metadata that is not UTF-8
+/// (another program may write anything there): such metadata is no owner record of ours.
+fn metadata_of(e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>) -> Option<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.metadata().to_owned())).ok()
 }
 
 /// A consumer for the group `key` reading `topic`, which rings the worker's bell when records
