@@ -297,3 +297,32 @@ fn v311_refused_command_closes() {
     );
     server.shutdown();
 }
+
+/// Issue #12: a command from an authenticated user is addressed to the device (`sender`,
+/// `partitionkey` `<app>/<device>`, as Drogue Cloud's integration writes it), and `issuedby`
+/// names the user who sent it.
+#[test]
+fn commands_name_the_user_who_sent_them() {
+    let carol = mqtt_integration::auth::generate_api_key().expect("random source");
+    let text = format!(
+        "[server]\nthreads = 1\nshutdown_timeout = \"2s\"\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:0\"\n\n[http]\nbind = \"127.0.0.1:0\"\n\n[[user]]\nname = \"carol\"\napi_keys = [\"{}\"]\n\n[[app]]\nname = \"owned\"\nowner = \"carol\"\ndevices = [ {{ name = \"valve\" }} ]\n",
+        carol.hash
+    );
+    let config = Config::from_toml_str(&text, "test", Vec::new()).expect("config");
+    let server = Server::start(&config).expect("server start");
+    let log = server.embedded_log().expect("embedded backend").clone();
+    let mut options = common::v5_options(server.mqtt_addrs()[0], "carol-cmd");
+    options.set_credentials("carol", carol.key.as_str());
+    let c = common::V5::connect(options);
+    let before = log.commands_appended();
+    assert_eq!(
+        publish_qos1(&c, "command/owned/valve/open", b"{}", None),
+        format!("{:?}", PubAckReason::Success)
+    );
+    let cmds = log.commands_since(before);
+    assert_eq!(cmds.len(), 1);
+    let e = &cmds[0].event;
+    assert_eq!(ext(e, "sender"), Some("valve"));
+    assert_eq!(ext(e, "partitionkey"), Some("owned/valve"));
+    assert_eq!(ext(e, "issuedby"), Some("carol"));
+}

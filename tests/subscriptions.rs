@@ -152,7 +152,13 @@ fn raw_subscribe(s: &mut std::net::TcpStream, level: u8, filters: &[(&str, u8)])
     let (h, body) = read_packet(s, Duration::from_secs(3)).expect("no SUBACK");
     assert_eq!(h, 0x90);
     assert_eq!(&body[..2], &9u16.to_be_bytes());
-    let codes = if level == 5 { &body[3..] } else { &body[2..] }; // v5: property length 0 assumed
+    let codes = if level == 5 {
+        // v5: skip the property block (a refusal carries a Reason String, issue #12).
+        let (props, len_bytes) = var_int(&body[2..]);
+        &body[2 + len_bytes + props..]
+    } else {
+        &body[2..]
+    };
     codes.to_vec()
 }
 

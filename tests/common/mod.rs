@@ -558,6 +558,18 @@ pub fn subscribe_packet(level: u8, pkid: u16, filter: &str, qos: u8) -> Vec<u8> 
     packet(0x82, &b)
 }
 
+/// A Variable Byte Integer at the start of `bytes` (MQTT 1.5.5): (value, bytes it took).
+pub fn var_int(bytes: &[u8]) -> (usize, usize) {
+    let mut value = 0usize;
+    for (i, b) in bytes.iter().take(4).enumerate() {
+        value += ((b & 0x7f) as usize) << (7 * i);
+        if b & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    panic!("malformed variable byte integer: {bytes:x?}")
+}
+
 /// Reads one whole packet (first byte, body); None on timeout, EOF or error.
 pub fn read_packet(s: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)> {
     s.set_read_timeout(Some(timeout)).unwrap();
