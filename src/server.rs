@@ -165,6 +165,7 @@ impl Server {
             max_inflight: MAX_INFLIGHT,
             connect_timeout: config.server.connect_timeout,
             server_keep_alive: config.mqtt.server_keep_alive,
+            max_subscriptions: config.mqtt.max_subscriptions_per_connection,
             registry: registry.clone(),
         });
         let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "mqtt-integration".into());

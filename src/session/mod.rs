@@ -48,6 +48,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// If set, overrides clients' keep-alive (sent as Server Keep Alive to v5 clients).
     pub server_keep_alive: Option<u16>,
+    /// Filters one connection may hold (`mqtt.max_subscriptions_per_connection`).
+    pub max_subscriptions: usize,
     pub registry: Arc<Registry>,
 }
 
@@ -795,6 +797,14 @@ impl Session {
                 "topic aliases are not supported",
             );
         }
+        if v5 && !p.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6] a PUBLISH from a client must not carry a Subscription Identifier:
+            // a protocol error, and the PUBLISH is not acknowledged.
+            return self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier in a client PUBLISH",
+            );
+        }
         if v5 && p.retain {
             // [MQTT-3.3.1-?] Retain Available 0: a retained PUBLISH is a protocol error (0x9A).
             return self.violation(
@@ -1024,6 +1034,16 @@ impl Session {
             } else {
                 QoS::AtLeastOnce
             };
+            let held = self.subscribed().subscriptions.len();
+            if held >= self.config.max_subscriptions
+                && !self.subscribed().subscriptions.contains_key(f.filter)
+            {
+                // A filter already held is replaced below and does not count twice; a new one
+                // beyond the quota is refused alone, the others of this SUBSCRIBE still granted.
+                tracing::debug!(client = %self.client_id, filter = f.filter, held, "subscription quota exceeded");
+                codes.push(refuse(ReasonCode::QUOTA_EXCEEDED));
+                continue;
+            }
             let filter: Arc<str> = Arc::from(f.filter);
             // [MQTT-3.8.4-3] a filter the client already holds is replaced.
             self.subscribed().subscriptions.insert(
