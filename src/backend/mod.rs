@@ -28,7 +28,7 @@ use crossbeam_channel::Sender;
 
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
-pub use member::{MemberFilter, Mode, Selector};
+pub use member::{route, route_scan, MemberFilter, MemberFilters, Mode, Route, Selector};
 pub use record::Record;
 
 use crate::cloudevents::Event;
