@@ -131,7 +131,9 @@ impl Server {
                     m.replace_group_lags(
                         lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
                     );
-                    m.raise_records_skipped(lags.skipped_records());
+                    m.raise_records_skipped(
+                        lags.skipped_records() + crate::backend::unroutable_records(),
+                    );
                 });
                 (backend, Some(log))
             }
@@ -148,7 +150,8 @@ impl Server {
                         stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
                     );
                     m.raise_records_skipped(
-                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
+                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed)
+                            + crate::backend::unroutable_records(),
                     );
                     m.set_backend_consumers(
                         stats.consumers.load(std::sync::atomic::Ordering::Relaxed),

@@ -29,6 +29,7 @@ use crossbeam_channel::Sender;
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
 pub use member::{route, route_scan, MemberFilter, MemberFilters, Mode, Route, Selector};
+pub use record::unroutable_records;
 pub use record::Record;
 
 use crate::cloudevents::Event;

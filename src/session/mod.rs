@@ -1203,7 +1203,12 @@ impl Session {
                 &record.event.data,
                 PublishProperties {
                     payload_format_indicator: None,
-                    content_type: record.event.datacontenttype.as_deref(),
+                    // Left out when a client may refuse it (a record from another producer).
+                    content_type: record
+                        .event
+                        .datacontenttype
+                        .as_deref()
+                        .filter(|ct| protocol::topic::valid_text(ct)),
                     subscription_identifiers: &d.subscription_ids,
                     user_properties: &[],
                     raw: record.binary_properties(),
@@ -1242,9 +1247,18 @@ impl Session {
         if let Err(e) =
             protocol::encode_publish_header(self.version, &header, &props, payload.len(), tail)
         {
-            tracing::warn!(client = %self.client_id, "cannot encode event: {e}");
+            tracing::warn!(client = %self.client_id, "cannot encode event, skipped: {e}");
             tail.truncate(before);
             self.released += u64::from(d.cost);
+            // Skipped for good, like an event too large for the client: acknowledged, so that
+            // its offset is committed and it is not delivered again on the next connection.
+            let inflight = self
+                .subscribed
+                .as_deref_mut()
+                .map(|subs| &mut subs.inflight);
+            if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
+                self.events.push_back(SessionEvent::Ack(token));
+            }
             return;
         }
         let appended = tail.len() - before;

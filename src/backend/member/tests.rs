@@ -215,3 +215,47 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn a_record_that_cannot_form_a_topic_reaches_whole_application_filters_only() {
+    let app_topic: Arc<str> = APP_TOPIC.into();
+    let filters = vec![
+        topic_filter("app/demo/+/#", QoS::AtLeastOnce, 1, Mode::Binary),
+        topic_filter("app/demo/#", QoS::AtLeastOnce, 2, Mode::Binary),
+    ];
+    let mut with_whole = filters.clone();
+    with_whole.push(whole(QoS::AtLeastOnce, Some(3)));
+    let (filters, with_whole) = (MemberFilters::new(filters), MemberFilters::new(with_whole));
+    for (device, channel) in [
+        ("d1", "a\0b"),
+        ("d\0", "temp"),
+        ("d1", "+"),
+        ("d1", "#"),
+        ("#", "temp"),
+        ("d1", "a//b"),
+        ("d1", "bell\u{7}"),
+        ("d1", "\u{fffe}"),
+    ] {
+        let before = crate::backend::unroutable_records();
+        let r = record(device, channel);
+        assert_eq!(route(&filters, &r, &app_topic), None, "{channel:?}");
+        assert!(crate::backend::unroutable_records() > before, "counted");
+        let got = route(&with_whole, &r, &app_topic).expect("whole application");
+        assert!(got.whole_app);
+        assert_eq!(got.subscription_ids.as_slice(), &[3]);
+    }
+}
+
+#[test]
+fn attributes_a_client_may_refuse_are_left_out_of_binary_mode() {
+    let mut r = record("d1", "temp\0");
+    r.event.subject = Some("temp\0".into());
+    let props = r.binary_properties().clone();
+    assert!(
+        !props.windows(5).any(|w| w == b"temp\0"),
+        "no U+0000 in the user properties"
+    );
+    let r = record("d1", "temp");
+    let props = r.binary_properties();
+    assert!(props.windows(4).any(|w| w == b"temp"), "valid subject kept");
+}
