@@ -107,7 +107,13 @@ impl Record {
                     self.unroutable(device, subject);
                     return None;
                 }
-                Some(format!("{app_topic}/{device}/{subject}").into())
+                let t = format!("{app_topic}/{device}/{subject}");
+                // [MQTT-4.7.3-3] a topic is at most 65,535 bytes: two long parts may not fit.
+                if t.len() > 65_535 {
+                    self.unroutable(device, subject);
+                    return None;
+                }
+                Some(t.into())
             })
             .as_ref()
     }

@@ -1125,3 +1125,34 @@ fn a_v5_publish_with_a_subscription_identifier_is_a_protocol_error() {
         .iter()
         .any(|e| matches!(e, SessionEvent::Command(_))));
 }
+
+#[test]
+fn an_event_that_cannot_be_encoded_is_acknowledged_not_held() {
+    let mut c = Client::connected(Version::V5, "c1", None);
+    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    let mut d = delivery(member, 0, QoS::AtLeastOnce, Mode::Binary);
+    // A content type longer than an MQTT string: the PUBLISH cannot be encoded.
+    let mut r = record(0);
+    Arc::get_mut(&mut r).unwrap().event.datacontenttype = Some("x".repeat(70_000).as_str().into());
+    d.record = r;
+    c.s.deliver(d);
+    assert!(c.received().is_empty(), "nothing sent");
+    let acked: Vec<u64> = c
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Ack(token) => Some(token.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [0], "skipped for good: its offset is acknowledged");
+    assert_eq!(c.s.inflight_len(), 0, "its window slot is free again");
+    // The next event goes out.
+    c.s.deliver(delivery(member, 1, QoS::AtLeastOnce, Mode::Binary));
+    let out = c.received();
+    assert!(
+        matches!(&out[..], [Owned::Publish { qos: 1, .. }]),
+        "{out:?}"
+    );
+    assert!(!c.s.is_closed());
+}

@@ -244,6 +244,11 @@ fn a_record_that_cannot_form_a_topic_reaches_whole_application_filters_only() {
         assert!(got.whole_app);
         assert_eq!(got.subscription_ids.as_slice(), &[3]);
     }
+    // Each part valid, but together longer than a topic may be ([MQTT-4.7.3-3]).
+    let (long_device, long_channel) = ("d".repeat(40_000), "c".repeat(40_000));
+    let r = record(&long_device, &long_channel);
+    assert_eq!(route(&filters, &r, &app_topic), None);
+    assert!(route(&with_whole, &r, &app_topic).is_some_and(|r| r.whole_app));
 }
 
 #[test]
