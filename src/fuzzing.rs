@@ -44,6 +44,7 @@ pub fn session(data: &[u8]) {
         max_inflight: 16,
         connect_timeout: Duration::from_secs(5),
         server_keep_alive: None,
+        max_subscriptions: 64,
         registry: registry(),
     });
     let mut now = Instant::now();

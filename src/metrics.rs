@@ -334,7 +334,7 @@ impl Metrics {
         family(
             "mqtt_integration_records_skipped_total",
             "counter",
-            "Backend records that were not valid events and were skipped.",
+            "Backend records that were not valid events, or whose device or subject cannot form a topic (skipped for filter subscribers).",
             &[unlabelled(self.records_skipped.value())],
         );
         family(

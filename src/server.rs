@@ -132,7 +132,9 @@ impl Server {
                     m.replace_group_lags(
                         lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
                     );
-                    m.raise_records_skipped(lags.skipped_records());
+                    m.raise_records_skipped(
+                        lags.skipped_records() + crate::backend::unroutable_records(),
+                    );
                     m.set_groups(lags.groups() as i64);
                 });
                 (backend, Some(log))
@@ -151,7 +153,8 @@ impl Server {
                         stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
                     );
                     m.raise_records_skipped(
-                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
+                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed)
+                            + crate::backend::unroutable_records(),
                     );
                     m.set_backend_consumers(
                         stats.consumers.load(std::sync::atomic::Ordering::Relaxed),
@@ -169,6 +172,7 @@ impl Server {
             max_inflight: MAX_INFLIGHT,
             connect_timeout: config.server.connect_timeout,
             server_keep_alive: config.mqtt.server_keep_alive,
+            max_subscriptions: config.mqtt.max_subscriptions_per_connection,
             registry: registry.clone(),
         });
         let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "mqtt-integration".into());

@@ -33,8 +33,11 @@ use crossbeam_channel::Sender;
 
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
-pub use member::{AppAlias, AppTopics, MemberFilter, Mode, Selector};
+pub use member::{
+    route, route_scan, AppAlias, AppTopics, MemberFilter, MemberFilters, Mode, Route, Selector,
+};
 pub use owner::{Claim, GroupKind, Owner};
+pub use record::unroutable_records;
 pub use record::Record;
 
 use crate::cloudevents::Event;

@@ -4,12 +4,25 @@
 //! shared: the structured JSON payload, and the binary-mode user properties already in wire form.
 //! Binary mode hands `event.data` (a `Bytes` over the backend's buffer) to the socket as is.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::cloudevents::Event;
 use crate::protocol;
+use crate::protocol::topic;
+
+/// Records whose device or subject could not form a topic, process-wide (a record is counted
+/// once, when a filter first needs its topic).
+static UNROUTABLE: AtomicU64 = AtomicU64::new(0);
+static UNROUTABLE_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// How many records filter subscribers skipped because their device or subject cannot form an
+/// MQTT topic (part of `mqtt_integration_records_skipped_total`).
+pub fn unroutable_records() -> u64 {
+    UNROUTABLE.load(Ordering::Relaxed)
+}
 
 #[derive(Debug)]
 pub struct Record {
@@ -58,6 +71,15 @@ impl Record {
                 .sum();
             let mut out = BytesMut::with_capacity(size);
             for (k, v) in self.event.binary_attributes() {
+                // A record from Kafka may carry anything: an attribute with U+0000 or a control
+                // character would be refused by a conforming client (MQTT 5 section 1.5.4).
+                if !(topic::valid_text(k) && topic::valid_text(&v)) {
+                    tracing::debug!(
+                        attribute = ?k,
+                        "attribute with characters a client may refuse, left out"
+                    );
+                    continue;
+                }
                 // An attribute longer than an MQTT string (64 KiB) cannot be sent; skip it
                 // rather than fail the event.
                 if protocol::encode_user_property(k, &v, &mut out).is_err() {
@@ -71,18 +93,51 @@ impl Record {
         })
     }
 
-    /// `app/<application>/<device>/<channel>`, or None when the event has no device or subject.
+    /// `app/<application>/<device>/<channel>`, or None when the event has no device or subject,
+    /// or when either cannot stand in a topic ([`topic::valid_topic_part`]): such a record (one
+    /// another producer wrote to Kafka) reaches whole-application subscribers only, and filter
+    /// subscribers pass over it like over any record their filters do not match (consumed, so
+    /// the group moves on; counted in [`unroutable_records`]).
     pub fn concrete_topic(&self, app_topic: &str) -> Option<&Arc<str>> {
         self.concrete_topic
             .get_or_init(|| {
                 let device = self.event.device()?;
                 let subject = self.event.subject.as_deref()?;
-                if device.is_empty() || subject.is_empty() {
+                if !(topic::valid_topic_part(device) && topic::valid_topic_part(subject)) {
+                    self.unroutable(device, subject);
                     return None;
                 }
-                Some(format!("{app_topic}/{device}/{subject}").into())
+                let t = format!("{app_topic}/{device}/{subject}");
+                // [MQTT-4.7.3-3] a topic is at most 65,535 bytes: two long parts may not fit.
+                if t.len() > 65_535 {
+                    self.unroutable(device, subject);
+                    return None;
+                }
+                Some(t.into())
             })
             .as_ref()
+    }
+
+    /// Counts a record whose device or subject cannot form a topic; the first is logged, the
+    /// others only counted (one producer writing many would flood the log).
+    #[cold]
+    fn unroutable(&self, device: &str, subject: &str) {
+        UNROUTABLE.fetch_add(1, Ordering::Relaxed);
+        let (partition, offset) = (self.partition, self.offset);
+        if !UNROUTABLE_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                id = %self.event.id,
+                partition,
+                offset,
+                ?device,
+                ?subject,
+                "record whose device or subject cannot form an MQTT topic: delivered to \
+                 whole-application subscribers only, skipped for filter subscribers; further \
+                 ones are counted in mqtt_integration_records_skipped_total, not logged"
+            );
+        } else {
+            tracing::debug!(id = %self.event.id, partition, offset, ?device, ?subject, "record cannot form a topic, skipped for filters");
+        }
     }
 
     /// An estimate of the memory this record holds once delivered: the struct, each heap-held

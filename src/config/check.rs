@@ -75,6 +75,10 @@ fn mqtt(mqtt: &MqttConfig) -> Checked {
     at_least_one(
         key("mqtt", "max_queued_bytes"),
         mqtt.max_queued_bytes as u64,
+    )?;
+    at_least_one(
+        key("mqtt", "max_subscriptions_per_connection"),
+        mqtt.max_subscriptions_per_connection as u64,
     )
 }
 

@@ -17,6 +17,10 @@ pub struct MqttConfig {
     /// Server Keep Alive (MQTT 5 §3.2.2.3.14), in seconds; 0 turns keep-alive off. Set it when
     /// clients ask for intervals your load balancers' idle timeouts would cut.
     pub server_keep_alive: Option<u16>,
+    /// Filters one connection may hold; each further filter of a SUBSCRIBE is refused with
+    /// `0x97` Quota exceeded (v3.1.1 `0x80`). Bounds what one client costs the routing of every
+    /// event and the memory of its session. At least 1.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for MqttConfig {
@@ -25,6 +29,7 @@ impl Default for MqttConfig {
             default_receive_maximum: 64,
             max_queued_bytes: 1024 * 1024,
             server_keep_alive: None,
+            max_subscriptions_per_connection: 1_000,
         }
     }
 }

@@ -80,6 +80,7 @@ fn serde_defaults_match_the_spec_example() {
         ),
         (64, 1_048_576, None)
     );
+    assert_eq!(m.max_subscriptions_per_connection, 1_000);
     let e = EmbeddedConfig::default();
     assert_eq!(
         (

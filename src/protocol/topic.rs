@@ -19,9 +19,20 @@ pub fn valid_topic_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 65_535
         && s.split('/').all(|level| !level.is_empty())
-        && !s.chars().any(|c| {
-            matches!(c, '+' | '#' | '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}') || is_noncharacter(c)
-        })
+        && !s.chars().any(|c| matches!(c, '+' | '#') || refusable(c))
+}
+
+/// True when every character of `s` may stand in a UTF-8 string this service sends (a user
+/// property, a content type) without a conforming receiver refusing it: no U+0000
+/// ([MQTT-1.5.4-2]), no control characters and no non-characters (MQTT 5 section 1.5.4, "the
+/// receiver MAY close the Network Connection").
+pub fn valid_text(s: &str) -> bool {
+    !s.chars().any(refusable)
+}
+
+/// U+0000, the control characters U+0001..U+001F and U+007F..U+009F, and non-characters.
+fn refusable(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}') || is_noncharacter(c)
 }
 
 /// Unicode non-characters: U+FDD0..U+FDEF and the last two code points of every plane.

@@ -50,6 +50,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// If set, overrides clients' keep-alive (sent as Server Keep Alive to v5 clients).
     pub server_keep_alive: Option<u16>,
+    /// Filters one connection may hold (`mqtt.max_subscriptions_per_connection`).
+    pub max_subscriptions: usize,
     pub registry: Arc<Registry>,
 }
 
@@ -855,6 +857,14 @@ impl Session {
                 "topic aliases are not supported",
             );
         }
+        if v5 && !p.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6] a PUBLISH from a client must not carry a Subscription Identifier:
+            // a protocol error, and the PUBLISH is not acknowledged.
+            return self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier in a client PUBLISH",
+            );
+        }
         if v5 && p.retain {
             // [MQTT-3.3.1-?] Retain Available 0: a retained PUBLISH is a protocol error (0x9A).
             return self.violation(
@@ -1138,6 +1148,19 @@ impl Session {
             } else {
                 QoS::AtLeastOnce
             };
+            let held = self.subscribed().subscriptions.len();
+            if held >= self.config.max_subscriptions
+                && !self.subscribed().subscriptions.contains_key(f.filter)
+            {
+                // A filter already held is replaced below and does not count twice; a new one
+                // beyond the quota is refused alone, the others of this SUBSCRIBE still granted.
+                tracing::debug!(client = %self.client_id, filter = f.filter, held, "subscription quota exceeded");
+                let max = self.config.max_subscriptions;
+                refuse(ReasonCode::QUOTA_EXCEEDED, &|| {
+                    format!("quota exceeded: at most {max} subscriptions per connection")
+                });
+                continue;
+            }
             let filter: Arc<str> = Arc::from(f.filter);
             // [MQTT-3.8.4-3] a filter the client already holds is replaced.
             self.subscribed().subscriptions.insert(
@@ -1308,7 +1331,12 @@ impl Session {
                 &record.event.data,
                 PublishProperties {
                     payload_format_indicator: None,
-                    content_type: record.event.datacontenttype.as_deref(),
+                    // Left out when a client may refuse it (a record from another producer).
+                    content_type: record
+                        .event
+                        .datacontenttype
+                        .as_deref()
+                        .filter(|ct| protocol::topic::valid_text(ct)),
                     subscription_identifiers: &d.subscription_ids,
                     user_properties: &[],
                     raw: record.binary_properties(),
@@ -1347,9 +1375,18 @@ impl Session {
         if let Err(e) =
             protocol::encode_publish_header(self.version, &header, &props, payload.len(), tail)
         {
-            tracing::warn!(client = %self.client_id, "cannot encode event: {e}");
+            tracing::warn!(client = %self.client_id, "cannot encode event, skipped: {e}");
             tail.truncate(before);
             self.released += u64::from(d.cost);
+            // Skipped for good, like an event too large for the client: acknowledged, so that
+            // its offset is committed and it is not delivered again on the next connection.
+            let inflight = self
+                .subscribed
+                .as_deref_mut()
+                .map(|subs| &mut subs.inflight);
+            if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
+                self.events.push_back(SessionEvent::Ack(token));
+            }
             return;
         }
         let appended = tail.len() - before;

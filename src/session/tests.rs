@@ -44,6 +44,7 @@ fn config() -> Arc<SessionConfig> {
         max_inflight: 1024,
         connect_timeout: Duration::from_secs(5),
         server_keep_alive: None,
+        max_subscriptions: 4,
         registry: Arc::new(Registry::from_config(&config)),
     })
 }
@@ -1146,4 +1147,121 @@ fn refusals_carry_a_reason_string_when_the_client_wants_one() {
     c.send(&publish("command/readonly/device1/set", 2));
     c.events();
     assert_eq!(c.reason_strings(), vec![None, None]);
+}
+
+#[test]
+fn filters_beyond_the_quota_are_refused_alone_and_held_ones_do_not_count_twice() {
+    // The test config allows 4 filters per connection.
+    for (version, quota_code) in [(Version::V5, 0x97), (Version::V311, 0x80)] {
+        let mut c = Client::connected(version, "q1", None);
+        let filters: Vec<String> = (0..3).map(|i| format!("app/demo/d{i}/#")).collect();
+        let held: Vec<(&str, QoS)> = filters.iter().map(|f| (&**f, QoS::AtLeastOnce)).collect();
+        c.subscribe(1, &held, vec![], None);
+        for e in c.events() {
+            if let SessionEvent::Join {
+                member, request, ..
+            } = e
+            {
+                c.s.joined(member, request, Ok(()));
+            }
+        }
+        assert_eq!(
+            c.received(),
+            vec![Owned::SubAck {
+                packet_id: 1,
+                codes: vec![1, 1, 1]
+            }]
+        );
+        // One held filter again (replaced, not counted), one new (the 4th), two beyond, one
+        // invalid (its own code), and a held one last: only the two beyond get Quota exceeded.
+        c.subscribe(
+            2,
+            &[
+                ("app/demo/d0/#", QoS::AtMostOnce),
+                ("app/demo/d3/#", QoS::AtLeastOnce),
+                ("app/demo/d4/#", QoS::AtLeastOnce),
+                ("foo/bar", QoS::AtLeastOnce),
+                ("app/demo/d5/#", QoS::AtLeastOnce),
+                ("app/demo/d1/#", QoS::AtLeastOnce),
+            ],
+            vec![],
+            None,
+        );
+        let events = c.events();
+        let [SessionEvent::Join {
+            member,
+            request,
+            filters,
+            ..
+        }] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(filters.len(), 4, "{filters:?}");
+        c.s.joined(*member, *request, Ok(()));
+        let invalid = if version == Version::V5 { 0x8F } else { 0x80 };
+        assert_eq!(
+            c.received(),
+            vec![Owned::SubAck {
+                packet_id: 2,
+                codes: vec![0, 1, quota_code, invalid, quota_code, 1]
+            }]
+        );
+        assert_eq!(c.s.subscription_count(), 4);
+    }
+}
+
+#[test]
+fn a_v5_publish_with_a_subscription_identifier_is_a_protocol_error() {
+    let mut c = Client::connected(Version::V5, "c1", None);
+    c.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "command/demo/device1/set",
+        packet_id: Some(1),
+        properties: Properties {
+            subscription_identifiers: vec![7],
+            ..Properties::default()
+        },
+        payload: b"1",
+    }));
+    assert!(c.s.is_closed());
+    // [MQTT-3.3.4-6] not acknowledged: the only answer is DISCONNECT 0x82, no command goes out.
+    assert_eq!(c.received(), vec![Owned::Disconnect { code: 0x82 }]);
+    assert!(!c
+        .events()
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Command(_))));
+}
+
+#[test]
+fn an_event_that_cannot_be_encoded_is_acknowledged_not_held() {
+    let mut c = Client::connected(Version::V5, "c1", None);
+    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    let mut d = delivery(member, 0, QoS::AtLeastOnce, Mode::Binary);
+    // A content type longer than an MQTT string: the PUBLISH cannot be encoded.
+    let mut r = record(0);
+    Arc::get_mut(&mut r).unwrap().event.datacontenttype = Some("x".repeat(70_000).as_str().into());
+    d.record = r;
+    c.s.deliver(d);
+    assert!(c.received().is_empty(), "nothing sent");
+    let acked: Vec<u64> = c
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Ack(token) => Some(token.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [0], "skipped for good: its offset is acknowledged");
+    assert_eq!(c.s.inflight_len(), 0, "its window slot is free again");
+    // The next event goes out.
+    c.s.deliver(delivery(member, 1, QoS::AtLeastOnce, Mode::Binary));
+    let out = c.received();
+    assert!(
+        matches!(&out[..], [Owned::Publish { qos: 1, .. }]),
+        "{out:?}"
+    );
+    assert!(!c.s.is_closed());
 }

@@ -11,7 +11,7 @@ use super::store::PartitionOffsets;
 use super::EmbeddedLog;
 use crate::backend::member::route;
 use crate::backend::{
-    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilter, Record, ShardLink,
+    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilters, Record, ShardLink,
 };
 use crate::protocol::QoS;
 
@@ -23,7 +23,7 @@ pub(crate) struct Member {
     pub conn: ConnId,
     /// The session's id for this membership, echoed on deliveries.
     pub id: u32,
-    pub filters: Vec<MemberFilter>,
+    pub filters: MemberFilters,
     pub flow: Arc<ConnFlow>,
     pub link: ShardLink,
 }

@@ -186,7 +186,7 @@ impl Worker {
             Member {
                 conn,
                 id: member,
-                filters,
+                filters: filters.into(),
                 flow,
                 link,
             },

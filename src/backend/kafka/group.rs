@@ -17,7 +17,7 @@ use super::payload::LiveMessages;
 use super::KafkaStats;
 use crate::backend::member::route;
 use crate::backend::{
-    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilter, Record, ShardLink,
+    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilters, Record, ShardLink,
 };
 use crate::protocol::QoS;
 
@@ -26,7 +26,7 @@ use crate::backend::embedded::outbox::Outbox;
 pub(crate) struct Member {
     pub conn: ConnId,
     pub id: u32,
-    pub filters: Vec<MemberFilter>,
+    pub filters: MemberFilters,
     pub flow: Arc<ConnFlow>,
     pub link: ShardLink,
     /// Bytes (delivery cost) of the records held back for this member in its partitions'

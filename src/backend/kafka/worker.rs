@@ -794,7 +794,7 @@ fn member_of(join: Join) -> Member {
     Member {
         conn: join.conn,
         id: join.member,
-        filters: join.filters,
+        filters: join.filters.into(),
         flow: join.flow,
         link: join.link,
         pending: 0,

@@ -135,3 +135,22 @@ fn topic_parts_that_a_client_may_refuse_are_invalid() {
         assert!(!valid_topic_part(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn text_a_client_may_refuse_is_invalid() {
+    use crate::protocol::topic::valid_text;
+    for ok in ["", "application/json", "a+b#c/d", "über λ", "x y"] {
+        assert!(valid_text(ok), "{ok:?}");
+    }
+    for bad in [
+        "a\0b",
+        "\u{1}",
+        "a\u{1f}",
+        "\u{7f}",
+        "\u{85}",
+        "\u{fdd0}",
+        "\u{10ffff}",
+    ] {
+        assert!(!valid_text(bad), "{bad:?}");
+    }
+}
