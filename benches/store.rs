@@ -1,0 +1,2 @@
+//! Placeholder; the store benchmarks come in the next commit.
+fn main() {}
