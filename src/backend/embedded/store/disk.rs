@@ -18,7 +18,8 @@
 //! next batch would take the active one past `segment_bytes`; an index entry is written for a
 //! batch once `index_interval_bytes` of log lie since the last one. Reads pread from the files
 //! (the page cache), and index lookups binary-search the index files with pread: memory per
-//! log is a few hundred bytes per segment, whatever the retention.
+//! log is a few hundred bytes per segment, whatever the retention. Descriptors: one per sealed
+//! segment (its log, for reads; its indexes are opened per lookup), three for the active one.
 //!
 //! Committed offsets ([`offsets`]): one file of checksummed entries, group → owner →
 //! partition → (committed, dispatched end), replaced atomically (temporary file, fdatasync,

@@ -46,7 +46,9 @@ impl Entry {
 #[derive(Debug)]
 pub struct IndexFile {
     pub path: PathBuf,
-    file: File,
+    /// Open while its segment is the active one; a sealed segment's index is opened for each
+    /// lookup, so a long retention does not hold three descriptors per segment.
+    file: Option<File>,
     /// Bytes of whole entries in the file.
     pub len: u64,
     entry: usize,
@@ -82,7 +84,7 @@ impl IndexFile {
         Ok((
             IndexFile {
                 path,
-                file,
+                file: Some(file),
                 len: contents.len() as u64,
                 entry,
             },
@@ -94,8 +96,23 @@ impl IndexFile {
         self.len as usize / self.entry
     }
 
+    /// Closes the file: the segment is sealed, only lookups come now.
+    pub fn seal(&mut self) {
+        self.file = None;
+    }
+
+    fn writable(&self) -> Result<&File, StoreError> {
+        self.file.as_ref().ok_or_else(|| {
+            StoreError::io(
+                &self.path,
+                "write index",
+                std::io::Error::other("the segment is sealed"),
+            )
+        })
+    }
+
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file
+        self.writable()?
             .write_all_at(bytes, self.len)
             .map_err(|e| StoreError::io(&self.path, "append to index", e))?;
         self.len += bytes.len() as u64;
@@ -104,54 +121,69 @@ impl IndexFile {
 
     /// Drops everything from `len` on (undoing a failed append).
     pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
-        self.file
+        self.writable()?
             .set_len(len)
             .map_err(|e| StoreError::io(&self.path, "truncate index", e))?;
         self.len = len;
         Ok(())
     }
 
-    fn read_entry(&self, i: usize) -> Result<[u8; 12], StoreError> {
+    fn read_entry(&self, file: &File, i: usize) -> Result<[u8; 12], StoreError> {
         let mut buf = [0u8; 12];
-        self.file
-            .read_exact_at(&mut buf[..self.entry], (i * self.entry) as u64)
+        file.read_exact_at(&mut buf[..self.entry], (i * self.entry) as u64)
             .map_err(|e| StoreError::io(&self.path, "read index", e))?;
         Ok(buf)
     }
 
     /// The number of leading entries for which `below` holds (they must be sorted so that it
     /// holds for a prefix): a binary search, one pread per step.
-    fn partition_point(&self, below: impl Fn(&[u8; 12]) -> bool) -> Result<usize, StoreError> {
+    /// The last entry for which `below` holds, if any (entries must be sorted so that it
+    /// holds for a prefix): a binary search, one pread per step.
+    fn last_below(
+        &self,
+        below: impl Fn(&[u8; 12]) -> bool,
+    ) -> Result<Option<[u8; 12]>, StoreError> {
+        if self.entries() == 0 {
+            return Ok(None);
+        }
+        let opened;
+        let file = match &self.file {
+            Some(f) => f,
+            None => {
+                opened = File::open(&self.path)
+                    .map_err(|e| StoreError::io(&self.path, "open index", e))?;
+                &opened
+            }
+        };
         let (mut lo, mut hi) = (0, self.entries());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if below(&self.read_entry(mid)?) {
+            if below(&self.read_entry(file, mid)?) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        Ok(lo)
+        if lo == 0 {
+            return Ok(None);
+        }
+        self.read_entry(file, lo - 1).map(Some)
     }
 
     /// Offset index: the position of the last indexed batch starting at or before
     /// `relative_offset`, if any.
     pub fn position_for(&self, relative_offset: u32) -> Result<Option<u32>, StoreError> {
-        let n = self.partition_point(|e| rel(e, 0) <= relative_offset)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(rel(&self.read_entry(n - 1)?, 4)))
+        Ok(self
+            .last_below(|e| rel(e, 0) <= relative_offset)?
+            .map(|e| rel(&e, 4)))
     }
 
     /// Time index: the relative offset of the last indexed batch before which every record is
     /// older than `ts`, if any.
     pub fn offset_before_time(&self, ts: u64) -> Result<Option<u32>, StoreError> {
-        let n = self.partition_point(|e| u64::from_le_bytes(e[..8].try_into().unwrap()) < ts)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(rel(&self.read_entry(n - 1)?, 8)))
+        Ok(self
+            .last_below(|e| u64::from_le_bytes(e[..8].try_into().unwrap()) < ts)?
+            .map(|e| rel(&e, 8)))
     }
 
     pub fn path(&self) -> &Path {

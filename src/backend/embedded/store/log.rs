@@ -152,6 +152,9 @@ impl Log {
         if sync {
             sync_dir(&self.dir)?;
         }
+        if let Some(sealed) = self.segments.last_mut() {
+            sealed.seal();
+        }
         self.segments.push(seg);
         Ok(())
     }

@@ -81,6 +81,9 @@ pub fn recover(dir: &Path, index_interval: u64) -> Result<(Vec<Segment>, Recover
             report.bytes_dropped += repair.log_bytes_dropped;
         }
         report.indexes_rebuilt += repair.indexes_rebuilt;
+        if let Some(prev) = segments.last_mut() {
+            prev.seal();
+        }
         segments.push(seg);
     }
     Ok((segments, report))

@@ -237,6 +237,12 @@ impl Segment {
         ))
     }
 
+    /// No more appends: the index files are closed (the log file stays open for reads).
+    pub fn seal(&mut self) {
+        self.offset_index.seal();
+        self.time_index.seal();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.next_offset == self.base
     }

@@ -683,3 +683,15 @@ fn disk_full_is_its_own_error_and_leaves_the_log_consistent() {
     assert_eq!(log.append(&[r]).unwrap(), acked..acked + 1);
     log.sync().unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// The fuzz target on random inputs, on stable: raw files and written-then-damaged logs.
+    #[test]
+    fn recovery_never_returns_what_was_not_written(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160)
+    ) {
+        super::fuzz::log_recovery(&data);
+    }
+}
