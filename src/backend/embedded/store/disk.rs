@@ -113,8 +113,8 @@ const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 impl Options {
     fn check(&self, dir: &Path) -> Result<(), StoreError> {
         if self.segment_bytes > MAX_SEGMENT_BYTES || self.segment_bytes < 1024 {
-            return Err(StoreError::TooLarge {
-                file: dir.to_path_buf(),
+            return Err(StoreError::Options {
+                dir: dir.to_path_buf(),
                 reason: format!(
                     "segment_bytes {} is outside 1 KiB..=1 GiB",
                     self.segment_bytes

@@ -28,6 +28,10 @@ pub enum StoreError {
     #[error("{}: {reason}; this is not damage a crash can cause: restore the file from a backup, or move it away to discard what it holds", file.display())]
     Corrupt { file: PathBuf, reason: String },
 
+    /// Options the store cannot work with (a configuration error).
+    #[error("{}: {reason}", dir.display())]
+    Options { dir: PathBuf, reason: String },
+
     /// A record the format cannot hold (a key or value over 4 GiB, or a batch over the limit).
     #[error("{}: {reason}", file.display())]
     TooLarge { file: PathBuf, reason: String },

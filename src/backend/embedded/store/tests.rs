@@ -695,3 +695,13 @@ proptest::proptest! {
         super::fuzz::log_recovery(&data);
     }
 }
+
+#[test]
+fn options_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for segment_bytes in [10, 2 << 30] {
+        let e = Log::open(dir.path(), options(segment_bytes)).unwrap_err();
+        assert!(matches!(e, StoreError::Options { .. }), "{e}");
+        assert!(e.to_string().contains("segment_bytes"), "{e}");
+    }
+}
