@@ -268,3 +268,9 @@ pub fn kafka_record(data: &[u8]) {
         let _: Vec<_> = event.binary_attributes().collect();
     }
 }
+
+/// The embedded store's recovery: arbitrary segment and index contents, or a log written and
+/// then damaged; opening never panics and never returns a record not written intact.
+pub fn log_recovery(data: &[u8]) {
+    crate::backend::embedded::disk::fuzz::log_recovery(data)
+}

@@ -53,3 +53,8 @@ fn websocket_corpus() {
 fn kafka_record_corpus() {
     run("kafka_record", mqtt_integration::fuzzing::kafka_record);
 }
+
+#[test]
+fn log_recovery_corpus() {
+    run("log_recovery", mqtt_integration::fuzzing::log_recovery);
+}

@@ -19,6 +19,10 @@
 mod assignment;
 mod commands;
 mod cursor;
+/// The on-disk segment log and offsets file (issue 14), in `store/`. Its root is `store/disk.rs`,
+/// not `store/mod.rs`, which would clash with `store.rs` (the in-memory offsets).
+#[path = "store/disk.rs"]
+pub mod disk;
 mod group;
 mod hash;
 mod log;
