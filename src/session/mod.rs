@@ -25,9 +25,6 @@ use inbound::{Inbound, InboundAck};
 pub use outbound::OutQueue;
 use subscribed::{PendingSubAck, Subscribed, Subscription};
 
-use crate::backend::{
-    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
-};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
 use crate::protocol::{
     self, Ack, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
@@ -35,6 +32,9 @@ use crate::protocol::{
     Version,
 };
 use crate::registry::{Access, Identity, Registry};
+use crate::seam::{
+    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
+};
 
 /// Settings shared by every session of a server.
 #[derive(Debug)]
