@@ -27,6 +27,7 @@ pub use crate::seam::{
     Record, Selector, ShardLink, ToBackend, ToShard,
 };
 // moved to seam; kept for the merge, removed next (`crate::backend::member::route`)
+#[allow(unused_imports)]
 use crate::seam::member;
 
 /// A running backend: its producer and the worker threads that own consumer groups.

@@ -5,6 +5,11 @@
 //! channels in: backend messages ([`crate::seam::ToShard`]) and control messages
 //! ([`Control`]), both announced through one waker. A shard never blocks on anything but its
 //! poll, and nothing on the per-event path takes a lock.
+//!
+//! Owns: sockets, the transports (TLS, WebSocket), the poll, the connection slab, timers, and
+//! acting on what sessions ask for (`effects.rs`: authentication, joins, commands, metrics).
+//! Must not touch: MQTT rules (they are the session's) or a backend's internals (it reaches
+//! backends only through the seam's messages and [`crate::backend::BackendHandle`]).
 
 mod clients;
 mod connection;
