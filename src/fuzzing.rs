@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::kafka::codec;
-use crate::backend::{BackendError, ConnId};
 use crate::cloudevents::Event;
 use crate::config::Config;
 use crate::protocol::{self, Version};
 use crate::registry::{Identity, Registry};
+use crate::seam::{BackendError, ConnId};
 use crate::session::{Session, SessionConfig, SessionEvent};
 use crate::shard::transport::WsStream;
 

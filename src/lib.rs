@@ -5,7 +5,8 @@
 //! - [`protocol`]: the MQTT 3.1.1 / 5 codec, sans-IO.
 //! - [`session`]: one connection's MQTT state machine, sans-IO.
 //! - [`shard`]: the mio event loops that own sockets and drive sessions.
-//! - [`backend`]: the event-log seam, with the embedded log and Apache Kafka.
+//! - [`seam`]: the contract between shards and backends (messages, connection ids, records).
+//! - [`backend`]: the event backends, the embedded log and Apache Kafka, behind the seam.
 //! - [`cloudevents`]: the event model and its MQTT encodings.
 //! - [`registry`]: applications, devices, users and who may do what.
 //! - [`config`]: the typed configuration file.
@@ -24,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;
+pub mod seam;
 pub mod server;
 pub mod session;
 pub mod shard;

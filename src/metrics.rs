@@ -21,7 +21,7 @@ pub enum Protocol {
 }
 
 /// The CloudEvents content mode of a delivered event (the subscription's mode).
-pub use crate::backend::Mode;
+pub use crate::seam::Mode;
 
 /// What became of a published command (spec 2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

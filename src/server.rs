@@ -11,9 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::auth::{AuthSetupError, Authenticator};
-use crate::backend::embedded::{self, EmbeddedLog, EmbeddedOptions};
-use crate::backend::Backend;
-use crate::config::{BackendKind, Config};
+use crate::backend::{self, Backend, EmbeddedLog};
+use crate::config::Config;
 use crate::http::{HttpLimits, HttpServer, HttpState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -114,56 +113,7 @@ impl Server {
             }
         }
 
-        let (backend, embedded) = match config.backend.kind {
-            BackendKind::Embedded => {
-                let e = &config.backend.embedded;
-                let options = EmbeddedOptions {
-                    partitions: e.partitions,
-                    retention_events: e.retention_events,
-                    retention_bytes: e.retention_bytes,
-                    consumer_threads: e.consumer_threads,
-                    group_retention: config.backend.group_retention,
-                };
-                let apps = config.apps.iter().map(|a| a.name.clone());
-                let (backend, log) = embedded::start(options, apps)
-                    .map_err(|e| StartError::Backend(e.to_string()))?;
-                let lags = log.clone();
-                metrics.set_collector(move |m| {
-                    m.replace_group_lags(
-                        lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)),
-                    );
-                    m.raise_records_skipped(
-                        lags.skipped_records() + crate::backend::unroutable_records(),
-                    );
-                    m.set_groups(lags.groups() as i64);
-                });
-                (backend, Some(log))
-            }
-            BackendKind::Kafka => {
-                let apps = config.apps.iter().map(|a| a.name.clone());
-                let (backend, stats) = crate::backend::kafka::start(
-                    &config.backend.kafka,
-                    apps,
-                    config.backend.kafka.consumer_threads,
-                    config.backend.group_retention,
-                )
-                .map_err(|e| StartError::Backend(e.to_string()))?;
-                metrics.set_collector(move |m| {
-                    m.replace_group_lags(
-                        stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)),
-                    );
-                    m.raise_records_skipped(
-                        stats.skipped.load(std::sync::atomic::Ordering::Relaxed)
-                            + crate::backend::unroutable_records(),
-                    );
-                    m.set_backend_consumers(
-                        stats.consumers.load(std::sync::atomic::Ordering::Relaxed),
-                    );
-                    m.set_groups(stats.groups.load(std::sync::atomic::Ordering::Relaxed));
-                });
-                (backend, None)
-            }
-        };
+        let (backend, embedded) = backend::start(config, &metrics).map_err(StartError::Backend)?;
 
         let session = Arc::new(SessionConfig {
             max_packet_size: config.server.max_packet_size,

@@ -9,8 +9,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use mqtt_integration::backend::Record;
 use mqtt_integration::cloudevents::parse_batch;
+use mqtt_integration::seam::Record;
 
 /// `System`, counting the bytes currently allocated.
 struct Counting;

@@ -20,10 +20,10 @@ use super::names;
 use super::response::{Outcome, Reply};
 use super::server::Request;
 use super::HttpState;
-use crate::backend::BackendError;
 use crate::cloudevents::BatchError;
 use crate::cloudevents::Event;
 use crate::registry::{Access, AccessError, DeviceAccessError, Identity};
+use crate::seam::BackendError;
 
 /// How long to wait for the backend to confirm an event before answering `503`.
 pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -32,9 +32,9 @@ use std::sync::Arc;
 pub use auth::{AnonymousOnly, AuthFailure, HttpAuthenticator};
 pub use server::{HttpLimits, HttpServer};
 
-use crate::backend::Producer;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::seam::Producer;
 
 /// Default for [`HttpState::max_body_size`]: 1 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::*;
-use crate::backend::{BackendError, Completion};
 use crate::cloudevents::{Event, ExtensionValue};
 use crate::config::Config;
 use crate::registry::{Identity, Registry};
+use crate::seam::{BackendError, Completion};
 
 /// How the test backend answers.
 #[derive(Clone)]

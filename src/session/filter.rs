@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::backend::{AppAlias, Selector};
 use crate::protocol::topic;
+use crate::seam::{AppAlias, Selector};
 
 /// A subscription filter understood.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::backend::AckToken;
+use crate::seam::AckToken;
 
 #[derive(Debug, Default)]
 pub struct Inflight {

@@ -5,6 +5,10 @@
 //! ([`Session::handle_timeout`]); it hands out what to write ([`Session::out`]) and what the
 //! shell must do ([`Session::poll_event`]). It knows nothing of sockets, threads, clocks or the
 //! backend's implementation: the shard is a thin shell around it, and tests drive it directly.
+//!
+//! Owns: the MQTT rules of one connection (CONNECT, SUBSCRIBE, the QoS 1 window, commands,
+//! close). Must not touch: sockets, threads, the wall clock or a backend; it speaks to backends
+//! only in the seam's types ([`crate::seam`]).
 
 mod filter;
 mod inbound;
@@ -25,9 +29,6 @@ use inbound::{Inbound, InboundAck};
 pub use outbound::OutQueue;
 use subscribed::{PendingSubAck, Subscribed, Subscription};
 
-use crate::backend::{
-    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
-};
 use crate::cloudevents::STRUCTURED_CONTENT_TYPE;
 use crate::protocol::{
     self, Ack, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish,
@@ -35,6 +36,9 @@ use crate::protocol::{
     Version,
 };
 use crate::registry::{Access, Identity, Registry};
+use crate::seam::{
+    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
+};
 
 /// Settings shared by every session of a server.
 #[derive(Debug)]

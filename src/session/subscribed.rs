@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use super::inflight::{IdHasher, Inflight};
 use super::Stats;
-use crate::backend::{AppTopics, Delivery, GroupKey, MemberFilter};
 use crate::protocol::ReasonCode;
+use crate::seam::{AppTopics, Delivery, GroupKey, MemberFilter};
 
 #[derive(Default)]
 pub(super) struct Subscribed {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::backend::{AppAlias, Record, Selector};
 use crate::cloudevents::Event;
 use crate::config::Config;
 use crate::protocol::{Auth, SubscribeFilter, SubscribeOptions};
+use crate::seam::{AppAlias, Record, Selector};
 
 const APPS: &str = r#"
 [[app]]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::backend::ConnId;
 use crate::registry::Identity;
+use crate::seam::ConnId;
 
 #[derive(Debug, Default)]
 pub struct ClientIds {

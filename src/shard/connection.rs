@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::transport::Transport;
-use crate::backend::{ConnFlow, ConnId};
 use crate::metrics::Protocol;
+use crate::seam::{ConnFlow, ConnId};
 use crate::session::{ConnectRefusal, Session};
 
 pub struct Connection {

@@ -4,11 +4,14 @@
 //! per connection so one busy client cannot starve the others); drain the backend and control
 //! channels; check timers; then flush every connection that got output, with one vectored
 //! write each, and hand acknowledgements to the backend workers in one batch per worker.
+//!
+//! The mio loop and nothing else: what a session's requests do (authentication, joins and
+//! leaves, commands, metrics) is in `effects.rs`.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
@@ -16,15 +19,12 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::connection::Connection;
+use super::effects::{self, send_acks, Effects};
 use super::notify::ShardNotify;
 use super::transport::{ListenerSpec, Transport};
 use super::{Control, ShardContext, ShardPeer, LISTENER_BASE, WAKER};
-use crate::auth::Authenticated;
-use crate::backend::{AckToken, BackendHandle, ConnId, Mode, ShardLink, ToBackend, ToShard};
-use crate::cloudevents::{Event, ExtensionValue, ISSUED_BY};
-use crate::metrics::CommandOutcome;
-use crate::registry::Identity;
-use crate::session::{CloseReason, CommandRefusal, ConnectRefusal, Session, SessionEvent};
+use crate::seam::{AckToken, ConnId, ShardLink, ToBackend, ToShard};
+use crate::session::{CloseReason, Session};
 
 /// How often timers (keep-alive, connect timeout) are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -334,7 +334,7 @@ impl Shard {
 
     // ----- session events -----------------------------------------------------------------
 
-    /// Acts on what the session asked for. Returns whether there was anything.
+    /// Acts on what the session asked for (see [`Effects`]). Returns whether there was anything.
     fn process_events(&mut self, slot: usize) -> bool {
         let mut any = false;
         loop {
@@ -345,152 +345,13 @@ impl Shard {
                 return any;
             };
             any = true;
-            let conn_id = conn.id();
-            match event {
-                SessionEvent::Connect(req) => {
-                    match self.ctx.auth.authenticate(&req, SystemTime::now()) {
-                        Ok(Authenticated {
-                            identity,
-                            expires_at,
-                        }) => {
-                            // Claimed before CONNACK: another identity's client id is refused
-                            // and its holder stays (issue #17).
-                            let claimed = self.ctx.clients.claim(
-                                conn.session.client_id_shared().clone(),
-                                conn_id,
-                                &identity,
-                            );
-                            let Ok(previous) = claimed else {
-                                tracing::info!(peer = %conn.peer(), client = %req.client_id, %identity, "connection refused: the client id is held by another identity");
-                                conn.session.reject_connect(ConnectRefusal::ClientIdInUse);
-                                continue;
-                            };
-                            conn.session.accept_connect(Instant::now(), identity);
-                            conn.session.set_auth_deadline(expires_at.map(deadline));
-                            conn.claimed = true;
-                            if let Some(previous) = previous {
-                                self.kick(previous);
-                            }
-                        }
-                        Err(refusal) => {
-                            tracing::info!(peer = %conn.peer(), client = %req.client_id, ?refusal, "connection refused");
-                            let delay = self.ctx.auth_failure_delay;
-                            if delay.is_zero() {
-                                conn.session.reject_connect(refusal);
-                            } else {
-                                // Answer later, reading nothing meanwhile: guessing gets slow.
-                                conn.reject_at = Some(Box::new((Instant::now() + delay, refusal)));
-                            }
-                        }
-                    }
-                }
-                SessionEvent::Join {
-                    member,
-                    request,
-                    app,
-                    group,
-                    filters,
-                } => {
-                    let claim = crate::backend::Claim::new(
-                        conn.session.identity(),
-                        &app,
-                        conn.session.client_id(),
-                        &group,
-                    );
-                    let join = crate::backend::Join {
-                        claim,
-                        conn: conn_id,
-                        member,
-                        request,
-                        app,
-                        filters,
-                        flow: conn.flow(self.ctx.max_queued_bytes),
-                        link: self.link.clone(),
-                        group: group.clone(),
-                    };
-                    let worker = self.ctx.backend.worker_of(&group);
-                    self.ctx.backend.send(worker, ToBackend::Join(join));
-                }
-                SessionEvent::Leave { group, unsent } => {
-                    let worker = self.ctx.backend.worker_of(&group);
-                    send_acks(&self.ctx.backend, &mut self.acks, worker);
-                    self.ctx.backend.send(
-                        worker,
-                        ToBackend::Leave {
-                            conn: conn_id,
-                            group,
-                            unsent,
-                        },
-                    );
-                }
-                SessionEvent::Command(cmd) => {
-                    let content_type = cmd
-                        .content_type
-                        .clone()
-                        .unwrap_or_else(|| guess_content_type(&cmd.payload).to_owned());
-                    // Spec 2.3: `sender` is the target device, as Drogue Cloud's integration
-                    // writes it: its device endpoints route a command to the connection named
-                    // in `sender`, and the stream is keyed by `<app>/<sender>`. Who sent the
-                    // command goes into an extension of its own.
-                    let mut event = Event::new_device_event(
-                        &cmd.app,
-                        &cmd.device,
-                        &cmd.command,
-                        &cmd.device,
-                        &self.ctx.instance,
-                        Some(&content_type),
-                        cmd.payload,
-                        SystemTime::now(),
-                    );
-                    let issued_by = match conn.session.identity() {
-                        Identity::Anonymous => "anonymous",
-                        Identity::User { name, .. } => name,
-                    };
-                    event.set_extension(ISSUED_BY, ExtensionValue::from(issued_by));
-                    let link = self.link.clone();
-                    let packet_id = cmd.packet_id;
-                    self.ctx.producer.send_command(
-                        &cmd.app,
-                        &cmd.device,
-                        event,
-                        Box::new(move |result| {
-                            link.send(ToShard::Produced {
-                                conn: conn_id,
-                                packet_id,
-                                result,
-                            })
-                        }),
-                    );
-                }
-                SessionEvent::CommandRefused { reason, topic } => {
-                    tracing::debug!(conn = ?conn_id, topic, ?reason, "command refused");
-                    self.ctx.metrics.command(match reason {
-                        CommandRefusal::NotAuthorized => CommandOutcome::Unauthorized,
-                        CommandRefusal::InvalidTopic => CommandOutcome::InvalidTopic,
-                    });
-                }
-                SessionEvent::Reauthenticate { token } => {
-                    let result = match self.ctx.auth.authenticate_token(&token, SystemTime::now()) {
-                        // The token must name the same user: AUTH renews, it does not switch.
-                        Ok(a) if same_user(&a.identity, conn.session.identity()) => {
-                            Ok(a.expires_at.map(deadline))
-                        }
-                        Ok(a) => {
-                            tracing::info!(peer = %conn.peer(), client = conn.session.client_id(), "re-authentication refused: the token is for {}, not {}", a.identity, conn.session.identity());
-                            Err(())
-                        }
-                        Err(e) => {
-                            tracing::info!(peer = %conn.peer(), client = conn.session.client_id(), "re-authentication refused: {e}");
-                            Err(())
-                        }
-                    };
-                    conn.session.reauthenticated(result);
-                }
-                SessionEvent::Ack(token) => {
-                    if let Some(batch) = self.acks.get_mut(usize::from(token.worker)) {
-                        batch.push(token);
-                    }
-                }
+            let mut act = Effects {
+                ctx: &self.ctx,
+                link: &self.link,
+                acks: &mut self.acks,
+            };
+            if let Some(previous) = act.apply(conn, event) {
+                self.kick(previous);
             }
         }
     }
@@ -552,14 +413,7 @@ impl Shard {
                     packet_id,
                     result,
                 } => {
-                    self.ctx.metrics.command(match &result {
-                        Ok(()) => CommandOutcome::Accepted,
-                        Err(_) if packet_id == 0 => CommandOutcome::Dropped,
-                        Err(_) => CommandOutcome::BackendError,
-                    });
-                    if let Err(e) = &result {
-                        tracing::warn!(conn = ?conn, "command not accepted by the backend: {e}");
-                    }
+                    effects::command_produced(&self.ctx.metrics, conn, packet_id, &result);
                     if packet_id != 0 {
                         if let Some(c) = self.conn_mut(conn) {
                             c.session.command_done(packet_id, result);
@@ -643,27 +497,7 @@ impl Shard {
             return;
         };
         conn.dirty = false;
-        let subs = conn.session.subscription_count() as u32;
-        if subs != conn.counted_subscriptions {
-            self.ctx
-                .metrics
-                .add_subscriptions(subs as i64 - conn.counted_subscriptions as i64);
-            conn.counted_subscriptions = subs;
-        }
-        let stats = conn.session.take_stats();
-        for (m, mode) in [Mode::Structured, Mode::Binary].into_iter().enumerate() {
-            for qos in 0..2 {
-                self.ctx.metrics.add_delivered(
-                    mode,
-                    qos as u8,
-                    stats.delivered[m][qos],
-                    stats.delivered_bytes[m][qos],
-                );
-            }
-        }
-        if stats.acked > 0 {
-            self.ctx.metrics.acked(stats.acked);
-        }
+        effects::count_session(&self.ctx.metrics, conn);
         let mut released = 0u64;
         let mut failed = None;
         // TLS records or WebSocket frames (and handshake answers) the transport still holds.
@@ -757,33 +591,17 @@ impl Shard {
             let _ = self.poll.registry().deregister(socket);
         }
         tracing::debug!(peer = %conn.peer(), client = conn.session.client_id(), "connection closed: {why}");
+        let mut act = Effects {
+            ctx: &self.ctx,
+            link: &self.link,
+            acks: &mut self.acks,
+        };
         for (group, unsent) in conn.session.teardown() {
-            let worker = self.ctx.backend.worker_of(&group);
-            send_acks(&self.ctx.backend, &mut self.acks, worker);
-            self.ctx.backend.send(
-                worker,
-                ToBackend::Leave {
-                    conn: conn.id(),
-                    group,
-                    unsent,
-                },
-            );
+            act.leave(conn.id(), group, unsent);
         }
         let released = conn.session.take_released();
         conn.release(released);
-        if conn.claimed {
-            self.ctx
-                .clients
-                .release(conn.session.client_id(), conn.id());
-        }
-        self.ctx
-            .metrics
-            .add_queued_bytes(-(conn.counted_queued as i64));
-        if conn.counted_subscriptions > 0 {
-            self.ctx
-                .metrics
-                .add_subscriptions(-(conn.counted_subscriptions as i64));
-        }
+        effects::forget(&self.ctx, &conn);
         self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
         self.ctx.per_ip.release(conn.peer_ip());
         self.ctx.metrics.connection_closed(conn.protocol);
@@ -803,41 +621,6 @@ impl Shard {
                 conn.session.shutdown();
             }
             self.flush(slot);
-        }
-    }
-}
-
-/// A token's expiry as a deadline on the monotonic clock the sessions use.
-fn deadline(expires_at: SystemTime) -> Instant {
-    Instant::now()
-        + expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-}
-
-fn same_user(a: &Identity, b: &Identity) -> bool {
-    match (a, b) {
-        (Identity::User { name: x, .. }, Identity::User { name: y, .. }) => x == y,
-        _ => false,
-    }
-}
-
-/// Spec 2.5: without a Content Type, JSON if the payload parses as JSON, else octet-stream.
-fn guess_content_type(payload: &[u8]) -> &'static str {
-    if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
-        "application/json"
-    } else {
-        "application/octet-stream"
-    }
-}
-
-/// Sends the acks batched for `worker`. Called at the end of each loop turn, and before a Leave
-/// to that worker: acks that reached the worker after the Leave would find the group gone, its
-/// last commit made without them, and the acknowledged events would come again next time.
-fn send_acks(backend: &BackendHandle, acks: &mut [Vec<AckToken>], worker: u16) {
-    if let Some(batch) = acks.get_mut(usize::from(worker)) {
-        if !batch.is_empty() {
-            backend.send(worker, ToBackend::Acks(std::mem::take(batch)));
         }
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! Each shard has its own `mio::Poll`, its own listening socket on every MQTT address
 //! (SO_REUSEPORT: the kernel spreads new connections), its own connections in a slab, and two
-//! channels in: backend messages ([`crate::backend::ToShard`]) and control messages
+//! channels in: backend messages ([`crate::seam::ToShard`]) and control messages
 //! ([`Control`]), both announced through one waker. A shard never blocks on anything but its
 //! poll, and nothing on the per-event path takes a lock.
+//!
+//! Owns: sockets, the transports (TLS, WebSocket), the poll, the connection slab, timers, and
+//! acting on what sessions ask for (`effects.rs`: authentication, joins, commands, metrics).
+//! Must not touch: MQTT rules (they are the session's) or a backend's internals (it reaches
+//! backends only through the seam's messages and [`crate::backend::BackendHandle`]).
 
 mod clients;
 mod connection;
+mod effects;
 mod event_loop;
 mod listener;
 mod notify;
@@ -26,8 +32,9 @@ pub use listener::bind_shared;
 pub use transport::ListenerSpec;
 
 use crate::auth::Authenticator;
-use crate::backend::{BackendHandle, Producer, ShardLink};
+use crate::backend::BackendHandle;
 use crate::metrics::Metrics;
+use crate::seam::{ConnId, Producer, ShardLink};
 use crate::session::SessionConfig;
 
 /// Everything the shards share, read-only.
@@ -53,7 +60,7 @@ pub struct ShardContext {
 /// Messages between shards and from the server.
 pub enum Control {
     /// Close this connection: its client id was taken over (spec 2.6).
-    Kick(crate::backend::ConnId),
+    Kick(ConnId),
     /// Stop accepting, tell clients, close everything, exit.
     Shutdown,
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mio::Waker;
 
-use crate::backend::Notify;
+use crate::seam::Notify;
 
 pub struct ShardNotify {
     waker: Arc<Waker>,

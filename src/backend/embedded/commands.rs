@@ -13,8 +13,8 @@ use parking_lot::Mutex;
 
 use super::hash;
 use super::partition::Retention;
-use crate::backend::Record;
 use crate::cloudevents::Event;
+use crate::seam::Record;
 
 pub(crate) struct CommandLog {
     partitions: u32,

@@ -9,11 +9,11 @@ use super::log::AppLog;
 use super::outbox::Outbox;
 use super::store::PartitionOffsets;
 use super::EmbeddedLog;
-use crate::backend::member::route;
-use crate::backend::{
+use crate::protocol::QoS;
+use crate::seam::member::route;
+use crate::seam::{
     AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilters, Record, ShardLink,
 };
-use crate::protocol::QoS;
 
 /// Records read under one lock acquisition.
 const READ_BATCH: usize = 128;

@@ -11,8 +11,8 @@ use super::partition::{Partition, Retention};
 use super::store::{OffsetStore, PartitionOffsets};
 use super::wake::{Interest, Wakers};
 use super::EmbeddedOptions;
-use crate::backend::{BackendError, Record};
 use crate::cloudevents::Event;
+use crate::seam::{BackendError, Record};
 
 /// The events of one application.
 pub(crate) struct AppLog {

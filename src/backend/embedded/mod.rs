@@ -43,7 +43,8 @@ use crossbeam_channel::Sender;
 pub use log::EmbeddedLog;
 pub use producer::EmbeddedProducer;
 
-use crate::backend::{Backend, ToBackend};
+use crate::backend::Backend;
+use crate::seam::ToBackend;
 
 /// Tuning of the embedded log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

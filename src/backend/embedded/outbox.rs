@@ -4,7 +4,7 @@
 //! one wake-up for the shard, however many events), through the unbounded seam channel, so the
 //! worker never blocks on a shard.
 
-use crate::backend::{Delivery, ShardLink, ToShard};
+use crate::seam::{Delivery, ShardLink, ToShard};
 
 #[derive(Default)]
 pub(crate) struct Outbox {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::backend::Record;
 use crate::cloudevents::Event;
+use crate::seam::Record;
 
 /// How much one partition keeps; 0 means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::EmbeddedLog;
-use crate::backend::{BatchCompletion, Completion, Producer};
 use crate::cloudevents::Event;
+use crate::seam::{BatchCompletion, Completion, Producer};
 
 pub struct EmbeddedProducer {
     log: Arc<EmbeddedLog>,

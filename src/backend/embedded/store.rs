@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::backend::{BackendError, Claim, GroupKey, Owner};
+use crate::seam::{BackendError, Claim, GroupKey, Owner};
 
 /// Where a group stands in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,7 +148,7 @@ impl OffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::GroupKind;
+    use crate::seam::GroupKind;
 
     fn claim(user: Option<&str>, kind: GroupKind) -> Claim {
         Claim {

@@ -10,12 +10,13 @@ use bytes::Bytes;
 use crossbeam_channel::Receiver;
 
 use super::{start, EmbeddedLog, EmbeddedOptions};
-use crate::backend::{
-    AckToken, AppAlias, AppTopics, Backend, BackendError, BackendHandle, ConnFlow, ConnId,
-    Delivery, GroupKey, Join, MemberFilter, Mode, Notify, Selector, ShardLink, ToBackend, ToShard,
-};
+use crate::backend::{Backend, BackendHandle};
 use crate::cloudevents::Event;
 use crate::protocol::QoS;
+use crate::seam::{
+    AckToken, AppAlias, AppTopics, BackendError, ConnFlow, ConnId, Delivery, GroupKey, Join,
+    MemberFilter, Mode, Notify, Selector, ShardLink, ToBackend, ToShard,
+};
 
 const APP: &str = "demo";
 const WAIT: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crossbeam_channel::Sender;
 
-use crate::backend::ToBackend;
+use crate::seam::ToBackend;
 
 struct Bell {
     rung: AtomicBool,

@@ -15,7 +15,7 @@ use slab::Slab;
 use super::group::{Group, Member, Pass};
 use super::outbox::Outbox;
 use super::EmbeddedLog;
-use crate::backend::{AckToken, BackendError, ConnId, GroupKey, Join, Record, ToBackend, ToShard};
+use crate::seam::{AckToken, BackendError, ConnId, GroupKey, Join, Record, ToBackend, ToShard};
 
 /// Records per group per pass.
 const GROUP_BUDGET: usize = 256;

@@ -19,7 +19,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaStats;
-use crate::backend::Owner;
+use crate::seam::Owner;
 
 pub(crate) enum RebalanceEvent {
     Assign(Vec<i32>),

@@ -15,11 +15,11 @@ use super::codec;
 use super::context::{GroupContext, RebalanceEvent};
 use super::payload::LiveMessages;
 use super::KafkaStats;
-use crate::backend::member::route;
-use crate::backend::{
+use crate::protocol::QoS;
+use crate::seam::member::route;
+use crate::seam::{
     AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilters, Record, ShardLink,
 };
-use crate::protocol::QoS;
 
 use crate::backend::embedded::outbox::Outbox;
 

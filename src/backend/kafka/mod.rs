@@ -44,8 +44,9 @@ pub use codec::{encode_headers, DecodeError};
 pub use producer::KafkaProducer;
 pub use topic::events_topic;
 
-use crate::backend::{Backend, ToBackend};
+use crate::backend::Backend;
 use crate::config::KafkaConfig;
+use crate::seam::ToBackend;
 
 /// Counters of the Kafka backend, for metrics and tests.
 #[derive(Default)]

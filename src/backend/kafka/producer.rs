@@ -15,9 +15,9 @@ use rdkafka::producer::{
 use super::clients;
 use super::codec::encode_headers;
 use super::topic::events_topic;
-use crate::backend::{BackendError, Completion, Producer};
 use crate::cloudevents::Event;
 use crate::config::KafkaConfig;
+use crate::seam::{BackendError, Completion, Producer};
 
 /// How often the readiness thread asks the cluster for metadata.
 const READY_INTERVAL: Duration = Duration::from_secs(3);

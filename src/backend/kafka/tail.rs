@@ -31,7 +31,7 @@ use super::context::GroupContext;
 use super::group::{decode_record, Member, Offer, Pass};
 use super::payload::LiveMessages;
 use super::KafkaStats;
-use crate::backend::{AckToken, ConnId, Record};
+use crate::seam::{AckToken, ConnId, Record};
 
 /// The `group` of a tail reader's ack tokens: ephemeral readers commit nothing, so their acks
 /// are not looked at (no slot of the worker's groups has this number).

@@ -30,10 +30,10 @@ use super::tail::{Tail, TAIL_GROUP};
 use super::topic::events_topic;
 use super::KafkaStats;
 use crate::backend::embedded::outbox::Outbox;
-use crate::backend::{
+use crate::config::KafkaConfig;
+use crate::seam::{
     AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, ToBackend, ToShard,
 };
-use crate::config::KafkaConfig;
 
 const GROUP_BUDGET: usize = 256;
 /// Offsets of acknowledged records are committed this often (asynchronously).

@@ -1,0 +1,62 @@
+//! Starting the configured backend: the server's one way in, so that nothing outside
+//! `backend/` reaches into `embedded::` or `kafka::`.
+
+use std::sync::Arc;
+
+use super::embedded::{self, EmbeddedLog, EmbeddedOptions};
+use super::kafka;
+use super::Backend;
+use crate::config::{BackendKind, Config};
+use crate::metrics::Metrics;
+
+/// Starts the backend `config` names for its applications and has `metrics` read the backend's
+/// own figures (group lag, skipped records, groups, consumers) before each rendering. Returns the
+/// backend and, for the embedded one, its log (to read commands back in tests). The error is the
+/// backend's own message.
+pub fn start(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<(Backend, Option<Arc<EmbeddedLog>>), String> {
+    let started = match config.backend.kind {
+        BackendKind::Embedded => {
+            let e = &config.backend.embedded;
+            let options = EmbeddedOptions {
+                partitions: e.partitions,
+                retention_events: e.retention_events,
+                retention_bytes: e.retention_bytes,
+                consumer_threads: e.consumer_threads,
+                group_retention: config.backend.group_retention,
+            };
+            let apps = config.apps.iter().map(|a| a.name.clone());
+            let (backend, log) = embedded::start(options, apps).map_err(|e| e.to_string())?;
+            let lags = log.clone();
+            metrics.set_collector(move |m| {
+                m.replace_group_lags(lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)));
+                m.raise_records_skipped(lags.skipped_records() + crate::seam::unroutable_records());
+                m.set_groups(lags.groups() as i64);
+            });
+            (backend, Some(log))
+        }
+        BackendKind::Kafka => {
+            let apps = config.apps.iter().map(|a| a.name.clone());
+            let (backend, stats) = kafka::start(
+                &config.backend.kafka,
+                apps,
+                config.backend.kafka.consumer_threads,
+                config.backend.group_retention,
+            )
+            .map_err(|e| e.to_string())?;
+            metrics.set_collector(move |m| {
+                m.replace_group_lags(stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)));
+                m.raise_records_skipped(
+                    stats.skipped.load(std::sync::atomic::Ordering::Relaxed)
+                        + crate::seam::unroutable_records(),
+                );
+                m.set_backend_consumers(stats.consumers.load(std::sync::atomic::Ordering::Relaxed));
+                m.set_groups(stats.groups.load(std::sync::atomic::Ordering::Relaxed));
+            });
+            (backend, None)
+        }
+    };
+    Ok(started)
+}
