@@ -553,16 +553,18 @@ mod tests {
         assert!(err.reason.contains("not a complete JSON array"), "{err}");
     }
 
+    /// A device check that refuses device `gone` only.
+    fn all_but_gone(device: &str) -> Result<(), String> {
+        if device == "gone" {
+            Err(format!("device `{device}` is gone"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Both paths on one body: the fast one may only decline, never disagree.
     fn both(body: &[u8]) -> (Option<Vec<Event>>, Result<Vec<Event>, BatchError>) {
-        let ok = |d: &str| {
-            if d == "gone" {
-                Err(format!("device `{d}` is gone"))
-            } else {
-                Ok(())
-            }
-        };
-        let ctx = ctx(&ok);
+        let ctx = ctx(&all_but_gone);
         let time = rfc3339(ctx.now);
         let fast = prepare_fast(&mut body.to_vec(), &ctx, &time);
         (fast, prepare_carefully(body, &ctx, &time))
@@ -633,13 +635,7 @@ mod tests {
 
     #[test]
     fn first_bad_index_wins_whichever_check_finds_it() {
-        let check = |d: &str| {
-            if d == "gone" {
-                Err(format!("device `{d}` is gone"))
-            } else {
-                Ok(())
-            }
-        };
+        let check = all_but_gone;
         let body = br#"[{"device":"d"},{"device":"gone"},{"device":"d","specversion":"0.3"}]"#;
         let err = parse_batch(body, &ctx(&check)).unwrap_err();
         assert_eq!(err.index, Some(1));
