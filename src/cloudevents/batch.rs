@@ -7,26 +7,22 @@
 //! (1.0), `type` (`io.drogue.event.v1`) and `source` filled in, then parsed as a structured event,
 //! then `application`, `source` and `partitionkey` set from the application and the device.
 //!
-//! Why the filling happens here, on the JSON text: a CloudEvents parser rightly refuses an event
-//! without `id`, `source`, `specversion` or `type`, so they must be present before the parser
-//! sees the event. They are spliced in as text right after the object's `{` rather than by
-//! re-serializing a parsed `serde_json::Value`, because that would reorder the keys of JSON
-//! `data` and so change the data bytes subscribers receive. Each element is handed to the parser
-//! on its own (as a one-element batch) so that every check runs in array order, and the index
-//! reported is that of the first bad event, whichever check finds it.
+//! The attributes are filled in on the parsed draft ([`Draft::fill_ingest_defaults`]), before it
+//! becomes an event, never by re-serializing JSON: that would reorder the keys of JSON `data` and
+//! so change the data bytes subscribers receive. When a batch needs explaining, each element is
+//! parsed on its own so that every check runs in array order, and the index reported is that of
+//! the first bad event, whichever check finds it.
 
 use std::fmt;
 use std::ops::Range;
 use std::time::SystemTime;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use simd_json::BorrowedValue;
 
 use super::event::{device_source, extension_name, rfc3339, Event, ExtensionValue, Text};
 use super::parse::Draft;
-use super::DEVICE_EVENT_TYPE;
 
 /// Why a batch was rejected: the index of the first bad event (none when the body itself is
 /// wrong) and why, ready for the `400` response body.
@@ -194,35 +190,15 @@ fn prepare_one(element: &[u8], ctx: &BatchContext<'_>, time: &str) -> Result<Eve
     };
     let device = peek.device.as_deref().unwrap_or_default();
     (ctx.check_device)(device)?;
-    let source = device_source(ctx.app, device);
 
-    // Attributes the event lacks, spliced in (values made only when missing).
-    let id;
-    let mut missing: Vec<(&str, &str)> = Vec::new();
-    if !peek.id {
-        id = uuid::Uuid::new_v4().to_string();
-        missing.push(("id", &id));
-    }
-    if !peek.time {
-        missing.push(("time", time));
-    }
-    if !peek.specversion {
-        missing.push(("specversion", "1.0"));
-    }
-    if !peek.ty {
-        missing.push(("type", DEVICE_EVENT_TYPE));
-    }
-    if !peek.source {
-        missing.push(("source", source.as_str()));
-    }
-    // A device name means the object has at least one member.
-    let mut spliced = splice(element, false, &missing)?;
-    let value = simd_json::to_borrowed_value(&mut spliced)
-        .map_err(|e| format!("internal error: the completed event is not valid JSON: {e}"))?;
+    // simd-json unescapes in place: parse a copy. The parser judges the attributes given (an
+    // `id` given as null is refused by name); those missing are filled in as the fast path does.
+    let mut copy = element.to_vec();
+    let value =
+        simd_json::to_borrowed_value(&mut copy).map_err(|e| format!("not valid JSON: {e}"))?;
     let mut draft = Draft::from_value(&value).map_err(|e| e.to_string())?;
-    // Attributes given as null (present, so not spliced in) read as missing: filled as well.
     draft.fill_ingest_defaults(time);
-    draft.source = Some(source);
+    draft.source = Some(device_source(ctx.app, device));
     let mut event = draft.into_event().map_err(|e| e.to_string())?;
     bind(&mut event, ctx, device, &format!("{}/{device}", ctx.app));
     Ok(event)
@@ -262,25 +238,11 @@ fn repeated_member(element: &[u8]) -> Option<String> {
 }
 
 /// What [`prepare_one`] needs to know of an event before the CloudEvents parser sees it: its
-/// device, and which attributes it has (present, whatever the value: the parser judges those).
+/// device.
 #[derive(serde::Deserialize)]
 struct Peek<'a> {
     #[serde(borrow, default)]
     device: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, deserialize_with = "present")]
-    id: bool,
-    #[serde(default, deserialize_with = "present")]
-    time: bool,
-    #[serde(default, deserialize_with = "present")]
-    specversion: bool,
-    #[serde(rename = "type", default, deserialize_with = "present")]
-    ty: bool,
-    #[serde(default, deserialize_with = "present")]
-    source: bool,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// Why an element that [`Peek`] did not take is refused.
@@ -307,33 +269,6 @@ fn explain(element: &[u8], ctx: &BatchContext<'_>) -> String {
     }
 }
 
-/// The element with the missing attributes spliced in after its `{`, the rest untouched.
-fn splice(element: &[u8], empty: bool, missing: &[(&str, &str)]) -> Result<Vec<u8>, String> {
-    let mut single = Vec::with_capacity(element.len() + 200);
-    if missing.is_empty() {
-        single.extend_from_slice(element);
-    } else {
-        // The element parsed as an object and spans start at a value, so it starts with `{`.
-        let rest = element
-            .strip_prefix(b"{")
-            .ok_or_else(|| "internal error: the event does not start with `{`".to_owned())?;
-        single.push(b'{');
-        for (i, (name, value)) in missing.iter().enumerate() {
-            if i > 0 {
-                single.push(b',');
-            }
-            single.extend_from_slice(json_string(name).as_bytes());
-            single.push(b':');
-            single.extend_from_slice(json_string(value).as_bytes());
-        }
-        if !empty {
-            single.push(b',');
-        }
-        single.extend_from_slice(rest);
-    }
-    Ok(single)
-}
-
 /// Sets extension `name`; an existing one is replaced in place if `replace`, else kept.
 fn set_extension(event: &mut Event, name: &str, value: ExtensionValue, replace: bool) {
     match event.extensions.iter_mut().find(|(n, _)| n == name) {
@@ -341,10 +276,6 @@ fn set_extension(event: &mut Event, name: &str, value: ExtensionValue, replace: 
         Some(_) => {}
         None => event.extensions.push((extension_name(name), value)),
     }
-}
-
-fn json_string(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -442,6 +373,7 @@ impl std::error::Error for BatchError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloudevents::DEVICE_EVENT_TYPE;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn spans(body: &str) -> Result<Vec<&str>, String> {
@@ -507,18 +439,6 @@ mod tests {
         assert_eq!(second.source, "drogue://my%20app/d2");
         assert_eq!(ext(second, "application").as_deref(), Some("my app"));
         assert_eq!(ext(second, "sender").as_deref(), Some("gw"));
-    }
-
-    #[test]
-    fn splices_missing_attributes_in_and_leaves_the_rest_as_it_was() {
-        let element = br#"{"device":"d","data":{"z":1, "a":"\u00e9"}}"#;
-        let out = splice(element, false, &[("id", "x\"y"), ("type", "t")]).unwrap();
-        let expected = r#"{"id":"x\"y","type":"t","device":"d","data":{"z":1, "a":"\u00e9"}}"#;
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
-        let out = splice(b"{ }", true, &[("id", "x")]).unwrap();
-        assert_eq!(out, br#"{"id":"x" }"#);
-        let out = splice(element, false, &[]).unwrap();
-        assert_eq!(out, element);
     }
 
     #[test]
