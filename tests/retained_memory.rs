@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use mqtt_integration::cloudevents::parse_batch;
+use mqtt_integration::cloudevents::{parse_batch, BatchContext};
 use mqtt_integration::seam::Record;
 
 /// `System`, counting the bytes currently allocated.
@@ -60,9 +60,16 @@ fn batch(n: usize) -> Vec<u8> {
 #[test]
 fn a_retained_event_holds_no_slack() {
     const N: usize = 2_000;
-    let mut body = batch(N);
+    let body = batch(N);
+    let ok = |_: &str| Ok(());
+    let ctx = BatchContext {
+        app: "my-app",
+        instance: "mqtt-integration-0",
+        now: std::time::SystemTime::now(),
+        check_device: &ok,
+    };
     let before = LIVE.load(Ordering::Relaxed);
-    let records: Vec<Record> = parse_batch(&mut body)
+    let records: Vec<Record> = parse_batch(&body, &ctx)
         .expect("the batch parses")
         .into_iter()
         .enumerate()

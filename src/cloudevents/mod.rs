@@ -2,7 +2,8 @@
 //!
 //! - [`Event`] is one event as it travels through the service ([`event`]).
 //! - Structured mode (the JSON event format) is written by [`Event::write_structured`] ([`structured`])
-//!   and read by [`Event::from_structured_json`] ([`parse`]); HTTP batch mode by [`parse_batch`] ([`batch`]).
+//!   and read by [`Event::from_structured_json`] ([`parse`]); HTTP batch mode (batch ingest) by
+//!   [`parse_batch`] ([`batch`]).
 //! - Binary mode (MQTT 5 user properties) comes from [`Event::binary_attributes`] ([`binary`]).
 //! - Which form `data` takes in JSON is decided in [`content_type`].
 
@@ -18,7 +19,7 @@ pub mod structured;
 #[cfg(test)]
 mod sdk_tests;
 
-pub use batch::{parse_batch, parse_batch_at, BatchError};
+pub use batch::{parse_batch, BatchContext, BatchError};
 pub use content_type::DataKind;
 pub use event::{Event, ExtensionValue, SpecVersion, Text};
 pub use json_check::is_json;

@@ -15,13 +15,10 @@ use crossbeam_channel::RecvTimeoutError;
 use serde_json::json;
 
 use super::auth::AuthFailure;
-use super::batch::{self, BATCH_CONTENT_TYPE};
 use super::names;
-use super::response::{Outcome, Reply};
-use super::server::Request;
+use super::server::{Outcome, Reply, Request};
 use super::HttpState;
-use crate::cloudevents::BatchError;
-use crate::cloudevents::Event;
+use crate::cloudevents::{parse_batch, BatchContext, BatchError, Event, BATCH_CONTENT_TYPE};
 use crate::registry::{Access, AccessError, DeviceAccessError, Identity};
 use crate::seam::BackendError;
 
@@ -93,7 +90,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
         ));
     }
     let body = read_body(request, state.max_body_size)?;
-    let ctx = batch::Context {
+    let ctx = BatchContext {
         app,
         instance: &state.instance,
         now: SystemTime::now(),
@@ -106,7 +103,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
                 .map_err(|e| device_problem(&e, app, device))
         },
     };
-    let events = batch::prepare(&body, &ctx)
+    let events = parse_batch(&body, &ctx)
         .and_then(|events| check_subjects(app, events))
         .map_err(|e| {
         // All or nothing: say so, so that the client resends the whole batch once fixed.

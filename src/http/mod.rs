@@ -5,20 +5,20 @@
 //! Ingest clients are few next to MQTT clients and keep their connections open, so blocking
 //! threads are the simple, predictable choice; the server bounds how many there are.
 //!
-//! - [`server`]: HTTP/1.1 over TCP (heads, bodies, keep-alive, timeouts).
+//! - [`server`]: HTTP/1.1 over TCP (heads, bodies, keep-alive, timeouts), replies and JSON error
+//!   bodies; an I/O shell that asks its [`server::Handler`] (here [`HttpState`], through
+//!   [`routes`]) for each answer.
 //! - [`routes`]: which route a request is for, `404`/`405`.
-//! - [`ingest`]: single-event and batch ingest; [`batch`] prepares the batch's events;
+//! - [`ingest`]: single-event and batch ingest (a batch's events are parsed by
+//!   [`crate::cloudevents::parse_batch`]);
 //!   [`names`] refuses device names and channels that cannot form a valid MQTT topic.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: the authentication seam ([`HttpAuthenticator`]).
-//! - [`response`]: replies, and JSON error bodies.
 
 mod auth;
-mod batch;
 mod ingest;
 mod names;
 mod ops;
-mod response;
 mod routes;
 mod server;
 #[cfg(test)]

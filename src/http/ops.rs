@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::response::{Outcome, Reply};
+use super::server::{Outcome, Reply};
 use super::HttpState;
 
 /// Prometheus text exposition format, version 0.0.4.

@@ -6,8 +6,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use super::response::{Outcome, Reply};
-use super::server::{Method, Request};
+use super::server::{Handler, Method, Outcome, Reply, Request};
 use super::{ingest, ops, HttpState};
 
 /// The routes of spec 5.
@@ -101,9 +100,15 @@ fn decode(segment: &str) -> Result<String, Reply> {
         })
 }
 
-/// Handles one request to the end, except for sending the reply.
-pub(crate) fn handle(state: &HttpState, request: &mut Request<'_>) -> Reply {
-    dispatch(state, request).unwrap_or_else(|reply| reply)
+/// The application the HTTP server serves: each request routed to its handler.
+impl Handler for HttpState {
+    fn handle(&self, request: &mut Request<'_>) -> Reply {
+        dispatch(self, request).unwrap_or_else(|reply| reply)
+    }
+
+    fn answers_on_reserve(&self, target: &str) -> bool {
+        Route::is_operations(target)
+    }
 }
 
 fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
@@ -140,6 +145,9 @@ fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::names::check_topic;
+    use crate::protocol::topic::{valid_topic_name, valid_topic_part};
+    use proptest::prelude::*;
 
     fn parse(target: &str) -> Option<Route> {
         Route::parse(target).unwrap()
@@ -180,5 +188,23 @@ mod tests {
     fn bad_utf8_is_a_400() {
         let err = Route::parse("/api/v1/apps/%FF/events").unwrap_err();
         assert_eq!(err.status, 400);
+    }
+
+    // Here rather than in `names`, which routes use: names' tests do not reach back into routes.
+    proptest! {
+        /// The route's percent-decoding cannot smuggle anything past the check: any bytes,
+        /// percent-encoded in the path, come out as a channel that is either refused or valid.
+        #[test]
+        fn percent_encoded_paths_are_checked_after_decoding(bytes in proptest::collection::vec(any::<u8>(), 1..12)) {
+            let encoded: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+            let target = format!("/api/v1/apps/demo/devices/d/events/{encoded}");
+            if let Ok(Some(Route::IngestOne { device, channel, .. })) = Route::parse(&target) {
+                if check_topic("demo", &device, &channel).is_ok() {
+                    let topic = format!("app/demo/{device}/{channel}");
+                    prop_assert!(valid_topic_name(&topic), "{:?}", topic);
+                    prop_assert!(valid_topic_part(&channel));
+                }
+            }
+        }
     }
 }

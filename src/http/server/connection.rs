@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::body::Body;
+use super::handler::Handler;
 use super::head::{self, Head, HeadError, Method};
 use super::inbound::{Gone, Inbound};
 use super::pool::{Place, Slot};
 use super::request::Request;
-use crate::http::response::{Connection, Reply};
-use crate::http::{routes, HttpState};
+use super::response::{Connection, Reply};
 
 /// How often a waiting connection thread looks up (to notice that the server stops).
 const POLL: Duration = Duration::from_millis(250);
@@ -41,9 +41,9 @@ const LINGER: Duration = Duration::from_secs(1);
 /// rather than a reset. Past this, the connection is closed after the answer.
 pub(crate) const DRAIN_AT_MOST: u64 = 64 * 1024 * 1024;
 
-pub(crate) fn serve(
+pub(crate) fn serve<H: Handler>(
     stream: &TcpStream,
-    state: &HttpState,
+    handler: &H,
     stopping: &AtomicBool,
     patience: Patience,
     slot: &Slot,
@@ -75,7 +75,7 @@ pub(crate) fn serve(
             }
             Err(Refused::Bad(e)) => return refuse(stream, e),
         };
-        if slot.place == Place::Reserve && !routes::Route::is_operations(&head.target) {
+        if slot.place == Place::Reserve && !handler.answers_on_reserve(&head.target) {
             refuse(
                 stream,
                 HeadError {
@@ -98,7 +98,7 @@ pub(crate) fn serve(
             .expects_continue()
             .then_some(&mut out as &mut dyn Write);
         let mut request = Request::new(&head, framing, &mut body, continue_to);
-        let reply = handle(state, &mut request, &head);
+        let reply = handle(handler, &mut request, &head);
         let continue_owed = request.continue_owed();
         // The next request starts after this one's body: read what the handler left of it,
         // unless the client still waits to be asked for it, or the body was refused for its
@@ -182,16 +182,15 @@ fn next_head<S: io::Read>(inbound: &mut Inbound<'_, S>, slot: &Slot) -> Result<H
     }
 }
 
-fn handle(state: &HttpState, request: &mut Request<'_>, head: &Head) -> Reply {
+fn handle<H: Handler>(handler: &H, request: &mut Request<'_>, head: &Head) -> Reply {
     // A bug in a handler must not take the connection's thread down unanswered.
-    let reply =
-        catch_unwind(AssertUnwindSafe(|| routes::handle(state, request))).unwrap_or_else(|_| {
-            tracing::error!(method = %head.method, url = head.target, "HTTP handler panicked");
-            Reply::error(
-                500,
-                "internal error while handling the request; see the service log",
-            )
-        });
+    let reply = catch_unwind(AssertUnwindSafe(|| handler.handle(request))).unwrap_or_else(|_| {
+        tracing::error!(method = %head.method, url = head.target, "HTTP handler panicked");
+        Reply::error(
+            500,
+            "internal error while handling the request; see the service log",
+        )
+    });
     reply.log(request);
     reply
 }

@@ -6,7 +6,10 @@
 //! - [`inbound`]: the connection's read buffer and its timeouts (idle, stall, head deadline).
 //! - [`pool`]: the places connections hold; which one gives way, and the reserve that keeps
 //!   `/healthz`, `/readyz` and `/metrics` answered whatever ingest clients do.
-//! - [`request`]: what a handler sees of a request.
+//! - [`handler`]: the [`Handler`] the server is given, which answers each request; the server
+//!   imports nothing of the application (routes, ingest) it serves.
+//! - [`request`]: what a handler sees of a request; [`response`]: the [`Reply`] it returns, and
+//!   how it is written.
 //!
 //! It replaced tiny_http, which handed every request from the connection's thread to a worker
 //! thread and back (~20 % of the service's CPU at 1,000 requests/s went to those hand-offs),
@@ -14,10 +17,12 @@
 
 mod body;
 mod connection;
+mod handler;
 mod head;
 mod inbound;
 mod pool;
 mod request;
+mod response;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -26,14 +31,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub(crate) use handler::Handler;
 pub(crate) use head::Method;
 pub(crate) use request::Request;
-
-use super::response::Reply;
-use super::HttpState;
+pub(crate) use response::{Outcome, Reply};
 
 /// How long [`HttpServer::shutdown`] waits for requests in progress (an ingest waits for the
-/// backend up to [`super::ingest::PUBLISH_TIMEOUT`]).
+/// backend up to 10 s).
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// What the server allows its clients.
@@ -78,8 +82,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `bind` (port 0 picks a free port, see [`HttpServer::local_addr`]) and serves
-    /// within `limits`.
-    pub fn start(bind: SocketAddr, state: HttpState, limits: HttpLimits) -> io::Result<HttpServer> {
+    /// within `limits`, each request answered by `handler`.
+    pub(crate) fn start<H: Handler>(
+        bind: SocketAddr,
+        handler: H,
+        limits: HttpLimits,
+    ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(bind).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -92,10 +100,10 @@ impl HttpServer {
         let max_connections = limits.max_connections;
         let acceptor = {
             let (stopping, live) = (stopping.clone(), live.clone());
-            let state = Arc::new(state);
+            let handler = Arc::new(handler);
             std::thread::Builder::new()
                 .name("http-accept".into())
-                .spawn(move || accept(&listener, &state, &stopping, &live, &limits))
+                .spawn(move || accept(&listener, &handler, &stopping, &live, &limits))
                 .map_err(|e| {
                     io::Error::new(
                         e.kind(),
@@ -157,9 +165,9 @@ impl Drop for HttpServer {
     }
 }
 
-fn accept(
+fn accept<H: Handler>(
     listener: &TcpListener,
-    state: &Arc<HttpState>,
+    handler: &Arc<H>,
     stopping: &Arc<AtomicBool>,
     live: &Arc<AtomicUsize>,
     limits: &HttpLimits,
@@ -184,7 +192,7 @@ fn accept(
             continue;
         };
         live.fetch_add(1, Ordering::AcqRel);
-        let (state, stopping, live_too) = (state.clone(), stopping.clone(), live.clone());
+        let (handler, stopping, live_too) = (handler.clone(), stopping.clone(), live.clone());
         let (pool_too, held) = (pool.clone(), slot.clone());
         let patience = connection::Patience {
             // A reserve connection is for one probe, which sends its head at once.
@@ -198,7 +206,7 @@ fn accept(
         let spawned = std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                connection::serve(&stream, &state, &stopping, patience, &slot);
+                connection::serve(&stream, &*handler, &stopping, patience, &slot);
                 pool_too.release(&slot);
                 live_too.fetch_sub(1, Ordering::AcqRel);
             });

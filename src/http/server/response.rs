@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde_json::json;
 
-use super::server::Request;
+use super::request::Request;
 
 /// What a handler answers: status, body and any extra headers.
 #[derive(Debug)]
