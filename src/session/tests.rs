@@ -408,10 +408,12 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
         app,
         group,
         filters,
+        start,
     }] = &events[..]
     else {
         panic!("{events:?}")
     };
+    assert_eq!(*start, crate::seam::StartAt::Latest, "the default");
     assert_eq!(&**app, "demo");
     assert_eq!(group, &GroupKey::client("demo", "c1"));
     assert_eq!(filters.len(), 1);
