@@ -114,4 +114,17 @@ fn start_selects_where_a_new_group_begins() {
         vec![8],
         "the existing group resumed where it was, not at earliest"
     );
+
+    // An ephemeral reader already on the tail that subscribes again with `start` is not
+    // rewound (nor read twice): `start` is only where a reader begins.
+    let t = V5::connect(v5_options(svc.mqtt, ""));
+    assert!(granted(&subscribe_from(&t, &filter, "latest")));
+    assert!(granted(&subscribe_from(&t, &filter, "earliest")));
+    assert_eq!(
+        drain(&t),
+        Vec::<u64>::new(),
+        "no replay for a reader already here"
+    );
+    kafka::produce_binary(&p, &topic, &app, "device2", 9);
+    assert_eq!(drain(&t), vec![9], "once");
 }

@@ -349,7 +349,15 @@ impl Worker {
             // Without a consumer of its own (it has one after falling behind, or when it asked
             // for a `start` other than the end), an ephemeral reader reads through its
             // application's tail, which starts at the end.
-            if !self.index.contains_key(&join.group) && join.start == StartAt::Latest {
+            // A reader already on the tail (or waiting for it) stays there: `start` is for
+            // where it begins, not for a later SUBSCRIBE adding filters.
+            let on_tail = self.tails.get(app).is_some_and(|t| t.has(join.conn))
+                || self
+                    .tail_opening
+                    .get(app)
+                    .and_then(|key| self.opening.get(key))
+                    .is_some_and(|waiting| waiting.iter().any(|j| j.conn == join.conn));
+            if !self.index.contains_key(&join.group) && (join.start == StartAt::Latest || on_tail) {
                 let app = app.clone();
                 self.join_tail(&app, join);
                 return;
