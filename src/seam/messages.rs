@@ -6,7 +6,7 @@ use crossbeam_channel::Sender;
 
 use super::{
     AppAlias, BackendError, Claim, ConnFlow, ConnId, GroupKey, MemberFilter, Mode, Record,
-    ShardLink,
+    ShardLink, StartAt,
 };
 use crate::protocol::QoS;
 
@@ -66,6 +66,9 @@ pub struct Join {
     pub link: ShardLink,
     /// Who joins, checked against a durable group's [`Owner`] (ignored by ephemeral readers).
     pub claim: Claim,
+    /// Where the group begins if it does not exist yet (spec 2.1 `start`); an existing group
+    /// resumes at its committed offsets and ignores it.
+    pub start: StartAt,
 }
 
 /// One event for one connection.

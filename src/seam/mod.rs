@@ -39,6 +39,7 @@ mod messages;
 mod owner;
 mod producer;
 mod record;
+mod start;
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ pub use messages::{AckToken, Delivery, Join, ToBackend, ToShard};
 pub use owner::{Claim, GroupKind, Owner};
 pub use producer::{BackendError, BatchCompletion, Completion, Producer};
 pub use record::{unroutable_records, Record};
+pub use start::{parse_rfc3339, StartAt, START_FORMS};
 
 /// Identifies one MQTT connection across the process: its shard, its slot there, and a
 /// generation so that a reused slot never receives what was meant for its predecessor.

@@ -37,7 +37,8 @@ use crate::protocol::{
 };
 use crate::registry::{Access, Identity, Registry};
 use crate::seam::{
-    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode,
+    AckToken, AppTopics, BackendError, ConnId, Delivery, GroupKey, MemberFilter, Mode, StartAt,
+    START_FORMS,
 };
 
 /// Settings shared by every session of a server.
@@ -72,6 +73,8 @@ pub enum SessionEvent {
         app: Arc<str>,
         group: GroupKey,
         filters: Vec<MemberFilter>,
+        /// Where a group that does not exist yet begins (spec 2.1 `start`).
+        start: StartAt,
     },
     /// Leave a consumer group; `unsent` are QoS 1 deliveries of it that were held back behind
     /// the window and never sent (so they are not redeliveries next time).
@@ -1080,6 +1083,17 @@ impl Session {
             Some((_, "binary")) => Ok(Mode::Binary),
             Some((_, other)) => Err(*other),
         };
+        // Spec 2.1: user property `start` (replay) sets where a new group begins.
+        let start = match s
+            .properties
+            .user_properties
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "start")
+        {
+            None => Ok(StartAt::Latest),
+            Some((_, value)) => StartAt::parse(value).ok_or(*value),
+        };
         let subscription_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         // The first refusal's explanation, for the SUBACK's Reason String.
@@ -1120,6 +1134,14 @@ impl Session {
                     continue;
                 }
             };
+            if let Err(other) = start {
+                tracing::info!(client = %self.client_id, "invalid start `{other}`");
+                // Spec 2.1: 0x83, like an unknown content-mode.
+                refuse(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR, &|| {
+                    format!("invalid start `{other}` ({START_FORMS})")
+                });
+                continue;
+            }
             if let Err(e) = self
                 .config
                 .registry
@@ -1191,7 +1213,7 @@ impl Session {
         }
         let mut waiting = Vec::with_capacity(touched.len());
         for (group, app, indices) in touched {
-            let request = self.join(app, group.clone());
+            let request = self.join(app, group.clone(), start.unwrap_or_default());
             waiting.push((request, group, indices));
         }
         self.subscribed().subacks.push_back(PendingSubAck {
@@ -1204,7 +1226,7 @@ impl Session {
     }
 
     /// Sends a Join carrying every filter the session holds for `group`; returns its request id.
-    fn join(&mut self, app: Arc<str>, group: GroupKey) -> u64 {
+    fn join(&mut self, app: Arc<str>, group: GroupKey, start: StartAt) -> u64 {
         let subs = self.subscribed();
         let member = match subs.groups.get(&group) {
             Some(m) => *m,
@@ -1229,6 +1251,7 @@ impl Session {
             app,
             group,
             filters,
+            start,
         });
         request
     }
@@ -1287,7 +1310,8 @@ impl Session {
                 break;
             };
             if subs.subscriptions.values().any(|s| s.group == group) {
-                self.join(app, group);
+                // The group exists already: `start` would be ignored.
+                self.join(app, group, StartAt::Latest);
             } else if let Some(member) = subs.groups.remove(&group) {
                 subs.members.remove(&member);
                 let unsent = take_unsent(&mut subs.pending, member, &mut self.released);

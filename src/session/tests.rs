@@ -408,10 +408,12 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
         app,
         group,
         filters,
+        start,
     }] = &events[..]
     else {
         panic!("{events:?}")
     };
+    assert_eq!(*start, crate::seam::StartAt::Latest, "the default");
     assert_eq!(&**app, "demo");
     assert_eq!(group, &GroupKey::client("demo", "c1"));
     assert_eq!(filters.len(), 1);
@@ -527,6 +529,57 @@ fn content_mode_property() {
         vec![Owned::SubAck {
             packet_id: 5,
             codes: vec![0x83]
+        }]
+    );
+}
+
+/// Spec 2.1 `start`: parsed into the Join; any other value refuses every filter of that
+/// SUBSCRIBE with 0x83 and asks nothing of the backend.
+#[test]
+fn start_property_reaches_the_join_or_refuses() {
+    use crate::seam::StartAt;
+    let mut c = Client::connected(Version::V5, "c1", None);
+    c.subscribe(
+        4,
+        &[("app/demo", QoS::AtLeastOnce)],
+        vec![("start", "-15m")],
+        None,
+    );
+    let events = c.events();
+    let [SessionEvent::Join {
+        start,
+        member,
+        request,
+        ..
+    }] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(*start, StartAt::Ago(std::time::Duration::from_secs(900)));
+    c.s.joined(*member, *request, Ok(()));
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 4,
+            codes: vec![1]
+        }]
+    );
+
+    c.subscribe(
+        5,
+        &[
+            ("app/demo", QoS::AtMostOnce),
+            ("app/readonly", QoS::AtMostOnce),
+        ],
+        vec![("start", "tomorrow")],
+        None,
+    );
+    assert!(c.events().is_empty());
+    assert_eq!(
+        c.received(),
+        vec![Owned::SubAck {
+            packet_id: 5,
+            codes: vec![0x83, 0x83]
         }]
     );
 }

@@ -43,6 +43,7 @@ impl Effects<'_> {
                 app,
                 group,
                 filters,
+                start,
             } => {
                 let claim = Claim::new(
                     conn.session.identity(),
@@ -60,6 +61,7 @@ impl Effects<'_> {
                     flow: conn.flow(self.ctx.max_queued_bytes),
                     link: self.link.clone(),
                     group: group.clone(),
+                    start,
                 };
                 let worker = self.ctx.backend.worker_of(&group);
                 self.ctx.backend.send(worker, ToBackend::Join(join));

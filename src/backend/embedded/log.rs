@@ -12,7 +12,8 @@ use super::store::{OffsetStore, PartitionOffsets};
 use super::wake::{Interest, Wakers};
 use super::EmbeddedOptions;
 use crate::cloudevents::Event;
-use crate::seam::{BackendError, Record};
+use crate::seam::{BackendError, Record, StartAt};
+use std::time::SystemTime;
 
 /// The events of one application.
 pub(crate) struct AppLog {
@@ -41,15 +42,23 @@ impl AppLog {
         }
     }
 
-    /// Where a new reader starts: the current end of every partition.
-    pub fn end_positions(&self) -> Vec<PartitionOffsets> {
+    /// Where a new reader starts (spec 2.1 `start`): the current end of every partition by
+    /// default, the first retained event for `Earliest`, else the first event at or after the
+    /// time. `now` resolves `-<duration>`.
+    pub fn start_positions(&self, start: StartAt, now: SystemTime) -> Vec<PartitionOffsets> {
         self.partitions
             .iter()
             .map(|p| {
-                let end = p.end();
+                let at = match start {
+                    StartAt::Latest => p.end(),
+                    StartAt::Earliest => p.first(),
+                    StartAt::Time(_) | StartAt::Ago(_) => {
+                        start.instant(now).map_or(p.end(), |t| p.offset_for_time(t))
+                    }
+                };
                 PartitionOffsets {
-                    committed: end,
-                    dispatched_end: end,
+                    committed: at,
+                    dispatched_end: at,
                 }
             })
             .collect()

@@ -112,6 +112,24 @@ impl Partition {
         self.segment.read().first
     }
 
+    /// The first retained offset whose event `time` is at or after `at` (the end if none is).
+    /// A scan, not a binary search: producers set `time`, so it need not grow with the offset;
+    /// an event without a readable `time` is taken as older.
+    pub(crate) fn offset_for_time(&self, at: std::time::SystemTime) -> u64 {
+        let seg = self.segment.read();
+        let found = seg.records.iter().position(|r| {
+            r.event
+                .time
+                .as_deref()
+                .and_then(crate::seam::parse_rfc3339)
+                .is_some_and(|t| t >= at)
+        });
+        match found {
+            Some(i) => seg.first + i as u64,
+            None => seg.first + seg.records.len() as u64,
+        }
+    }
+
     /// Appends up to `max` records from offset `from` on to `out`, under one read lock. A reader
     /// positioned before the first retained offset skips to it (see [`Read::from`]).
     pub(crate) fn read(&self, from: u64, max: usize, out: &mut Vec<Arc<Record>>) -> Read {

@@ -226,6 +226,7 @@ impl Shard {
                 filters,
                 flow,
                 link: self.link.clone(),
+                start: crate::seam::StartAt::Latest,
                 // One identity for every join of these tests (ownership: tests/ownership.rs).
                 claim: crate::backend::Claim {
                     owner: crate::backend::Owner {

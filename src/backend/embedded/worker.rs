@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use slab::Slab;
@@ -118,6 +118,7 @@ impl Worker {
             flow,
             link,
             claim,
+            start,
         } = join;
         let answer = |result| ToShard::Joined {
             conn,
@@ -141,13 +142,13 @@ impl Worker {
                     Some(name) => match self.log.store.load(name, &app) {
                         Some(stored) => stored,
                         None => {
-                            let at = app_log.end_positions();
+                            let at = app_log.start_positions(start, SystemTime::now());
                             // Stored at once, so a reconnect before any ack resumes here too.
                             self.log.store.save(name, &app_log.name, at.clone());
                             at
                         }
                     },
-                    None => app_log.end_positions(),
+                    None => app_log.start_positions(start, SystemTime::now()),
                 };
                 let state = Group::new(group.clone(), app_log.clone(), at, &mut self.epochs);
                 let slot = self.groups.insert(state);

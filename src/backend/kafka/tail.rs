@@ -181,6 +181,11 @@ impl Tail {
         self.readers.len() != before
     }
 
+    /// Whether `conn` reads here.
+    pub(crate) fn has(&self, conn: ConnId) -> bool {
+        self.readers.iter().any(|r| r.member.conn == conn)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.readers.is_empty()
     }

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -32,7 +32,7 @@ use super::KafkaStats;
 use crate::backend::embedded::outbox::Outbox;
 use crate::config::KafkaConfig;
 use crate::seam::{
-    AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, ToBackend, ToShard,
+    AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, StartAt, ToBackend, ToShard,
 };
 
 const GROUP_BUDGET: usize = 256;
@@ -90,7 +90,7 @@ pub(crate) struct Worker {
     pub opening: HashMap<GroupKey, Vec<Join>>,
     /// Opens waiting for an opener (at most [`MAX_OPENERS`] run at once), with the claim of
     /// the join that asked (a group without an owner record becomes its).
-    pub open_queue: VecDeque<(GroupKey, Arc<str>, Claim)>,
+    pub open_queue: VecDeque<(GroupKey, Arc<str>, Claim, StartAt)>,
     pub opened_tx: Sender<Opened>,
     pub opened_rx: Receiver<Opened>,
     /// What retired groups handed out, per partition (see `GroupState::handed_out`): a group
@@ -346,9 +346,18 @@ impl Worker {
             return;
         }
         if let GroupKey::Ephemeral { app, .. } = &join.group {
-            // Without a consumer of its own (it has one after falling behind), an ephemeral
-            // reader reads through its application's tail.
-            if !self.index.contains_key(&join.group) {
+            // Without a consumer of its own (it has one after falling behind, or when it asked
+            // for a `start` other than the end), an ephemeral reader reads through its
+            // application's tail, which starts at the end.
+            // A reader already on the tail (or waiting for it) stays there: `start` is for
+            // where it begins, not for a later SUBSCRIBE adding filters.
+            let on_tail = self.tails.get(app).is_some_and(|t| t.has(join.conn))
+                || self
+                    .tail_opening
+                    .get(app)
+                    .and_then(|key| self.opening.get(key))
+                    .is_some_and(|waiting| waiting.iter().any(|j| j.conn == join.conn));
+            if !self.index.contains_key(&join.group) && (join.start == StartAt::Latest || on_tail) {
                 let app = app.clone();
                 self.join_tail(&app, join);
                 return;
@@ -358,8 +367,9 @@ impl Worker {
             // A new group: open its consumer off this thread, so that the groups already
             // here keep flowing while Kafka answers (or does not).
             let (key, app, claim) = (join.group.clone(), join.app.clone(), join.claim.clone());
+            let start = join.start;
             self.opening.insert(key.clone(), vec![join]);
-            self.open_queue.push_back((key, app, claim));
+            self.open_queue.push_back((key, app, claim, start));
             self.start_opens();
             return;
         };
@@ -384,7 +394,8 @@ impl Worker {
         let (key, claim) = (join.group.clone(), join.claim.clone());
         self.tail_opening.insert(app.clone(), key.clone());
         self.opening.insert(key.clone(), vec![join]);
-        self.open_queue.push_back((key, app.clone(), claim));
+        self.open_queue
+            .push_back((key, app.clone(), claim, StartAt::Latest));
         self.start_opens();
     }
 
@@ -418,7 +429,7 @@ impl Worker {
     fn start_opens(&mut self) {
         let running = self.opening.len() - self.open_queue.len();
         for _ in running..MAX_OPENERS {
-            let Some((key, app, claim)) = self.open_queue.pop_front() else {
+            let Some((key, app, claim, start)) = self.open_queue.pop_front() else {
                 return;
             };
             let (config, stats, bell) =
@@ -427,7 +438,7 @@ impl Worker {
             let spawned = std::thread::Builder::new()
                 .name(format!("kafka-open-{}", self.id))
                 .spawn(move || {
-                    let result = open(&config, &stats, &bell, &key, &app, &claim);
+                    let result = open(&config, &stats, &bell, &key, &app, &claim, start);
                     // A worker that stopped meanwhile drops the channel: the consumer is
                     // destroyed here (none of its records exists yet).
                     if tx.send(Opened { key, claim, result }).is_ok() {
@@ -646,6 +657,7 @@ fn open(
     key: &GroupKey,
     app: &Arc<str>,
     claim: &Claim,
+    start: StartAt,
 ) -> Result<OpenedGroup, BackendError> {
     let topic: Arc<str> = events_topic(app).into();
     let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
@@ -684,6 +696,35 @@ fn open(
         .map(|(_, high)| high)
         .map_err(unavailable)
     };
+    // Spec 2.1 `start`: where a new group (or an ephemeral reader) begins in partition `p`.
+    let begin = |p: i32| match start {
+        StartAt::Latest => high(p),
+        StartAt::Earliest => retrying("reading the first offset", || {
+            consumer.fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+        })
+        .map(|(low, _)| low)
+        .map_err(unavailable),
+        StartAt::Time(_) | StartAt::Ago(_) => {
+            let at = start
+                .instant(SystemTime::now())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let millis = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, p, Offset::Offset(millis))
+                .map_err(unavailable)?;
+            let found = retrying("looking up offsets for a time", || {
+                consumer.offsets_for_times(tpl.clone(), REQUEST_TIMEOUT)
+            })
+            .map_err(unavailable)?;
+            match found.elements().first().map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Ok(o),
+                // No record at or after that time: the end.
+                _ => high(p),
+            }
+        }
+    };
     let assigned_at = match key.name() {
         Some(name) => {
             let mut all = TopicPartitionList::new();
@@ -709,7 +750,7 @@ fn open(
                     Offset::Offset(_) => continue,
                     _ => {
                         new += 1;
-                        high(e.partition())?
+                        begin(e.partition())?
                     }
                 };
                 start
@@ -723,7 +764,7 @@ fn open(
                 })
                 .map_err(unavailable)?;
                 if new > 0 {
-                    tracing::info!(group = name, topic = %topic, partitions = new, "new consumer group starts at the end of the topic");
+                    tracing::info!(group = name, topic = %topic, partitions = new, ?start, "new consumer group's start position fixed");
                 }
                 if adopt {
                     tracing::info!(group = name, %owner, "consumer group without an owner record adopted by its first joiner");
@@ -737,7 +778,7 @@ fn open(
             let mut at = Vec::with_capacity(partitions as usize);
             let mut tpl = TopicPartitionList::new();
             for p in 0..partitions {
-                let h = high(p)?;
+                let h = begin(p)?;
                 at.push((p, h));
                 tpl.add_partition_offset(&topic, p, Offset::Offset(h))
                     .map_err(unavailable)?;
