@@ -224,4 +224,36 @@ mod tests {
             assert_eq!(data, expected);
         }
     }
+
+    /// Not a check (timings are noisy): prints the rate of single-event appends, each waited
+    /// durable, with 1 and 16 appenders, to see the group commit at work.
+    /// `cargo test --lib disk_partition::tests::group_commit_rate -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn group_commit_rate() {
+        for appenders in [1, 16] {
+            let dir = tempfile::tempdir().unwrap();
+            let p =
+                Arc::new(DiskPartition::open(dir.path(), "app", 0, Durability::Always).unwrap());
+            let start = std::time::Instant::now();
+            let threads: Vec<_> = (0..appenders)
+                .map(|t| {
+                    let p = p.clone();
+                    std::thread::spawn(move || {
+                        for n in 0..200 {
+                            let range = p.append(&[event(&format!("d{t}"), n)]).unwrap();
+                            p.make_durable(range.end).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "{appenders} appenders: {} durable events in {secs:.2}s = {:.0}/s",
+                p.end(),
+                p.end() as f64 / secs
+            );
+        }
+    }
 }
