@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -84,7 +85,49 @@ pub struct EmbeddedConfig {
     pub retention_bytes: u64,
     /// Threads that read the log for consumer groups; 0 = one per core.
     pub consumer_threads: usize,
+    /// Where the log lives: `memory` (lost on exit) or `disk` (a segment log per partition
+    /// under `dir`, issue #14).
+    pub storage: Storage,
+    /// Directory of the on-disk log (`storage = "disk"`): `dir/<app>/<partition>/`.
+    pub dir: PathBuf,
+    /// When appended events reach the disk (`storage = "disk"`).
+    pub fsync: Fsync,
+    /// With `fsync = "interval"`: the longest time between two fdatasyncs of a partition.
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
+    /// With `storage = "disk"`: events older than this are dropped (by whole segments).
+    #[serde(with = "humantime_serde")]
+    pub retention_age: Duration,
 }
+
+/// `backend.embedded.storage`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// In memory: events and offsets are lost when the process ends.
+    #[default]
+    Memory,
+    /// A segment log per partition on disk, with the committed offsets beside it.
+    Disk,
+}
+
+/// `backend.embedded.fsync`: when an appended event is on the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Before the `202` / PUBACK (group commit): survives a power loss.
+    #[default]
+    Always,
+    /// At most `fsync_interval` after the append: a power loss loses the last interval.
+    Interval,
+    /// When the OS writes back: a process crash loses nothing, a power loss may.
+    Never,
+}
+
+/// `backend.embedded.fsync_interval` by default.
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// `backend.embedded.retention_age` by default: 7 days.
+pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
@@ -93,6 +136,11 @@ impl Default for EmbeddedConfig {
             retention_events: 1_000_000,
             retention_bytes: 1024 * 1024 * 1024,
             consumer_threads: 0,
+            storage: Storage::default(),
+            dir: PathBuf::from("data"),
+            fsync: Fsync::default(),
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
+            retention_age: DEFAULT_RETENTION_AGE,
         }
     }
 }

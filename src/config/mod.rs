@@ -26,7 +26,8 @@ use serde::Deserialize;
 pub use app::{AppConfig, DeviceConfig, Role, ANONYMOUS_MEMBER};
 pub use auth::{AuthConfig, KeySource, OAuthConfig, UserConfig};
 pub use backend::{
-    BackendConfig, BackendKind, EmbeddedConfig, KafkaConfig, DEFAULT_GROUP_RETENTION,
+    BackendConfig, BackendKind, EmbeddedConfig, Fsync, KafkaConfig, Storage,
+    DEFAULT_FSYNC_INTERVAL, DEFAULT_GROUP_RETENTION, DEFAULT_RETENTION_AGE,
 };
 pub use env::{process_environment, ENV_PREFIX};
 pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};

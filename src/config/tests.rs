@@ -423,6 +423,52 @@ fn numeric_limits() {
         "[backend.embedded]\nretention_bytes = 0\n",
         "backend.embedded.retention_bytes",
     );
+    invalid_at(
+        "[backend.embedded]\nfsync_interval = \"0s\"\n",
+        "backend.embedded.fsync_interval",
+    );
+    invalid_at(
+        "[backend.embedded]\nretention_age = \"0s\"\n",
+        "backend.embedded.retention_age",
+    );
+    invalid_at("[backend.embedded]\ndir = \"\"\n", "backend.embedded.dir");
+    // Not wired in yet (issue #14 step 2): refused, not silently kept in memory.
+    invalid_at(
+        "[backend.embedded]\nstorage = \"disk\"\n",
+        "backend.embedded.storage",
+    );
+}
+
+#[test]
+fn embedded_storage_keys() {
+    let e = EmbeddedConfig::default();
+    assert_eq!(
+        (
+            e.storage,
+            e.dir.as_path(),
+            e.fsync,
+            e.fsync_interval,
+            e.retention_age
+        ),
+        (
+            crate::config::Storage::Memory,
+            std::path::Path::new("data"),
+            crate::config::Fsync::Always,
+            Duration::from_millis(200),
+            Duration::from_secs(7 * 24 * 3600)
+        )
+    );
+    let config = load_str(
+        "[backend.embedded]\nstorage = \"memory\"\ndir = \"/var/lib/x\"\nfsync = \"interval\"\nfsync_interval = \"50ms\"\nretention_age = \"1h\"\n",
+    )
+    .unwrap();
+    let e = &config.backend.embedded;
+    assert_eq!(e.fsync, crate::config::Fsync::Interval);
+    assert_eq!(e.fsync_interval, Duration::from_millis(50));
+    assert_eq!(e.retention_age, Duration::from_secs(3600));
+    assert_eq!(e.dir, std::path::PathBuf::from("/var/lib/x"));
+    assert!(load_str("[backend.embedded]\nfsync = \"sometimes\"\n").is_err());
+    assert!(load_str("[backend.embedded]\nstorage = \"tape\"\n").is_err());
 }
 
 #[test]

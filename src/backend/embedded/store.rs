@@ -10,6 +10,7 @@
 //! owner, like Kafka's `offsets.retention.minutes` (see [`OffsetStore::expire`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ pub(crate) type GroupSnapshot = (Arc<str>, Arc<str>, Vec<u64>, bool);
 #[derive(Default)]
 pub(crate) struct OffsetStore {
     groups: Mutex<HashMap<Arc<str>, Stored>>,
+    /// Bumped on every change, so that the disk flusher (issue #14) writes the offsets file
+    /// only when something changed since its last write.
+    version: AtomicU64,
 }
 
 impl OffsetStore {
@@ -55,6 +59,7 @@ impl OffsetStore {
 
     pub(crate) fn save(&self, name: &str, app: &Arc<str>, partitions: Vec<PartitionOffsets>) {
         let mut groups = self.groups.lock();
+        self.version.fetch_add(1, Ordering::Relaxed);
         match groups.get_mut(name) {
             Some(stored) => {
                 stored.app = app.clone();
@@ -89,7 +94,10 @@ impl OffsetStore {
         };
         match &stored.owner {
             Some(owner) => claim.check(key, owner)?,
-            None => stored.owner = Some(claim.owner.clone()),
+            None => {
+                stored.owner = Some(claim.owner.clone());
+                self.version.fetch_add(1, Ordering::Relaxed);
+            }
         }
         stored.idle_since = None;
         Ok(())
@@ -111,7 +119,11 @@ impl OffsetStore {
                 now.saturating_duration_since(since) < retention
             })
         });
-        before - groups.len()
+        let expired = before - groups.len();
+        if expired > 0 {
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+        expired
     }
 
     /// How many durable groups are known (with members or within their retention).
@@ -142,6 +154,100 @@ impl OffsetStore {
                 )
             })
             .collect()
+    }
+}
+
+/// The offsets file's group name for group `name` of `app`: `<app length>:<app><name>`, so
+/// that neither a dot in an application name nor any character in a group name is ambiguous.
+#[cfg_attr(not(test), allow(dead_code))]
+fn file_group(app: &str, name: &str) -> String {
+    format!("{}:{app}{name}", app.len())
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+fn parse_file_group(text: &str) -> Option<(&str, &str)> {
+    let (len, rest) = text.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    (rest.is_char_boundary(len) && len <= rest.len()).then(|| rest.split_at(len))
+}
+
+// Persistence for the disk wiring (issue #14 step 2), not in yet; tested here.
+#[cfg_attr(not(test), allow(dead_code))]
+impl OffsetStore {
+    /// How many changes were made: the flusher writes when this moved since its last write.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// Every group as the offsets file holds it (issue #14): group → owner
+    /// ([`Owner::encode`], empty before the first claim) → partition → offsets.
+    pub(crate) fn to_file(&self) -> super::disk::offsets::CommittedOffsets {
+        let groups = self.groups.lock();
+        let mut out = super::disk::offsets::CommittedOffsets::new();
+        for (name, s) in groups.iter() {
+            let owner = s.owner.as_ref().map(Owner::encode).unwrap_or_default();
+            let partitions = s
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(p, o)| {
+                    let o = super::disk::offsets::PartitionOffsets {
+                        committed: o.committed,
+                        dispatched_end: o.dispatched_end,
+                    };
+                    (p as u32, o)
+                })
+                .collect();
+            out.entry(file_group(&s.app, name))
+                .or_default()
+                .insert(owner, partitions);
+        }
+        out
+    }
+
+    /// Loads what the offsets file held at start: every group is idle since `now` (no member
+    /// yet), with `partitions` partitions (missing ones start at 0, extra ones are dropped).
+    /// An entry that makes no sense is an error naming it.
+    pub(crate) fn restore(
+        &self,
+        file: &super::disk::offsets::CommittedOffsets,
+        partitions: u32,
+        now: Instant,
+    ) -> Result<(), String> {
+        let mut groups = self.groups.lock();
+        for (group, owners) in file {
+            let (app, name) =
+                parse_file_group(group).ok_or_else(|| format!("group entry {group:?}"))?;
+            // One owner per group is written; should a file hold more, the last one wins.
+            for (owner, offsets) in owners {
+                let owner = match owner.as_str() {
+                    "" => None,
+                    text => Some(Owner::decode(text).ok_or_else(|| {
+                        format!("owner {text:?} of group {name:?} of application {app:?}")
+                    })?),
+                };
+                let partitions = (0..partitions)
+                    .map(|p| {
+                        offsets.get(&p).map_or_else(PartitionOffsets::default, |o| {
+                            PartitionOffsets {
+                                committed: o.committed,
+                                dispatched_end: o.dispatched_end.max(o.committed),
+                            }
+                        })
+                    })
+                    .collect();
+                groups.insert(
+                    name.into(),
+                    Stored {
+                        app: app.into(),
+                        partitions,
+                        owner,
+                        idle_since: Some(now),
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -184,5 +290,83 @@ mod tests {
         assert_eq!(store.expire(t0 + retention, retention), 1);
         assert_eq!(store.len(), 0);
         assert_eq!(store.load("demo.c", "demo"), None, "offsets forgotten");
+    }
+
+    #[test]
+    fn groups_survive_the_offsets_file() {
+        let store = OffsetStore::default();
+        let demo: Arc<str> = "de.mo".into();
+        let offsets = |c, d| PartitionOffsets {
+            committed: c,
+            dispatched_end: d,
+        };
+        let v0 = store.version();
+        store.save("de.mo.c:1", &demo, vec![offsets(3, 5), offsets(7, 7)]);
+        let bob = claim(Some("bob;x"), GroupKind::Client);
+        let key = GroupKey::client("de.mo", "c:1");
+        store.claim("de.mo.c:1", &key, &bob).unwrap();
+        store.save("de.mo.s", &demo, vec![offsets(1, 1), offsets(0, 0)]);
+        assert!(store.version() > v0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offsets");
+        let (file, loaded, _) =
+            crate::backend::embedded::disk::offsets::OffsetsFile::open(&path).unwrap();
+        assert!(loaded.is_empty());
+        file.save(&store.to_file()).unwrap();
+        let (_, loaded, _) =
+            crate::backend::embedded::disk::offsets::OffsetsFile::open(&path).unwrap();
+
+        let t0 = Instant::now();
+        let back = OffsetStore::default();
+        back.restore(&loaded, 2, t0).unwrap();
+        assert_eq!(
+            back.load("de.mo.c:1", "de.mo"),
+            Some(vec![offsets(3, 5), offsets(7, 7)])
+        );
+        assert_eq!(
+            back.load("de.mo.c:1", "de"),
+            None,
+            "the application is kept"
+        );
+        assert_eq!(back.committed("de.mo.s"), Some(vec![1, 0]));
+        // The owner came back: another identity is refused, the owner is not.
+        let eve = claim(Some("eve"), GroupKind::Client);
+        assert!(matches!(
+            back.claim("de.mo.c:1", &key, &eve),
+            Err(BackendError::NotOwner(_))
+        ));
+        assert_eq!(back.claim("de.mo.c:1", &key, &bob), Ok(()));
+        // Restored groups without members are idle since the restart.
+        let retention = Duration::from_secs(60);
+        assert_eq!(back.expire(t0 + retention, retention), 1, "de.mo.s expired");
+
+        // A different partition count: missing partitions start at 0, extra ones are dropped.
+        let three = OffsetStore::default();
+        three.restore(&loaded, 3, t0).unwrap();
+        assert_eq!(three.committed("de.mo.c:1"), Some(vec![3, 7, 0]));
+        let one = OffsetStore::default();
+        one.restore(&loaded, 1, t0).unwrap();
+        assert_eq!(one.committed("de.mo.c:1"), Some(vec![3]));
+    }
+
+    #[test]
+    fn nonsense_entries_are_named() {
+        let mut file = crate::backend::embedded::disk::offsets::CommittedOffsets::new();
+        file.entry("garbage".into())
+            .or_default()
+            .insert(String::new(), Default::default());
+        let err = OffsetStore::default()
+            .restore(&file, 1, Instant::now())
+            .unwrap_err();
+        assert!(err.contains("garbage"), "{err}");
+        let mut file = crate::backend::embedded::disk::offsets::CommittedOffsets::new();
+        file.entry(file_group("demo", "demo.c"))
+            .or_default()
+            .insert("someone".into(), Default::default());
+        let err = OffsetStore::default()
+            .restore(&file, 1, Instant::now())
+            .unwrap_err();
+        assert!(err.contains("someone"), "{err}");
     }
 }
