@@ -71,6 +71,13 @@ fn run(config_path: Option<&Path>) -> ExitCode {
     // systemd's READY=1 means "serving": wait for the backend as /readyz does (Kafka may still
     // be connecting), while still honouring a stop request.
     let mut stop = None;
+    if !server.backend_ready() {
+        tracing::info!(
+            mqtt = ?server.mqtt_addrs(),
+            http = %server.http_addr(),
+            "listeners bound; waiting for the backend to be ready"
+        );
+    }
     while stop.is_none() && !server.backend_ready() {
         stop = signals.pending().find(|s| *s != SIGHUP);
         std::thread::sleep(Duration::from_millis(20));
