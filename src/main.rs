@@ -2,22 +2,21 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use mqtt_integration::cli::{self, Cli, Command};
-use mqtt_integration::config::Config;
+use mqtt_integration::config::{Config, LogFormat};
+use mqtt_integration::ops::{logging, systemd};
 use mqtt_integration::server::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if cli.command.is_some() {
+        // The subcommands read no `[log]` section.
+        logging::init(LogFormat::Text);
+    }
     match cli.command {
         Some(Command::CheckConfig { file }) => match cli::check_config(&file) {
             Ok(summary) => {
@@ -52,6 +51,8 @@ fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(cli::EXIT_CONFIG as u8);
         }
     };
+    // After loading: the format is configured. Configuration errors above go to stderr as text.
+    logging::init(config.log.format);
     // Register for signals before starting, so an early SIGTERM is not lost.
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
@@ -67,6 +68,28 @@ fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(cli::EXIT_RUNTIME as u8);
         }
     };
+    // systemd's READY=1 means "serving": wait for the backend as /readyz does (Kafka may still
+    // be connecting), while still honouring a stop request.
+    let mut stop = None;
+    if !server.backend_ready() {
+        tracing::info!(
+            mqtt = ?server.mqtt_addrs(),
+            http = %server.http_addr(),
+            "listeners bound; waiting for the backend to be ready"
+        );
+    }
+    while stop.is_none() && !server.backend_ready() {
+        stop = signals.pending().find(|s| *s != SIGHUP);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(signal) = stop {
+        tracing::info!(signal, "shutting down before the backend was ready");
+        systemd::stopping();
+        server.shutdown();
+        return ExitCode::SUCCESS;
+    }
+    systemd::ready();
+    let watchdog = systemd::Watchdog::start(server.liveness().clone());
     tracing::info!(
         mqtt = ?server.mqtt_addrs(),
         http = %server.http_addr(),
@@ -75,6 +98,8 @@ fn run(config_path: Option<&Path>) -> ExitCode {
     );
     for signal in signals.forever() {
         if signal == SIGHUP {
+            // Live reconfiguration (issue #16) goes here: systemd::reloading() before applying,
+            // systemd::ready() after.
             // Certificate rotation: re-read the TLS files without dropping connections.
             for result in server.reload_tls() {
                 match result {
@@ -88,6 +113,10 @@ fn run(config_path: Option<&Path>) -> ExitCode {
         }
         tracing::info!(signal, "shutting down");
         break;
+    }
+    systemd::stopping();
+    if let Some(w) = watchdog {
+        w.stop();
     }
     server.shutdown();
     tracing::info!("stopped");

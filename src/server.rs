@@ -15,6 +15,7 @@ use crate::backend::{self, Backend, EmbeddedLog};
 use crate::config::Config;
 use crate::http::{HttpLimits, HttpServer, HttpState};
 use crate::metrics::Metrics;
+use crate::ops::Liveness;
 use crate::registry::Registry;
 use crate::session::SessionConfig;
 use crate::shard::{self, ClientIds, Control, ListenerSpec, PerIp, ShardContext, ShardPeer};
@@ -62,6 +63,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     acceptors: Vec<Arc<TlsAcceptor>>,
     shutdown_timeout: Duration,
+    liveness: Arc<Liveness>,
 }
 
 impl Server {
@@ -125,6 +127,7 @@ impl Server {
             max_subscriptions: config.mqtt.max_subscriptions_per_connection,
             registry: registry.clone(),
         });
+        let liveness = Arc::new(Liveness::new(threads));
         let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "mqtt-integration".into());
         let ctx = Arc::new(ShardContext {
             session,
@@ -139,6 +142,7 @@ impl Server {
             instance: instance.clone(),
             per_ip: PerIp::new(config.server.max_connections_per_ip),
             auth_failure_delay: config.auth.failure_delay,
+            liveness: liveness.clone(),
         });
         let shards = shard::spawn(ctx, per_shard).map_err(|source| StartError::Io {
             what: "the shards",
@@ -178,6 +182,7 @@ impl Server {
             metrics,
             acceptors,
             shutdown_timeout: config.server.shutdown_timeout,
+            liveness,
         })
     }
 
@@ -193,6 +198,17 @@ impl Server {
     /// The embedded backend's log (to read commands back in tests), if that is the backend.
     pub fn embedded_log(&self) -> Option<&Arc<EmbeddedLog>> {
         self.embedded.as_ref()
+    }
+
+    /// The shards' event-loop heartbeats (the systemd watchdog's input).
+    pub fn liveness(&self) -> &Arc<Liveness> {
+        &self.liveness
+    }
+
+    /// Whether the backend is ready to take events (listeners are bound once `start` returns):
+    /// what `/readyz` and systemd's `READY=1` wait for.
+    pub fn backend_ready(&self) -> bool {
+        self.backend.as_ref().is_some_and(|b| b.producer.ready())
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

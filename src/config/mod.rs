@@ -16,6 +16,7 @@ mod http;
 mod key_path;
 mod listener;
 mod load;
+mod log;
 mod mqtt;
 mod server;
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
 pub use http::HttpConfig;
 pub use listener::{ListenerConfig, ListenerKind, DEFAULT_WS_PATH};
 pub use load::DEFAULT_TOML;
+pub use log::{LogConfig, LogFormat};
 pub use mqtt::MqttConfig;
 pub use server::{ServerConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
 
@@ -66,4 +68,7 @@ pub struct Config {
     /// `[[app]]`.
     #[serde(default, rename = "app")]
     pub apps: Vec<AppConfig>,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
 }

@@ -106,6 +106,7 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         loop {
+            self.ctx.liveness.beat(usize::from(self.id));
             let now = Instant::now();
             let timeout = if self.read_again.is_empty() {
                 next_tick.saturating_duration_since(now)

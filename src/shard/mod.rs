@@ -55,6 +55,8 @@ pub struct ShardContext {
     pub per_ip: PerIp,
     /// Wait before answering a refused CONNECT (`auth.failure_delay`).
     pub auth_failure_delay: std::time::Duration,
+    /// Each loop's heartbeat, for the systemd watchdog.
+    pub liveness: Arc<crate::ops::Liveness>,
 }
 
 /// Messages between shards and from the server.

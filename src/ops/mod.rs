@@ -1,0 +1,11 @@
+//! Running under a service manager on bare metal: the log format, systemd's notify protocol
+//! (readiness, stopping, the watchdog) and the event loops' liveness the watchdog is fed from.
+//!
+//! Owns: process-level plumbing that only the binary's `main` and the shards' heartbeat call.
+//! Must not touch: MQTT, backends or HTTP (it only reads heartbeats the shards write).
+
+pub mod liveness;
+pub mod logging;
+pub mod systemd;
+
+pub use liveness::Liveness;
