@@ -13,11 +13,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use mqtt_integration::backend::{
-    route, route_scan, MemberFilter, MemberFilters, Mode, Record, Selector,
-};
 use mqtt_integration::cloudevents::Event;
 use mqtt_integration::protocol::QoS;
+use mqtt_integration::seam::{
+    route, route_scan, MemberFilter, MemberFilters, Mode, Record, Selector,
+};
 
 const CONNECTIONS: usize = 100;
 const FILTERS: usize = 1_000;

@@ -20,16 +20,7 @@ use crossbeam_channel::Sender;
 pub use embedded::EmbeddedLog;
 pub use start::start;
 
-// moved to seam; kept for the merge, removed next
-pub use crate::seam::{
-    route, route_scan, unroutable_records, AckToken, AppAlias, AppTopics, BackendError,
-    BatchCompletion, Claim, Completion, ConnFlow, ConnId, Delivery, GroupKey, GroupKind, Join,
-    MemberFilter, MemberFilters, Mode, Notify, Owner, Producer, Record, Route, Selector, ShardLink,
-    ToBackend, ToShard,
-};
-// moved to seam; kept for the merge, removed next (`crate::backend::member::route`)
-#[allow(unused_imports)]
-use crate::seam::member;
+use crate::seam::{GroupKey, Producer, ToBackend};
 
 /// A running backend: its producer and the worker threads that own consumer groups.
 pub struct Backend {

@@ -2,7 +2,7 @@
 //!
 //! Small packets (acks, headers, small payloads) are appended to a tail buffer; a large payload
 //! (a shared structured event, or a backend buffer in binary mode) is queued as its own `Bytes`
-//! chunk without copying. Delivery costs (see [`crate::backend::ConnFlow`]) are attached to byte
+//! chunk without copying. Delivery costs (see [`crate::seam::ConnFlow`]) are attached to byte
 //! positions, so they are released exactly when the socket has taken the PUBLISH.
 
 use std::collections::VecDeque;

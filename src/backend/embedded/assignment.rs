@@ -1,6 +1,6 @@
 //! Which member of a group reads which partition.
 //!
-//! Round-robin like Kafka's assignors: members sorted by [`ConnId`](crate::backend::ConnId),
+//! Round-robin like Kafka's assignors: members sorted by [`ConnId`](crate::seam::ConnId),
 //! partition `p` goes to member `p % n`. Every partition has exactly one owner, so a shared
 //! subscription (`$share/g/…`) splits the stream and order per partition (per device) is kept
 //! within the group (spec 2.1, 2.4). Recomputed on every join and leave.

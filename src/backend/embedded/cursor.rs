@@ -7,7 +7,7 @@ use super::store::PartitionOffsets;
 
 pub(crate) struct Cursor {
     /// The member that reads this partition (its conn id), and its index in the member list.
-    pub owner: Option<crate::backend::ConnId>,
+    pub owner: Option<crate::seam::ConnId>,
     pub owner_index: usize,
     /// Changes whenever the partition changes owner; acks of an older epoch are ignored.
     /// Drawn from a per-worker counter, so it also tells groups sharing a reused slot apart.

@@ -120,7 +120,7 @@ impl Group {
         }
     }
 
-    /// Deliveries the member never sent (see [`crate::backend::ToBackend::Leave`]).
+    /// Deliveries the member never sent (see [`crate::seam::ToBackend::Leave`]).
     pub(crate) fn unsent(&mut self, tokens: &[AckToken]) {
         for token in tokens {
             if let Some(cursor) = self.cursors.get_mut(token.partition as usize) {

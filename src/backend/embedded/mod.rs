@@ -59,7 +59,7 @@ pub struct EmbeddedOptions {
     pub partitions: u32,
     /// Events kept per application, split evenly over its partitions; 0 = no limit.
     pub retention_events: u64,
-    /// Bytes (estimated as [`crate::backend::Record::cost`]) kept per application, split evenly
+    /// Bytes (estimated as [`crate::seam::Record::cost`]) kept per application, split evenly
     /// over its partitions; 0 = no limit.
     pub retention_bytes: u64,
     /// Worker threads that dispatch to consumer groups; 0 = the available parallelism.

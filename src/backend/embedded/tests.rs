@@ -228,9 +228,9 @@ impl Shard {
                 link: self.link.clone(),
                 start: crate::seam::StartAt::Latest,
                 // One identity for every join of these tests (ownership: tests/ownership.rs).
-                claim: crate::backend::Claim {
-                    owner: crate::backend::Owner {
-                        kind: crate::backend::GroupKind::Shared,
+                claim: crate::seam::Claim {
+                    owner: crate::seam::Owner {
+                        kind: crate::seam::GroupKind::Shared,
                         user: None,
                     },
                     admin: false,

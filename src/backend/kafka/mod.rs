@@ -16,7 +16,7 @@
 //!   not on a worker), leaves the Kafka group, and drops the consumer once none of its records
 //!   is alive.
 //! - Topic names: `topic`.
-//! - A durable group's owner (`crate::backend::Owner`) travels as the metadata of every offset
+//! - A durable group's owner (`crate::seam::Owner`) travels as the metadata of every offset
 //!   commit (`context::GroupContext::tag`) and is read back when a group is opened (`worker`), so
 //!   processes sharing a broker agree on it; it expires with the offsets.
 

@@ -18,7 +18,7 @@
 //! A reader with a consumer of its own goes back to the tail once it has caught up (the worker
 //! checks every second).
 //!
-//! [`ConnFlow::limit`]: crate::backend::ConnFlow::limit
+//! [`ConnFlow::limit`]: crate::seam::ConnFlow::limit
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

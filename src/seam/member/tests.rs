@@ -239,10 +239,10 @@ fn a_record_that_cannot_form_a_topic_reaches_whole_application_filters_only() {
         ("d1", "bell\u{7}"),
         ("d1", "\u{fffe}"),
     ] {
-        let before = crate::backend::unroutable_records();
+        let before = crate::seam::unroutable_records();
         let r = record(device, channel);
         assert_eq!(route(&filters, &r, &app_topic), None, "{channel:?}");
-        assert!(crate::backend::unroutable_records() > before, "counted");
+        assert!(crate::seam::unroutable_records() > before, "counted");
         let got = route(&with_whole, &r, &app_topic).expect("whole application");
         assert!(got.whole_app.is_some());
         assert_eq!(got.subscription_ids.as_slice(), &[3]);
