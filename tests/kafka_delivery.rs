@@ -19,6 +19,26 @@ fn user_property<'a>(p: &'a rumqttc::v5::mqttbytes::v5::Publish, name: &str) -> 
         .map(|(_, v)| v.as_str())
 }
 
+/// Subscribes `filter` at QoS 1 in binary content mode and waits for the SUBACK.
+fn subscribe_binary(c: &V5, filter: &str) {
+    c.client
+        .subscribe_with_properties(
+            filter,
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            rumqttc::v5::mqttbytes::v5::SubscribeProperties {
+                id: None,
+                user_properties: vec![("content-mode".into(), "binary".into())],
+            },
+        )
+        .unwrap();
+    assert!(c
+        .wait(Duration::from_secs(10), |e| matches!(
+            e,
+            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
+        ))
+        .is_some());
+}
+
 #[test]
 fn records_reach_v3_and_v5_subscribers_intact() {
     let bootstrap = kafka::bootstrap();
@@ -45,22 +65,7 @@ fn records_reach_v3_and_v5_subscribers_intact() {
         None,
     );
     let v5b = V5::connect(v5_options(svc.mqtt, "deliv-v5b"));
-    v5b.client
-        .subscribe_with_properties(
-            format!("app/{app}"),
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            rumqttc::v5::mqttbytes::v5::SubscribeProperties {
-                id: None,
-                user_properties: vec![("content-mode".into(), "binary".into())],
-            },
-        )
-        .unwrap();
-    assert!(v5b
-        .wait(Duration::from_secs(10), |e| matches!(
-            e,
-            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
-        ))
-        .is_some());
+    subscribe_binary(&v5b, &format!("app/{app}"));
 
     // SUBACK came after the start position was fixed: these are all delivered.
     let p = kafka::producer(&bootstrap);
@@ -280,22 +285,7 @@ fn empty_data_stays_present() {
     let v3 = V3::connect(v3_options(svc.mqtt, "empty-v3"));
     v3.subscribe(&format!("app/{app}"), rumqttc::QoS::AtLeastOnce);
     let v5b = V5::connect(v5_options(svc.mqtt, "empty-v5b"));
-    v5b.client
-        .subscribe_with_properties(
-            format!("a/{app}"),
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            rumqttc::v5::mqttbytes::v5::SubscribeProperties {
-                id: None,
-                user_properties: vec![("content-mode".into(), "binary".into())],
-            },
-        )
-        .unwrap();
-    assert!(v5b
-        .wait(Duration::from_secs(10), |e| matches!(
-            e,
-            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::SubAck(_))
-        ))
-        .is_some());
+    subscribe_binary(&v5b, &format!("a/{app}"));
 
     let p = kafka::producer(&bootstrap);
     kafka::send(
