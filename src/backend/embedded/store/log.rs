@@ -250,18 +250,8 @@ impl Log {
                 let bytes = seg.read_at(pos, want)?;
                 let mut at = 0;
                 while at < bytes.len() {
-                    let h = match batch::check(&bytes[at..]) {
-                        Ok(h) => h,
-                        Err(batch::Invalid::Short) if at > 0 => break,
-                        Err(e) => {
-                            return Err(StoreError::corrupt(
-                                &seg.path,
-                                format!(
-                                "at byte {}: {e:?} (the file changed under the running service)",
-                                pos + at as u64
-                            ),
-                            ))
-                        }
+                    let Some(h) = batch_at(&seg.path, &bytes, at, pos)? else {
+                        break;
                     };
                     if h.next_offset() > from {
                         let batch = bytes.slice(at..at + h.total_len);
@@ -298,18 +288,8 @@ impl Log {
             let bytes = seg.read_at(pos, 256 << 10)?;
             let mut at = 0;
             while at < bytes.len() {
-                let h = match batch::check(&bytes[at..]) {
-                    Ok(h) => h,
-                    Err(batch::Invalid::Short) if at > 0 => break,
-                    Err(e) => {
-                        return Err(StoreError::corrupt(
-                            &seg.path,
-                            format!(
-                                "at byte {}: {e:?} (the file changed under the running service)",
-                                pos + at as u64
-                            ),
-                        ))
-                    }
+                let Some(h) = batch_at(&seg.path, &bytes, at, pos)? else {
+                    break;
                 };
                 if h.max_ts >= ts {
                     let batch = bytes.slice(at..at + h.total_len);
@@ -350,5 +330,27 @@ impl Log {
             seg.delete()?;
         }
         Ok(deleted)
+    }
+}
+
+/// The batch at `at` of `bytes`, read from the segment `path` at file position `pos`: `None`
+/// when the read ended inside it (read on from its start). The log was checked when it was
+/// opened, so anything else that does not check out means the file changed under the service.
+fn batch_at(
+    path: &Path,
+    bytes: &[u8],
+    at: usize,
+    pos: u64,
+) -> Result<Option<batch::BatchHeader>, StoreError> {
+    match batch::check(&bytes[at..]) {
+        Ok(h) => Ok(Some(h)),
+        Err(batch::Invalid::Short) if at > 0 => Ok(None),
+        Err(e) => Err(StoreError::corrupt(
+            path,
+            format!(
+                "at byte {}: {e:?} (the file changed under the running service)",
+                pos + at as u64
+            ),
+        )),
     }
 }
