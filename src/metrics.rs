@@ -35,7 +35,7 @@ pub enum CommandOutcome {
 }
 
 /// The registry. Share it as `Arc<Metrics>`, or as a `static` (`new` is `const`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     connections: [Gauge; Protocol::ALL.len()],
     subscriptions: Gauge,
@@ -55,7 +55,20 @@ pub struct Metrics {
     /// Only groups with members or lag (the backends filter), so `/metrics` stays small when
     /// many groups exist.
     group_lag: Mutex<BTreeMap<String, i64>>,
+    /// `server.max_connections`, so that alerts and the status page can compare against it.
+    max_connections: Gauge,
+    /// HTTP answers by status code (index `code - 100`); plain atomics, 4 KiB in all.
+    http_responses: [AtomicU64; HTTP_CODES],
     collector: Collector,
+}
+
+/// Status codes 100 to 599.
+const HTTP_CODES: usize = 500;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 /// Reads figures that live elsewhere (a backend's group lag) just before rendering.
@@ -100,6 +113,8 @@ impl Metrics {
             backend_consumers: Gauge::new(),
             groups: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
+            max_connections: Gauge::new(),
+            http_responses: [const { AtomicU64::new(0) }; HTTP_CODES],
             collector: Collector(std::sync::OnceLock::new()),
         }
     }
@@ -200,6 +215,23 @@ impl Metrics {
     /// Sets how many durable consumer groups this process knows (for a backend that counts them).
     pub fn set_groups(&self, n: i64) {
         self.groups.0.store(n, Relaxed);
+    }
+
+    /// Sets the configured connection limit (`server.max_connections`).
+    pub fn set_max_connections(&self, n: u64) {
+        self.max_connections
+            .0
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Relaxed);
+    }
+
+    /// One HTTP answer with `status` (codes outside 100..=599 are not counted).
+    pub fn http_response(&self, status: u16) {
+        if let Some(slot) = usize::from(status)
+            .checked_sub(100)
+            .and_then(|i| self.http_responses.get(i))
+        {
+            slot.fetch_add(1, Relaxed);
+        }
     }
 
     /// Installs the function that refreshes figures kept elsewhere before each render.
@@ -349,8 +381,76 @@ impl Metrics {
             "Backend consumer clients open (Kafka: one per durable group, one per application for its ephemeral readers, one per ephemeral reader that could not keep up).",
             &[unlabelled(self.backend_consumers.value())],
         );
+        family(
+            "mqtt_integration_max_connections",
+            "gauge",
+            "The configured limit of open client connections (server.max_connections).",
+            &[unlabelled(self.max_connections.value())],
+        );
+        let responses: Vec<_> = self
+            .http_responses()
+            .map(|(code, n)| (format!("{{code=\"{code}\"}}"), i128::from(n)))
+            .collect();
+        family(
+            "mqtt_integration_http_responses_total",
+            "counter",
+            "HTTP requests answered by the routes, by status code (only codes answered so far).",
+            &responses,
+        );
         out
     }
+
+    /// The current figures, for the status page: the same counters `render` prints, read
+    /// once (after the collector refreshed what lives elsewhere).
+    pub fn snapshot(&self) -> Snapshot {
+        if let Some(collect) = self.collector.0.get() {
+            collect(self);
+        }
+        let sum = |counters: &[Counter]| counters.iter().map(|c| c.0.load(Relaxed)).sum::<u64>();
+        Snapshot {
+            connections: Protocol::ALL.map(|p| (p, self.connections[p as usize].0.load(Relaxed))),
+            max_connections: self.max_connections.0.load(Relaxed),
+            subscriptions: self.subscriptions.0.load(Relaxed),
+            events_in: self.ingested.0.load(Relaxed),
+            events_out: self.delivered.iter().map(|by_qos| sum(by_qos)).sum(),
+            events_acked: self.acked.0.load(Relaxed),
+            records_skipped: self.records_skipped.0.load(Relaxed),
+            groups: self.groups.0.load(Relaxed),
+            group_lag: self
+                .group_lag
+                .lock()
+                .iter()
+                .map(|(g, lag)| (g.clone(), *lag))
+                .collect(),
+            backend_consumers: self.backend_consumers.0.load(Relaxed),
+        }
+    }
+
+    /// `(code, count)` of every status code answered at least once, in code order.
+    fn http_responses(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.http_responses
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i + 100, n.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// A reading of the figures the status page shows (see [`Metrics::snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub connections: [(Protocol, i64); Protocol::ALL.len()],
+    pub max_connections: i64,
+    pub subscriptions: i64,
+    /// Events accepted through HTTP ingest (`mqtt_integration_ingested_events_total`).
+    pub events_in: u64,
+    /// Events sent to subscribers, every mode and QoS (`…_events_delivered_total` summed).
+    pub events_out: u64,
+    pub events_acked: u64,
+    pub records_skipped: u64,
+    pub groups: i64,
+    pub group_lag: Vec<(String, i64)>,
+    pub backend_consumers: i64,
 }
 
 fn unlabelled(value: i128) -> (String, i128) {
@@ -497,6 +597,8 @@ mod tests {
             ("mqtt_integration_records_skipped_total", "counter"),
             ("mqtt_integration_queued_bytes", "gauge"),
             ("mqtt_integration_backend_consumers", "gauge"),
+            ("mqtt_integration_max_connections", "gauge"),
+            ("mqtt_integration_http_responses_total", "counter"),
         ] {
             assert_family(&text, name, kind);
         }
@@ -604,6 +706,43 @@ mod tests {
                 "mqtt_integration_group_lag{group=\"odd\\\"group\\\\\\n\"} 1",
             ]
         );
+    }
+
+    #[test]
+    fn http_responses_by_code_only_those_seen() {
+        let m = Metrics::new();
+        m.http_response(200);
+        m.http_response(200);
+        m.http_response(401);
+        m.http_response(99);
+        m.http_response(600);
+        assert_eq!(
+            samples(&m.render(), "mqtt_integration_http_responses_total"),
+            [
+                "mqtt_integration_http_responses_total{code=\"200\"} 2",
+                "mqtt_integration_http_responses_total{code=\"401\"} 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshot_reads_the_rendered_counters() {
+        let m = Metrics::new();
+        m.set_max_connections(100);
+        m.connection_opened(Protocol::Ws);
+        m.add_subscriptions(2);
+        m.ingested(5);
+        m.delivered(Mode::Structured, 0, 1);
+        m.delivered(Mode::Binary, 1, 1);
+        m.set_group_lag("demo.a", 4);
+        let s = m.snapshot();
+        assert_eq!(s.connections[Protocol::Ws as usize], (Protocol::Ws, 1));
+        assert_eq!(s.max_connections, 100);
+        assert_eq!((s.subscriptions, s.events_in, s.events_out), (2, 5, 2));
+        assert_eq!(s.group_lag, [("demo.a".to_owned(), 4)]);
+        assert!(m
+            .render()
+            .contains("mqtt_integration_max_connections 100\n"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::backend::{self, Backend, EmbeddedLog};
 use crate::config::Config;
-use crate::http::{HttpLimits, HttpServer, HttpState};
+use crate::http::{HttpLimits, HttpServer, HttpState, StatusSettings};
 use crate::metrics::Metrics;
 use crate::ops::Liveness;
 use crate::registry::Registry;
@@ -69,6 +69,7 @@ pub struct Server {
 impl Server {
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let metrics = Arc::new(Metrics::default());
+        metrics.set_max_connections(config.server.max_connections as u64);
         let registry = Arc::new(Registry::from_config(config));
         let auth = Authenticator::new(&config.auth, &config.users)?;
         let threads = config.server.shard_threads();
@@ -158,6 +159,10 @@ impl Server {
             listeners_ready: listeners_ready.clone(),
             instance,
             max_body_size: config.http.max_body_size,
+            status: StatusSettings {
+                access: config.http.status_page,
+                backend: config.backend.kind.as_str(),
+            },
         };
         let limits = HttpLimits {
             head_timeout: config.http.head_timeout,

@@ -21,6 +21,19 @@ pub struct HttpConfig {
     /// slow links.
     #[serde(with = "humantime_serde")]
     pub head_timeout: Duration,
+    /// Who may see the status page (`GET /`) and its JSON (`GET /api/v1/status`): `"admin"`
+    /// (a token with `auth.oauth.admin_role`) or `"public"` (anyone who reaches the port). The
+    /// page shows group names, which name clients, so it is not public by default.
+    pub status_page: StatusPage,
+}
+
+/// `http.status_page`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusPage {
+    #[default]
+    Admin,
+    Public,
 }
 
 impl Default for HttpConfig {
@@ -29,6 +42,7 @@ impl Default for HttpConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8081)),
             max_body_size: 1024 * 1024,
             head_timeout: Duration::from_secs(10),
+            status_page: StatusPage::Admin,
         }
     }
 }

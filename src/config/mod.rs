@@ -32,7 +32,7 @@ pub use backend::{
 };
 pub use env::{process_environment, ENV_PREFIX};
 pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
-pub use http::HttpConfig;
+pub use http::{HttpConfig, StatusPage};
 pub use listener::{ListenerConfig, ListenerKind, DEFAULT_WS_PATH};
 pub use load::DEFAULT_TOML;
 pub use log::{LogConfig, LogFormat};

@@ -13,6 +13,7 @@
 //!   [`crate::cloudevents::parse_batch`]);
 //!   [`names`] refuses device names and channels that cannot form a valid MQTT topic.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`status`]: the status page `/` and its JSON `/api/v1/status`.
 //! - [`auth`]: the authentication seam ([`HttpAuthenticator`]).
 
 mod auth;
@@ -21,6 +22,7 @@ mod names;
 mod ops;
 mod routes;
 mod server;
+mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -31,6 +33,7 @@ use std::sync::Arc;
 
 pub use auth::{AnonymousOnly, AuthFailure, HttpAuthenticator};
 pub use server::{HttpLimits, HttpServer};
+pub use status::StatusSettings;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -51,4 +54,6 @@ pub struct HttpState {
     pub instance: String,
     /// Largest request body accepted, in bytes; larger ones get `413`.
     pub max_body_size: usize,
+    /// Who may see the status page, and what it says about the backend.
+    pub status: StatusSettings,
 }

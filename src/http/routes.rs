@@ -7,7 +7,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::server::{Handler, Method, Outcome, Reply, Request};
-use super::{ingest, ops, HttpState};
+use super::{ingest, ops, status, HttpState};
 
 /// The routes of spec 5.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,6 +15,10 @@ pub(crate) enum Route {
     Healthz,
     Readyz,
     Metrics,
+    /// `GET /`: the status page.
+    StatusPage,
+    /// `GET /api/v1/status`: the status page's figures.
+    Status,
     /// `POST /api/v1/apps/<app>/devices/<device>/events/<channel>`
     IngestOne {
         app: String,
@@ -28,7 +32,7 @@ pub(crate) enum Route {
 }
 
 const ROUTES_HINT: &str = "the routes are POST /api/v1/apps/<app>/devices/<device>/events/<channel>, \
-                           POST /api/v1/apps/<app>/events, GET /healthz, GET /readyz and GET /metrics";
+                           POST /api/v1/apps/<app>/events, GET /healthz, GET /readyz, GET /metrics, GET / and GET /api/v1/status";
 
 impl Route {
     /// The route for a request target (path and optional query), `Ok(None)` if there is none.
@@ -44,6 +48,8 @@ impl Route {
             ["healthz"] => Some(Route::Healthz),
             ["readyz"] => Some(Route::Readyz),
             ["metrics"] => Some(Route::Metrics),
+            [""] => Some(Route::StatusPage),
+            ["api", "v1", "status"] => Some(Route::Status),
             ["api", "v1", "apps", app, "events"] if !app.is_empty() => Some(Route::IngestBatch {
                 app: app.to_string(),
             }),
@@ -73,14 +79,16 @@ impl Route {
     /// The methods the route answers, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Healthz | Route::Readyz | Route::Metrics => "GET, HEAD",
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::StatusPage | Route::Status => {
+                "GET, HEAD"
+            }
             Route::IngestOne { .. } | Route::IngestBatch { .. } => "POST",
         }
     }
 
     fn allows(&self, method: &Method) -> bool {
         match self {
-            Route::Healthz | Route::Readyz | Route::Metrics => {
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::StatusPage | Route::Status => {
                 matches!(method, Method::Get | Method::Head)
             }
             Route::IngestOne { .. } | Route::IngestBatch { .. } => *method == Method::Post,
@@ -103,7 +111,9 @@ fn decode(segment: &str) -> Result<String, Reply> {
 /// The application the HTTP server serves: each request routed to its handler.
 impl Handler for HttpState {
     fn handle(&self, request: &mut Request<'_>) -> Reply {
-        dispatch(self, request).unwrap_or_else(|reply| reply)
+        let reply = dispatch(self, request).unwrap_or_else(|reply| reply);
+        self.metrics.http_response(reply.status);
+        reply
     }
 
     fn answers_on_reserve(&self, target: &str) -> bool {
@@ -133,6 +143,8 @@ fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(state),
         Route::Metrics => Ok(ops::metrics(state)),
+        Route::StatusPage => status::page(state, request),
+        Route::Status => status::json(state, request),
         Route::IngestOne {
             app,
             device,
@@ -178,10 +190,13 @@ mod tests {
             "/api/v1/apps/a/devices//events/c",
             "/healthz/",
             "healthz",
-            "/",
+            "/api/v1/status/",
         ] {
             assert_eq!(parse(target), None, "{target}");
         }
+        // `/` is the status page (issue #16), `//` is nothing.
+        assert_eq!(parse("/"), Some(Route::StatusPage));
+        assert_eq!(parse("//"), None);
     }
 
     #[test]

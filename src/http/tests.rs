@@ -144,6 +144,7 @@ impl Harness {
             listeners_ready: listeners_ready.clone(),
             instance: "test-instance".into(),
             max_body_size,
+            status: Default::default(),
         };
         let server = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, limits).unwrap();
         let base = format!("http://{}", server.local_addr());
@@ -568,7 +569,7 @@ fn metrics_are_prometheus_text() {
 fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let h = Harness::new();
     for path in [
-        "/",
+        "/index.html",
         "/nope",
         "/api/v1/apps/demo/devices/device1/events/",
         "/api/v1/apps/demo",

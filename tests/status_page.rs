@@ -1,0 +1,249 @@
+//! Issue #16: the status page `GET /` and its JSON `GET /api/v1/status` on the real binary: who
+//! may see them (`http.status_page`, the admin role of a token), and that the JSON shows the
+//! figures `/metrics` shows.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{eventually, v5_options, Service, V5};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://issuer.test/realms/status";
+const SECRET: &str = "status-page-test-secret";
+
+/// An HS256 token for `user`, with the admin role when `admin`.
+fn token(user: &str, admin: bool) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let roles = if admin { vec!["drogue-admin"] } else { vec![] };
+    let claims = json!({
+        "iss": ISSUER,
+        "exp": now + 600,
+        "preferred_username": user,
+        "realm_access": { "roles": roles },
+    });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn with_tokens(env: &[(&str, &str)]) -> Service {
+    let auth = format!(
+        "[auth]\nallow_anonymous = true\n[auth.oauth]\nissuer = \"{ISSUER}\"\nhs256_secret = \"{SECRET}\"\n"
+    );
+    Service::start_with(&auth, common::APPS, env)
+}
+
+/// (status, `WWW-Authenticate`, content type, body) of `GET path`.
+fn get(svc: &Service, path: &str, authorization: Option<&str>) -> (u16, String, String, String) {
+    let mut request = ureq::get(&format!("http://{}{path}", svc.http));
+    if let Some(value) = authorization {
+        request = request.set("Authorization", value);
+    }
+    let response = match request.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let www = response
+        .header("WWW-Authenticate")
+        .unwrap_or_default()
+        .to_owned();
+    let content_type = response.content_type().to_owned();
+    (
+        response.status(),
+        www,
+        content_type,
+        response.into_string().unwrap(),
+    )
+}
+
+fn status_json(svc: &Service) -> Value {
+    let (code, _, _, body) = get(svc, "/api/v1/status", None);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The value of the one sample `series` (name and labels, exactly as rendered) in `/metrics`.
+fn sample(metrics: &str, series: &str) -> i64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// The sum of every sample of the family `name`.
+fn family_sum(metrics: &str, name: &str) -> i64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{')))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn admin_mode_needs_a_token_with_the_admin_role() {
+    let svc = with_tokens(&[]);
+    let admin = format!("Bearer {}", token("root", true));
+    let plain = format!("Bearer {}", token("alice", false));
+    for path in ["/", "/api/v1/status"] {
+        // Anonymous access is allowed for MQTT and ingest here, but not for the status page.
+        for authorization in [None, Some(plain.as_str()), Some("Bearer not-a-token")] {
+            let (code, www, _, body) = get(&svc, path, authorization);
+            assert_eq!(code, 401, "{path} with {authorization:?}: {body}");
+            assert!(
+                www.starts_with("Bearer"),
+                "{path}: WWW-Authenticate {www:?}"
+            );
+            let error: Value = serde_json::from_str(&body).unwrap();
+            assert!(error["error"].as_str().is_some(), "{body}");
+        }
+        let (code, _, content_type, body) = get(&svc, path, Some(&admin));
+        assert_eq!(code, 200, "{path} as admin: {body}");
+        if path == "/" {
+            assert_eq!(content_type, "text/html");
+            assert!(body.contains("api/v1/status"), "the page polls the JSON");
+        } else {
+            assert_eq!(content_type, "application/json");
+        }
+    }
+    // The refusals were answered by the routes, so they are counted by code.
+    assert!(
+        sample(
+            &svc.metrics(),
+            "mqtt_integration_http_responses_total{code=\"401\"}"
+        ) >= 6
+    );
+}
+
+#[test]
+fn public_mode_shows_the_figures_of_metrics() {
+    let svc = Service::start_with(
+        "",
+        common::APPS,
+        &[("MQTT_INTEGRATION__HTTP__STATUS_PAGE", "public")],
+    );
+    let s = status_json(&svc);
+    for field in [
+        "time_ms",
+        "version",
+        "connections",
+        "connections_total",
+        "max_connections",
+        "subscriptions",
+        "events",
+        "groups",
+        "groups_known",
+        "backend",
+        "listeners_ready",
+    ] {
+        assert!(s.get(field).is_some(), "field {field} in {s}");
+    }
+    assert_eq!(s["backend"]["kind"], "embedded");
+    assert_eq!(s["backend"]["ready"], true);
+    assert_eq!(s["max_connections"], 100_000);
+
+    // A durable subscriber (its group has a lag series) and some ingested events.
+    let client = V5::connect(v5_options(svc.mqtt, "status-reader"));
+    client.subscribe("app/demo", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, None);
+    for i in 0..5 {
+        let code = svc.ingest(
+            "demo",
+            "device1",
+            "temp",
+            "application/json",
+            format!("{{\"n\":{i}}}").as_bytes(),
+        );
+        assert_eq!(code, 202);
+    }
+    for _ in 0..5 {
+        assert!(client.next_publish(Duration::from_secs(5)).is_some());
+    }
+    // Wait until the figures are still (the acknowledgements reached the group).
+    assert!(eventually(Duration::from_secs(5), || {
+        status_json(&svc)["events"]["acked"] == 5
+    }));
+
+    let s = status_json(&svc);
+    let m = svc.metrics();
+    for protocol in ["mqtt", "mqtts", "ws", "wss"] {
+        assert_eq!(
+            s["connections"][protocol].as_i64().unwrap(),
+            sample(
+                &m,
+                &format!("mqtt_integration_connections{{protocol=\"{protocol}\"}}")
+            ),
+            "{protocol}"
+        );
+    }
+    assert_eq!(s["connections"]["mqtt"], 1);
+    assert_eq!(s["connections_total"], 1);
+    assert_eq!(
+        s["subscriptions"].as_i64().unwrap(),
+        sample(&m, "mqtt_integration_subscriptions")
+    );
+    assert_eq!(s["subscriptions"], 1);
+    assert_eq!(
+        s["events"]["in"].as_i64().unwrap(),
+        sample(&m, "mqtt_integration_ingested_events_total")
+    );
+    assert_eq!(s["events"]["in"], 5);
+    assert_eq!(
+        s["events"]["out"].as_i64().unwrap(),
+        family_sum(&m, "mqtt_integration_events_delivered_total")
+    );
+    assert_eq!(s["events"]["out"], 5);
+    assert_eq!(
+        s["events"]["skipped"].as_i64().unwrap(),
+        sample(&m, "mqtt_integration_records_skipped_total")
+    );
+    assert_eq!(
+        s["max_connections"].as_i64().unwrap(),
+        sample(&m, "mqtt_integration_max_connections")
+    );
+    assert_eq!(
+        s["groups_known"].as_i64().unwrap(),
+        sample(&m, "mqtt_integration_groups")
+    );
+    let groups = s["groups"].as_array().unwrap();
+    let reader = groups
+        .iter()
+        .find(|g| g["group"] == "demo.status-reader")
+        .unwrap_or_else(|| panic!("the reader's group in {s}"));
+    assert_eq!(
+        reader["lag"].as_i64().unwrap(),
+        sample(
+            &m,
+            "mqtt_integration_group_lag{group=\"demo.status-reader\"}"
+        )
+    );
+    // Public mode needs no credentials for the page either.
+    let (code, _, content_type, _) = get(&svc, "/", None);
+    assert_eq!((code, content_type.as_str()), (200, "text/html"));
+}
+
+#[test]
+fn an_unknown_status_page_value_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[http]\nstatus_page = \"everyone\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mqtt-integration"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("http.status_page"), "{stderr}");
+}
