@@ -55,6 +55,8 @@ pub struct Metrics {
     /// Only groups with members or lag (the backends filter), so `/metrics` stays small when
     /// many groups exist.
     group_lag: Mutex<BTreeMap<String, i64>>,
+    /// 1 while `/readyz` would answer 200 (set by whoever renders, see [`Metrics::set_ready`]).
+    ready: Gauge,
     /// `server.max_connections`, so that alerts and the status page can compare against it.
     max_connections: Gauge,
     /// HTTP answers by status code (index `code - 100`); plain atomics, 4 KiB in all.
@@ -113,6 +115,7 @@ impl Metrics {
             backend_consumers: Gauge::new(),
             groups: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
+            ready: Gauge::new(),
             max_connections: Gauge::new(),
             http_responses: [const { AtomicU64::new(0) }; HTTP_CODES],
             collector: Collector(std::sync::OnceLock::new()),
@@ -215,6 +218,11 @@ impl Metrics {
     /// Sets how many durable consumer groups this process knows (for a backend that counts them).
     pub fn set_groups(&self, n: i64) {
         self.groups.0.store(n, Relaxed);
+    }
+
+    /// Whether the service is ready (what `/readyz` reports), for `mqtt_integration_ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.0.store(i64::from(ready), Relaxed);
     }
 
     /// Sets the configured connection limit (`server.max_connections`).
@@ -382,6 +390,12 @@ impl Metrics {
             &[unlabelled(self.backend_consumers.value())],
         );
         family(
+            "mqtt_integration_ready",
+            "gauge",
+            "1 while the service is ready (/readyz answers 200: listeners bound, backend reachable), else 0.",
+            &[unlabelled(self.ready.value())],
+        );
+        family(
             "mqtt_integration_max_connections",
             "gauge",
             "The configured limit of open client connections (server.max_connections).",
@@ -397,6 +411,7 @@ impl Metrics {
             "HTTP requests answered by the routes, by status code (only codes answered so far).",
             &responses,
         );
+        render_process(&mut out);
         out
     }
 
@@ -451,6 +466,46 @@ pub struct Snapshot {
     pub groups: i64,
     pub group_lag: Vec<(String, i64)>,
     pub backend_consumers: i64,
+}
+
+/// The process's CPU time and resident memory under the usual client-library names, read from
+/// `/proc/self` (Linux; elsewhere the two families are left out).
+fn render_process(out: &mut String) {
+    // utime and stime (fields 14 and 15) count USER_HZ ticks, which Linux fixes at 100 for
+    // `/proc` whatever the kernel's own tick rate. The command name (field 2) may hold spaces:
+    // count fields after its closing parenthesis.
+    let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some((utime + stime) as f64 / 100.0)
+        });
+    let rss_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+            kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024);
+    if let Some(seconds) = cpu_seconds {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds."
+        );
+        let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
+        let _ = writeln!(out, "process_cpu_seconds_total {seconds}");
+    }
+    if let Some(bytes) = rss_bytes {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes."
+        );
+        let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
+        let _ = writeln!(out, "process_resident_memory_bytes {bytes}");
+    }
 }
 
 fn unlabelled(value: i128) -> (String, i128) {
@@ -598,6 +653,7 @@ mod tests {
             ("mqtt_integration_queued_bytes", "gauge"),
             ("mqtt_integration_backend_consumers", "gauge"),
             ("mqtt_integration_max_connections", "gauge"),
+            ("mqtt_integration_ready", "gauge"),
             ("mqtt_integration_http_responses_total", "counter"),
         ] {
             assert_family(&text, name, kind);
@@ -706,6 +762,17 @@ mod tests {
                 "mqtt_integration_group_lag{group=\"odd\\\"group\\\\\\n\"} 1",
             ]
         );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn process_cpu_and_memory() {
+        let text = Metrics::new().render();
+        assert_family(&text, "process_cpu_seconds_total", "counter");
+        assert_family(&text, "process_resident_memory_bytes", "gauge");
+        let rss = &samples(&text, "process_resident_memory_bytes")[0];
+        let bytes: u64 = rss.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(bytes > 1024 * 1024, "{rss}");
     }
 
     #[test]
