@@ -159,10 +159,7 @@ impl Server {
             listeners_ready: listeners_ready.clone(),
             instance,
             max_body_size: config.http.max_body_size,
-            status: StatusSettings {
-                access: config.http.status_page,
-                backend: config.backend.kind.as_str(),
-            },
+            status: StatusSettings::new(config.http.status_page, config.backend.kind.as_str()),
         };
         let limits = HttpLimits {
             head_timeout: config.http.head_timeout,

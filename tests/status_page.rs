@@ -150,6 +150,20 @@ fn public_mode_shows_the_figures_of_metrics() {
     ] {
         assert!(s.get(field).is_some(), "field {field} in {s}");
     }
+    for field in [
+        "in",
+        "out",
+        "acked",
+        "skipped",
+        "in_per_second",
+        "out_per_second",
+        "rate_seconds",
+    ] {
+        assert!(
+            s["events"][field].as_f64().is_some_and(|v| v >= 0.0),
+            "events.{field} in {s}"
+        );
+    }
     assert_eq!(s["backend"]["kind"], "embedded");
     assert_eq!(s["backend"]["ready"], true);
     assert_eq!(s["max_connections"], 100_000);
@@ -204,6 +218,17 @@ fn public_mode_shows_the_figures_of_metrics() {
         family_sum(&m, "mqtt_integration_events_delivered_total")
     );
     assert_eq!(s["events"]["out"], 5);
+    // The rates come from readings of the same counters, a second or more apart.
+    std::thread::sleep(Duration::from_millis(1100));
+    let later = status_json(&svc);
+    assert!(
+        later["events"]["rate_seconds"].as_f64().unwrap() >= 1.0,
+        "{later}"
+    );
+    assert!(
+        later["events"]["in_per_second"].as_f64().unwrap() > 0.0,
+        "{later}"
+    );
     assert_eq!(
         s["events"]["skipped"].as_i64().unwrap(),
         sample(&m, "mqtt_integration_records_skipped_total")

@@ -7,8 +7,12 @@
 //! Both routes need the admin role (a token carrying `auth.oauth.admin_role`) unless
 //! `http.status_page = "public"`: group names name clients, which is not for everyone.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 use serde_json::json;
 
@@ -24,19 +28,69 @@ const PAGE: &str = include_str!("status.html");
 const WWW_AUTHENTICATE: &str = "Bearer realm=\"mqtt-integration status\"";
 
 /// What the status routes need beyond the shared [`HttpState`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StatusSettings {
     /// `http.status_page`.
     pub access: StatusPage,
     /// `backend.kind`, as the configuration names it.
     pub backend: &'static str,
+    /// Counter readings taken by earlier status requests, for the rates.
+    pub rates: Arc<Mutex<Rates>>,
+}
+
+impl StatusSettings {
+    pub fn new(access: StatusPage, backend: &'static str) -> StatusSettings {
+        StatusSettings {
+            access,
+            backend,
+            rates: Arc::default(),
+        }
+    }
 }
 
 impl Default for StatusSettings {
     fn default() -> Self {
-        StatusSettings {
-            access: StatusPage::Admin,
-            backend: "embedded",
+        StatusSettings::new(StatusPage::Admin, "embedded")
+    }
+}
+
+/// Events in and out per second, from readings of the counters that the status requests
+/// themselves take (at most one a second, kept for `RATE_WINDOW_MS`): no thread samples while
+/// nobody looks, and every viewer sees the same rate.
+#[derive(Debug, Default)]
+pub struct Rates {
+    /// `(time_ms, events in, events out)`, oldest first.
+    readings: VecDeque<(u64, u64, u64)>,
+}
+
+/// The rates are over (up to) the last 10 seconds of readings.
+const RATE_WINDOW_MS: u64 = 10_000;
+
+impl Rates {
+    /// Records a reading (unless the last is under a second old) and returns the rates in and
+    /// out per second and the span they cover, in seconds (0 before there are two readings).
+    pub fn update(&mut self, now_ms: u64, events_in: u64, events_out: u64) -> (f64, f64, f64) {
+        if self
+            .readings
+            .back()
+            .map_or(true, |(at, _, _)| now_ms >= at + 1000)
+        {
+            self.readings.push_back((now_ms, events_in, events_out));
+        }
+        // Readings older than the window go (the one just taken always stays).
+        while self.readings.len() > 1 && self.readings[0].0 + RATE_WINDOW_MS < now_ms {
+            self.readings.pop_front();
+        }
+        match self.readings.front() {
+            Some(&(at, first_in, first_out)) if now_ms > at => {
+                let seconds = (now_ms - at) as f64 / 1000.0;
+                (
+                    events_in.saturating_sub(first_in) as f64 / seconds,
+                    events_out.saturating_sub(first_out) as f64 / seconds,
+                    seconds,
+                )
+            }
+            _ => (0.0, 0.0, 0.0),
         }
     }
 }
@@ -75,6 +129,12 @@ fn status(state: &HttpState) -> serde_json::Value {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    let (rate_in, rate_out, span) =
+        state
+            .status
+            .rates
+            .lock()
+            .update(now_ms, s.events_in, s.events_out);
     json!({
         "time_ms": now_ms,
         "version": env!("CARGO_PKG_VERSION"),
@@ -87,6 +147,9 @@ fn status(state: &HttpState) -> serde_json::Value {
             "out": s.events_out,
             "acked": s.events_acked,
             "skipped": s.records_skipped,
+            "in_per_second": rate_in,
+            "out_per_second": rate_out,
+            "rate_seconds": span,
         },
         "groups": groups,
         "groups_known": s.groups,
@@ -120,5 +183,23 @@ fn authorize(state: &HttpState, request: &Request<'_>) -> Result<(), Reply> {
         Err(AuthFailure::Invalid(why)) => {
             Err(refused(format!("the credentials were refused: {why}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rates;
+
+    #[test]
+    fn rates_over_the_last_readings() {
+        let mut r = Rates::default();
+        assert_eq!(r.update(1_000, 0, 0), (0.0, 0.0, 0.0));
+        // Under a second later: no new reading, the rate is against the first.
+        assert_eq!(r.update(1_500, 5, 10), (10.0, 20.0, 0.5));
+        assert_eq!(r.update(3_000, 20, 40), (10.0, 20.0, 2.0));
+        // Long after nobody looked: no rate until a second reading.
+        assert_eq!(r.update(30_000, 20, 40), (0.0, 0.0, 0.0));
+        let (rin, _, span) = r.update(31_000, 30, 40);
+        assert_eq!((rin, span), (10.0, 1.0));
     }
 }
