@@ -7,6 +7,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use common::{eventually, v5_options, Service, V5};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
@@ -35,11 +37,28 @@ fn token(user: &str, admin: bool) -> String {
     .unwrap()
 }
 
-fn with_tokens(env: &[(&str, &str)]) -> Service {
+/// An API key made by `mqtt-integration api-key USER`: (key, hash).
+fn api_key(user: &str) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mqtt-integration"))
+        .args(["api-key", user])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (key, hash) = text.trim().split_once('\n').expect("two lines");
+    (key.to_owned(), hash.to_owned())
+}
+
+/// Tokens (HS256) and anonymous access allowed; `ops` connects with an API key.
+fn with_tokens(env: &[(&str, &str)], ops_hash: &str) -> Service {
     let auth = format!(
         "[auth]\nallow_anonymous = true\n[auth.oauth]\nissuer = \"{ISSUER}\"\nhs256_secret = \"{SECRET}\"\n"
     );
-    Service::start_with(&auth, common::APPS, env)
+    let apps = format!(
+        "[[user]]\nname = \"ops\"\napi_keys = [\"{ops_hash}\"]\n\n{}",
+        common::APPS
+    );
+    Service::start_with(&auth, &apps, env)
 }
 
 /// (status, `WWW-Authenticate`, content type, body) of `GET path`.
@@ -94,12 +113,25 @@ fn family_sum(metrics: &str, name: &str) -> i64 {
 
 #[test]
 fn admin_mode_needs_a_token_with_the_admin_role() {
-    let svc = with_tokens(&[]);
+    let (key, hash) = api_key("ops");
+    let svc = with_tokens(&[], &hash);
     let admin = format!("Bearer {}", token("root", true));
     let plain = format!("Bearer {}", token("alice", false));
+    // A valid API key, but API-key users are plain users: only a token carries the admin role.
+    let basic = format!("Basic {}", STANDARD.encode(format!("ops:{key}")));
+    assert_eq!(
+        svc.ingest("demo", "device1", "t", "text/plain", b"x"),
+        202,
+        "the key works"
+    );
     for path in ["/", "/api/v1/status"] {
         // Anonymous access is allowed for MQTT and ingest here, but not for the status page.
-        for authorization in [None, Some(plain.as_str()), Some("Bearer not-a-token")] {
+        for authorization in [
+            None,
+            Some(plain.as_str()),
+            Some(basic.as_str()),
+            Some("Bearer not-a-token"),
+        ] {
             let (code, www, _, body) = get(&svc, path, authorization);
             assert_eq!(code, 401, "{path} with {authorization:?}: {body}");
             assert!(
@@ -123,7 +155,7 @@ fn admin_mode_needs_a_token_with_the_admin_role() {
         sample(
             &svc.metrics(),
             "mqtt_integration_http_responses_total{code=\"401\"}"
-        ) >= 6
+        ) >= 8
     );
 }
 
@@ -184,9 +216,16 @@ fn public_mode_shows_the_figures_of_metrics() {
     for _ in 0..5 {
         assert!(client.next_publish(Duration::from_secs(5)).is_some());
     }
-    // Wait until the figures are still (the acknowledgements reached the group).
+    // Wait until the figures are still: the acknowledgements reached the group and its
+    // commits caught up (lag 0), so that the JSON and /metrics below read the same values.
     assert!(eventually(Duration::from_secs(5), || {
-        status_json(&svc)["events"]["acked"] == 5
+        let s = status_json(&svc);
+        s["events"]["acked"] == 5
+            && s["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["group"] == "demo.status-reader" && g["lag"] == 0)
     }));
 
     let s = status_json(&svc);
