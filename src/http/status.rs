@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
@@ -67,7 +67,7 @@ pub struct Rates {
 const RATE_WINDOW_MS: u64 = 10_000;
 
 impl Rates {
-    /// Records a reading (unless the last is under a second old) and returns the rates in and
+    /// Records a reading at `now_ms` (monotonic; unless the last is under a second old) and returns the rates in and
     /// out per second and the span they cover, in seconds (0 before there are two readings).
     pub fn update(&mut self, now_ms: u64, events_in: u64, events_out: u64) -> (f64, f64, f64) {
         if self
@@ -129,12 +129,15 @@ fn status(state: &HttpState) -> serde_json::Value {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    // Rates on a monotonic clock: a wall clock set back would stall them.
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let mono_ms = ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64;
     let (rate_in, rate_out, span) =
         state
             .status
             .rates
             .lock()
-            .update(now_ms, s.events_in, s.events_out);
+            .update(mono_ms, s.events_in, s.events_out);
     json!({
         "time_ms": now_ms,
         "version": env!("CARGO_PKG_VERSION"),
