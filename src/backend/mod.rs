@@ -9,6 +9,7 @@
 //! messages. Nothing outside this module reaches into `embedded::` or `kafka::` (but the fuzz
 //! entry points in `crate::fuzzing`): what others need is re-exported here.
 
+mod consumer;
 pub mod embedded;
 pub mod kafka;
 mod start;

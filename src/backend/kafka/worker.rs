@@ -17,28 +17,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use slab::Slab;
 
 use super::clients::{self, REQUEST_TIMEOUT};
 use super::context::GroupContext;
-use super::group::{Group, GroupState, Member, Pass};
+use super::group::{Group, GroupState, Pass};
 use super::payload::LiveMessages;
 use super::tail::{Tail, TAIL_GROUP};
 use super::topic::events_topic;
 use super::KafkaStats;
-use crate::backend::embedded::outbox::Outbox;
+use crate::backend::consumer::worker::{self as core, Slots, GROUP_BUDGET, IDLE};
+use crate::backend::consumer::{self, joined, Epochs, Member, Outbox};
 use crate::config::KafkaConfig;
 use crate::seam::{
-    AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, StartAt, ToBackend, ToShard,
+    AckToken, BackendError, Claim, ConnId, GroupKey, Join, Owner, StartAt, ToBackend,
 };
 
-const GROUP_BUDGET: usize = 256;
 /// Offsets of acknowledged records are committed this often (asynchronously).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_millis(100);
 
 /// Rings a worker once until it clears the bell (librdkafka may call it for every message).
 pub(crate) struct Bell {
@@ -82,10 +80,11 @@ pub(crate) struct Worker {
     pub config: Arc<KafkaConfig>,
     pub stats: Arc<KafkaStats>,
     pub reaper: Sender<Retired>,
-    pub groups: Slab<Group>,
-    pub index: HashMap<GroupKey, usize>,
-    pub epochs: u32,
+    pub groups: Slots<Group>,
+    pub epochs: Epochs,
     pub outbox: Outbox,
+    /// When the acknowledged offsets are committed next.
+    pub next_commit: Instant,
     /// Groups being opened on an opener thread, with the joins waiting for them.
     pub opening: HashMap<GroupKey, Vec<Join>>,
     /// Opens waiting for an opener (at most [`MAX_OPENERS`] run at once), with the claim of
@@ -97,7 +96,7 @@ pub(crate) struct Worker {
     /// opened again (its last member reconnects) marks redeliveries of those offsets DUP.
     /// A hint, bounded by [`HANDED_OUT_GROUPS`]: a forgotten group's redeliveries go out with
     /// DUP=0, as after a restart. Forgotten after `backend.group_retention` too, like the group.
-    pub handed_out: HashMap<GroupKey, (Instant, HashMap<i32, i64>)>,
+    pub handed_out: HashMap<GroupKey, (Instant, HashMap<u32, u64>)>,
     /// `backend.group_retention`: Kafka expires the group's offsets (and so its owner record)
     /// itself (`offsets.retention.minutes`); the worker only forgets what it holds.
     pub group_retention: Duration,
@@ -129,94 +128,60 @@ pub(crate) struct OpenedGroup {
     assigned_at: Option<Vec<(i32, i64)>>,
 }
 
-enum Next {
-    Continue,
-    Stop,
-}
-
 impl Worker {
     pub(crate) fn run(mut self) {
-        let mut next_commit = Instant::now() + COMMIT_INTERVAL;
-        loop {
-            while let Ok(opened) = self.opened_rx.try_recv() {
-                self.opened(opened);
-            }
-            loop {
-                let msg = match self.rx.try_recv() {
-                    Ok(msg) => msg,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.stop(),
-                };
-                if let Next::Stop = self.handle(msg) {
-                    return;
-                }
-            }
-            self.bell.clear();
-            let consumed = self.pass();
-            if Instant::now() >= next_commit {
-                for (_, g) in self.groups.iter_mut() {
-                    g.commit(false);
-                }
-                self.rejoin_tails();
-                let retention = self.group_retention;
-                self.handed_out
-                    .retain(|_, (since, _)| since.elapsed() < retention);
-                next_commit = Instant::now() + COMMIT_INTERVAL;
-            }
-            if consumed > 0 {
-                continue;
-            }
-            let wait = next_commit
-                .saturating_duration_since(Instant::now())
-                .min(IDLE);
-            match self.rx.recv_timeout(wait) {
-                Ok(msg) => {
-                    if let Next::Stop = self.handle(msg) {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return self.stop(),
-            }
+        let rx = self.rx.clone();
+        core::run(&rx, &mut self);
+    }
+}
+
+impl core::Backend for Worker {
+    fn id(&self) -> u16 {
+        self.id
+    }
+
+    fn join(&mut self, join: Join) {
+        Worker::join(self, join);
+    }
+
+    fn leave(&mut self, conn: ConnId, group: &GroupKey, unsent: &[AckToken]) {
+        Worker::leave(self, conn, group, unsent);
+    }
+
+    fn ack(&mut self, token: &AckToken) {
+        if let Some(g) = self.groups.get_mut(token.group as usize) {
+            g.state.ack(token);
         }
     }
 
-    fn handle(&mut self, msg: ToBackend) -> Next {
-        match msg {
-            ToBackend::Join(join) => self.join(join),
-            ToBackend::Leave {
-                conn,
-                group,
-                unsent,
-            } => self.leave(conn, &group, &unsent),
-            ToBackend::Acks(tokens) => self.acks(&tokens),
-            ToBackend::Resume | ToBackend::Wake => {}
-            ToBackend::Shutdown(reply) => {
-                self.stop();
-                let _ = reply.send(());
-                return Next::Stop;
-            }
+    fn before_drain(&mut self) {
+        while let Ok(opened) = self.opened_rx.try_recv() {
+            self.opened(opened);
         }
-        Next::Continue
+    }
+
+    fn before_pass(&mut self) {
+        self.bell.clear();
     }
 
     fn pass(&mut self) -> usize {
         let mut consumed = 0;
         for (slot, g) in self.groups.iter_mut() {
             let mut pass = Pass {
-                worker: self.id,
-                slot: slot as u32,
+                to: consumer::Pass {
+                    worker: self.id,
+                    slot: slot as u32,
+                    outbox: &mut self.outbox,
+                },
                 epochs: &mut self.epochs,
-                outbox: &mut self.outbox,
             };
             consumed += g.poll(GROUP_BUDGET, &mut pass);
         }
         let mut slow = Vec::new();
         for (app, t) in self.tails.iter_mut() {
-            let mut pass = Pass {
+            let mut pass = consumer::Pass {
                 worker: self.id,
                 slot: TAIL_GROUP,
-                epochs: &mut self.epochs,
                 outbox: &mut self.outbox,
             };
             consumed += t.poll(GROUP_BUDGET, &mut pass);
@@ -226,9 +191,31 @@ impl Worker {
         for (app, conn) in slow {
             self.detach(&app, conn);
         }
+        if Instant::now() >= self.next_commit {
+            for (_, g) in self.groups.iter_mut() {
+                g.commit(false);
+            }
+            self.rejoin_tails();
+            let retention = self.group_retention;
+            self.handed_out
+                .retain(|_, (since, _)| since.elapsed() < retention);
+            self.next_commit = Instant::now() + COMMIT_INTERVAL;
+        }
         consumed
     }
 
+    fn idle_wait(&self) -> Duration {
+        self.next_commit
+            .saturating_duration_since(Instant::now())
+            .min(IDLE)
+    }
+
+    fn stop(&mut self) {
+        Worker::stop(self);
+    }
+}
+
+impl Worker {
     /// Gives an ephemeral reader that fell behind its application's tail a consumer of its
     /// own, at the first offsets it was not handed (see [`super::tail`]). Creating and
     /// assigning a consumer makes no request to Kafka, so it is done here. If it fails, the
@@ -274,9 +261,8 @@ impl Worker {
         );
         let mut group = Group { consumer, state };
         group.state.assign_at(&start, &mut self.epochs);
-        group.state.join(member, &group.consumer, &mut self.epochs);
-        let slot = self.groups.insert(group);
-        self.index.insert(key, slot);
+        group.join(member, &mut self.epochs);
+        self.groups.insert(key, group);
         if self.tails.get(app).is_some_and(Tail::is_empty) {
             self.retire_tail(app);
         }
@@ -293,13 +279,17 @@ impl Worker {
             .filter_map(|(slot, g)| g.state.idle_positions().map(|at| (slot, at)))
             .collect();
         for (slot, at) in caught_up {
-            let app = self.groups[slot].state.app.clone();
+            let Some(g) = self.groups.get(slot) else {
+                continue;
+            };
+            let (app, key) = (g.state.app.clone(), g.state.key().clone());
             if self.tails.get(&app).is_some_and(|t| !t.can_take_over(&at)) {
                 continue;
             }
-            let mut g = self.groups.remove(slot);
-            self.index.remove(&g.state.key);
-            let members = g.state.take_members();
+            let Some(mut g) = self.groups.remove(slot, &key) else {
+                continue;
+            };
+            let members = g.state.core.take_members();
             let tail = match self.tails.get_mut(&app) {
                 Some(tail) => {
                     let live = g.state.live.clone();
@@ -357,13 +347,13 @@ impl Worker {
                     .get(app)
                     .and_then(|key| self.opening.get(key))
                     .is_some_and(|waiting| waiting.iter().any(|j| j.conn == join.conn));
-            if !self.index.contains_key(&join.group) && (join.start == StartAt::Latest || on_tail) {
+            if !self.groups.contains(&join.group) && (join.start == StartAt::Latest || on_tail) {
                 let app = app.clone();
                 self.join_tail(&app, join);
                 return;
             }
         }
-        let Some(&slot) = self.index.get(&join.group) else {
+        let Some(slot) = self.groups.slot_of(&join.group) else {
             // A new group: open its consumer off this thread, so that the groups already
             // here keep flowing while Kafka answers (or does not).
             let (key, app, claim) = (join.group.clone(), join.app.clone(), join.claim.clone());
@@ -380,7 +370,7 @@ impl Worker {
     fn join_tail(&mut self, app: &Arc<str>, join: Join) {
         if let Some(tail) = self.tails.get_mut(app) {
             let (link, answer) = (join.link.clone(), joined(&join, Ok(())));
-            tail.join(member_of(join));
+            tail.join(Member::from(join));
             // Same channel as the deliveries, before any of them.
             link.send(answer);
             return;
@@ -420,7 +410,7 @@ impl Worker {
             }
         }
         let (link, answer) = (join.link.clone(), joined(&join, Ok(())));
-        g.state.join(member_of(join), &g.consumer, &mut self.epochs);
+        g.join(Member::from(join), &mut self.epochs);
         // Same channel as the deliveries, before any of them.
         link.send(answer);
     }
@@ -528,16 +518,19 @@ impl Worker {
                     self.retire(group, None);
                     return;
                 }
-                let slot = self.groups.insert(group);
-                self.index.insert(key, slot);
+                let slot = self.groups.insert(key.clone(), group);
                 for join in waiting {
                     self.add_member(slot, join);
                 }
-                if self.groups.get(slot).is_some_and(|g| g.state.is_empty()) {
+                if self
+                    .groups
+                    .get(slot)
+                    .is_some_and(|g| g.state.core.is_empty())
+                {
                     // Every join was refused (not the owner).
-                    let g = self.groups.remove(slot);
-                    self.index.remove(&g.state.key);
-                    self.retire(g, None);
+                    if let Some(g) = self.groups.remove(slot, &key) {
+                        self.retire(g, None);
+                    }
                 }
             }
         }
@@ -547,7 +540,7 @@ impl Worker {
         // An ephemeral reader with a consumer of its own leaves it (below); otherwise it waits
         // for its application's tail to open, or is on it.
         let opening_key = match key {
-            GroupKey::Ephemeral { app, .. } if !self.index.contains_key(key) => {
+            GroupKey::Ephemeral { app, .. } if !self.groups.contains(key) => {
                 self.tail_opening.get(app).unwrap_or(key)
             }
             _ => key,
@@ -557,7 +550,7 @@ impl Worker {
             waiting.retain(|j| j.conn != conn);
             return;
         }
-        let Some(&slot) = self.index.get(key) else {
+        let Some(slot) = self.groups.slot_of(key) else {
             if let GroupKey::Ephemeral { app, .. } = key {
                 let app = app.clone();
                 if self
@@ -573,22 +566,22 @@ impl Worker {
         let Some(g) = self.groups.get_mut(slot) else {
             return;
         };
-        g.state.unsent(unsent);
-        if !g.state.leave(conn, &g.consumer, &mut self.epochs) {
+        g.state.core.unsent(unsent);
+        if !g.leave(conn, &mut self.epochs) {
             return;
         }
-        if g.state.is_empty() {
+        if g.state.core.is_empty() {
             // The last member: retire the consumer; the reaper commits what is acknowledged
             // (synchronously, off this thread) before it leaves the Kafka group.
             let last_commit = g.take_commit(true).map(|tpl| (key.clone(), tpl));
-            self.index.remove(key);
-            let g = self.groups.remove(slot);
-            self.retire(g, last_commit);
+            if let Some(g) = self.groups.remove(slot, key) {
+                self.retire(g, last_commit);
+            }
         }
     }
 
     fn retire(&mut self, g: Group, last_commit: Option<(GroupKey, TopicPartitionList)>) {
-        if let Some(name) = g.state.key.name() {
+        if let Some(name) = g.state.key().name() {
             self.stats.lags.lock().remove(name);
             self.stats.groups.fetch_sub(1, Ordering::Relaxed);
             let handed_out = g.state.handed_out();
@@ -600,7 +593,7 @@ impl Worker {
                     }
                 }
                 self.handed_out
-                    .insert(g.state.key.clone(), (Instant::now(), handed_out));
+                    .insert(g.state.key().clone(), (Instant::now(), handed_out));
             }
         }
         let live = g.state.live.clone();
@@ -612,24 +605,13 @@ impl Worker {
         });
     }
 
-    fn acks(&mut self, tokens: &[AckToken]) {
-        for t in tokens {
-            if t.worker != self.id {
-                continue;
-            }
-            if let Some(g) = self.groups.get_mut(t.group as usize) {
-                g.state.ack(t);
-            }
-        }
-    }
-
     /// Commits everything acknowledged (synchronously) and retires every consumer.
     fn stop(&mut self) {
         for (_, g) in self.groups.iter_mut() {
             g.commit(true);
         }
-        self.index.clear();
-        for g in std::mem::take(&mut self.groups).drain() {
+        let groups: Vec<Group> = self.groups.drain().collect();
+        for g in groups {
             self.retire(g, None);
         }
         let apps: Vec<Arc<str>> = self.tails.keys().cloned().collect();
@@ -818,28 +800,6 @@ fn new_consumer(
     let bell = bell.clone();
     consumer.set_nonempty_callback(move || bell.ring());
     Ok(consumer)
-}
-
-/// The answer to `join`.
-fn joined(join: &Join, result: Result<(), BackendError>) -> ToShard {
-    ToShard::Joined {
-        conn: join.conn,
-        member: join.member,
-        request: join.request,
-        result,
-    }
-}
-
-/// The member a join makes.
-fn member_of(join: Join) -> Member {
-    Member {
-        conn: join.conn,
-        id: join.member,
-        filters: join.filters.into(),
-        flow: join.flow,
-        link: join.link,
-        pending: 0,
-    }
 }
 
 /// Drops retired consumers once none of their records is alive (see [`super::payload`]);
