@@ -164,3 +164,139 @@ impl Group {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::seam::{ConnFlow, MemberFilters, Notify, ShardLink};
+
+    struct Quiet;
+    impl Notify for Quiet {
+        fn notify(&self) {}
+    }
+
+    /// Records what the group asked of its source.
+    #[derive(Default)]
+    struct Recorded(RefCell<Vec<String>>);
+    impl Partitions for Recorded {
+        fn rewind(&self, p: u32, offset: u64) {
+            self.0.borrow_mut().push(format!("rewind {p} to {offset}"));
+        }
+        fn pause(&self, p: u32) {
+            self.0.borrow_mut().push(format!("pause {p}"));
+        }
+        fn resume(&self, p: u32) {
+            self.0.borrow_mut().push(format!("resume {p}"));
+        }
+    }
+
+    fn member(slot: u32) -> Member {
+        let (sender, _) = crossbeam_channel::unbounded();
+        Member {
+            conn: ConnId {
+                shard: 0,
+                slot,
+                generation: 1,
+            },
+            id: slot,
+            filters: MemberFilters::new(Vec::new()),
+            flow: Arc::new(ConnFlow::new(1 << 20)),
+            link: ShardLink {
+                sender,
+                notify: Arc::new(Quiet),
+            },
+            pending: 0,
+        }
+    }
+
+    fn owners(g: &Group) -> Vec<u32> {
+        g.cursors
+            .values()
+            .map(|c| c.owner.map_or(0, |o| o.slot))
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_over_sorted_members_rewinding_what_moves() {
+        let mut epochs = Epochs::default();
+        let cursors = (0..4)
+            .map(|p| (p, Cursor::at(10, 12, epochs.next())))
+            .collect();
+        let mut g = Group::new(GroupKey::shared("a", "g"), cursors);
+        let source = Recorded::default();
+        g.join(member(2), &source, &mut epochs);
+        assert_eq!(owners(&g), [2, 2, 2, 2]);
+        assert!(
+            source.0.borrow().is_empty(),
+            "a first owner rewinds nothing"
+        );
+
+        g.cursors
+            .get_mut(&1)
+            .unwrap()
+            .in_flight
+            .push_back((10, false));
+        let before = g.cursors[&1].epoch;
+        // Sorted by conn id: the new member (slot 1) comes first and takes partitions 0 and 2.
+        g.join(member(1), &source, &mut epochs);
+        assert_eq!(owners(&g), [1, 2, 1, 2]);
+        assert_eq!(*source.0.borrow(), ["rewind 0 to 10", "rewind 2 to 10"]);
+        assert_eq!(
+            g.cursors[&1].epoch, before,
+            "partition 1 stayed with its owner"
+        );
+        assert_eq!(g.cursors[&1].in_flight.len(), 1);
+
+        source.0.borrow_mut().clear();
+        assert!(g.leave(member(2).conn, &source, &mut epochs));
+        assert_eq!(owners(&g), [1, 1, 1, 1]);
+        assert_eq!(*source.0.borrow(), ["rewind 1 to 10", "rewind 3 to 10"]);
+        assert!(g.cursors[&1].in_flight.is_empty(), "moved: delivered again");
+        assert!(
+            g.cursors[&1].epoch != before,
+            "acks of the old owner are stale"
+        );
+        assert!(!g.leave(member(2).conn, &source, &mut epochs));
+    }
+
+    #[test]
+    fn a_partition_whose_start_is_unknown_gets_an_owner_without_a_rewind() {
+        let mut epochs = Epochs::default();
+        let mut g = Group::new(GroupKey::shared("a", "g"), Default::default());
+        let source = Recorded::default();
+        g.join(member(1), &source, &mut epochs);
+        g.join(member(2), &source, &mut epochs);
+        // Kafka assigns partitions after the members joined.
+        g.cursors.insert(0, Cursor::unknown(epochs.next()));
+        g.cursors.insert(1, Cursor::unknown(epochs.next()));
+        g.place();
+        assert_eq!(owners(&g), [1, 2]);
+        g.leave(member(1).conn, &source, &mut epochs);
+        assert_eq!(owners(&g), [2, 2]);
+        assert!(source.0.borrow().is_empty(), "nothing known to rewind to");
+    }
+
+    #[test]
+    fn a_paused_partition_that_moves_is_resumed_and_its_held_back_records_dropped() {
+        let mut epochs = Epochs::default();
+        let cursors = (0..2)
+            .map(|p| (p, Cursor::at(5, 5, epochs.next())))
+            .collect();
+        let mut g = Group::new(GroupKey::shared("a", "g"), cursors);
+        let source = Recorded::default();
+        g.join(member(1), &source, &mut epochs);
+        g.join(member(2), &source, &mut epochs);
+        let c = g.cursors.get_mut(&1).unwrap();
+        c.paused = true;
+        c.pending_bytes = 100;
+        source.0.borrow_mut().clear();
+        g.leave(member(2).conn, &source, &mut epochs);
+        assert_eq!(*source.0.borrow(), ["rewind 1 to 5", "resume 1"]);
+        let c = &g.cursors[&1];
+        assert!(!c.paused && c.pending.is_empty() && c.pending_bytes == 0);
+        assert_eq!(g.members()[0].pending, 0);
+    }
+}

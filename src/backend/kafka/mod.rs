@@ -24,8 +24,10 @@ mod clients;
 pub mod codec;
 mod context;
 mod group;
+mod open;
 mod payload;
 mod producer;
+mod reaper;
 mod tail;
 pub mod topic;
 mod worker;
@@ -106,7 +108,7 @@ where
     let (reaper_tx, reaper_rx) = crossbeam_channel::unbounded();
     let mut handles = vec![std::thread::Builder::new()
         .name("kafka-reaper".into())
-        .spawn(move || worker::reaper(reaper_rx))?];
+        .spawn(move || reaper::reaper(reaper_rx))?];
     let mut senders: Vec<Sender<ToBackend>> = Vec::with_capacity(threads);
     for id in 0..threads {
         let (tx, rx) = crossbeam_channel::unbounded();
