@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::member::Member;
+use super::member::{Member, Offer, Pass};
 use super::Partitions;
-use crate::seam::{ConnId, Record};
+use crate::protocol::QoS;
+use crate::seam::{AckToken, ConnId, Record};
 
 pub(crate) struct Cursor {
     /// The member that reads this partition (its conn id), and its index in the member list.
@@ -125,6 +126,36 @@ impl Cursor {
         let moved = at != self.committed;
         self.committed = at;
         moved
+    }
+
+    /// Offers `record` of `partition` to the cursor's owner `member`: routed through its filters,
+    /// charged to its connection's credit, queued in the outbox. QoS 0 is at most once (consumed
+    /// here); QoS 1 (and 2, granted as 1) stays in flight until its PUBACK.
+    pub(crate) fn offer(
+        &mut self,
+        member: &Member,
+        record: Arc<Record>,
+        partition: u32,
+        app_topic: &Arc<str>,
+        pass: &mut Pass<'_>,
+    ) -> Offer {
+        let offset = record.offset;
+        let ack = AckToken {
+            worker: pass.worker,
+            group: pass.slot,
+            partition,
+            epoch: self.epoch,
+            offset,
+        };
+        let dup = offset < self.dispatched_end;
+        let offered = member.offer(record, app_topic, dup, ack, pass.outbox);
+        if let Offer::Sent(qos) = offered {
+            if qos != QoS::AtMostOnce {
+                self.in_flight.push_back((offset, false));
+            }
+            self.dispatched_end = self.dispatched_end.max(offset + 1);
+        }
+        offered
     }
 
     /// Holds back a record its owner had no room for (it goes first when there is room).

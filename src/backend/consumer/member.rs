@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use super::cursor::Cursor;
 use super::outbox::Outbox;
 use crate::protocol::QoS;
 use crate::seam::member::route;
@@ -64,36 +63,6 @@ pub(crate) enum Offer {
     Full(Arc<Record>),
     /// Queued for its shard, with this QoS.
     Sent(QoS),
-}
-
-/// Offers `record` of `partition` to the cursor's owner `member`: routed through its filters,
-/// charged to its connection's credit, queued in the outbox. QoS 0 is at most once (consumed
-/// here); QoS 1 (and 2, granted as 1) stays in flight until its PUBACK.
-pub(crate) fn offer(
-    cursor: &mut Cursor,
-    member: &Member,
-    record: Arc<Record>,
-    partition: u32,
-    app_topic: &Arc<str>,
-    pass: &mut Pass<'_>,
-) -> Offer {
-    let offset = record.offset;
-    let ack = AckToken {
-        worker: pass.worker,
-        group: pass.slot,
-        partition,
-        epoch: cursor.epoch,
-        offset,
-    };
-    let dup = offset < cursor.dispatched_end;
-    let offered = member.offer(record, app_topic, dup, ack, pass.outbox);
-    if let Offer::Sent(qos) = offered {
-        if qos != QoS::AtMostOnce {
-            cursor.in_flight.push_back((offset, false));
-        }
-        cursor.dispatched_end = cursor.dispatched_end.max(offset + 1);
-    }
-    offered
 }
 
 impl Member {

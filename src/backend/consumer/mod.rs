@@ -5,7 +5,7 @@
 //! by [`ConnId`](crate::seam::ConnId)), partitions spread over them round robin, and per
 //! partition a [`Cursor`]: where the group reads, what it committed (the contiguous
 //! acknowledged prefix), what is in flight and under which epoch. Records reach a member through
-//! [`offer`], which routes them through its filters, charges its connection's credit and queues
+//! [`Cursor::offer`], which routes them through its filters, charges its connection's credit and queues
 //! a [`Delivery`](crate::seam::Delivery) in the worker's [`Outbox`] (one batch per shard and
 //! pass). The worker loop ([`worker::run`]) drains the seam channel, applies acknowledgements
 //! and runs dispatch passes.
@@ -29,7 +29,7 @@ pub(crate) mod worker;
 
 pub(crate) use cursor::Cursor;
 pub(crate) use group::Group;
-pub(crate) use member::{joined, offer, Member, Offer, Pass};
+pub(crate) use member::{joined, Member, Offer, Pass};
 pub(crate) use outbox::Outbox;
 
 /// What a group needs from its backend's source of records when a partition changes hands.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::log::AppLog;
 use super::store::PartitionOffsets;
 use super::EmbeddedLog;
-use crate::backend::consumer::{self, offer, Cursor, Epochs, Offer, ReadsAtCursor};
+use crate::backend::consumer::{self, Cursor, Epochs, Offer, ReadsAtCursor};
 use crate::seam::{AckToken, ConnId, GroupKey, Record};
 
 /// Records read under one lock acquisition.
@@ -133,7 +133,7 @@ impl Group {
                 // spec 2.4: never buffer without bound; a full connection pauses this
                 // partition until the shard sends Resume (the record is read again then).
                 if let Offer::Full(_) =
-                    offer(cursor, member, record, p, &self.app.topic, &mut pass.to)
+                    cursor.offer(member, record, p, &self.app.topic, &mut pass.to)
                 {
                     full = true;
                     break;

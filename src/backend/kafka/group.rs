@@ -15,7 +15,7 @@ use super::codec;
 use super::context::{GroupContext, RebalanceEvent};
 use super::payload::LiveMessages;
 use super::KafkaStats;
-use crate::backend::consumer::{self, offer, Cursor, Epochs, Member, Offer, Partitions};
+use crate::backend::consumer::{self, Cursor, Epochs, Member, Offer, Partitions};
 use crate::seam::{AckToken, ConnId, GroupKey, Record};
 
 /// The group's consumer as the shared group machinery sees it: seek, pause, resume.
@@ -370,8 +370,7 @@ impl GroupState {
             None => moved = c.advance(),
             Some(record) => match member {
                 Some(member) if !c.paused && c.pending.is_empty() => {
-                    if let Offer::Full(record) = offer(c, member, record, p, &self.app_topic, pass)
-                    {
+                    if let Offer::Full(record) = c.offer(member, record, p, &self.app_topic, pass) {
                         c.hold(member, record);
                         pause_if_over(c, Some(member), shared, p, source);
                     }
@@ -401,7 +400,7 @@ impl GroupState {
             }
             while let Some(record) = c.pending.pop_front() {
                 let cost = record.cost() as usize;
-                if let Offer::Full(record) = offer(c, member, record, p, app_topic, pass) {
+                if let Offer::Full(record) = c.offer(member, record, p, app_topic, pass) {
                     c.pending.push_front(record);
                     break;
                 }

@@ -20,6 +20,7 @@
 //!   commit (`context::GroupContext::tag`) and is read back when a group is opened (`worker`), so
 //!   processes sharing a broker agree on it; it expires with the offsets.
 
+mod bell;
 mod clients;
 pub mod codec;
 mod context;
@@ -116,7 +117,7 @@ where
         let w = worker::Worker {
             id: id as u16,
             rx,
-            bell: Arc::new(worker::Bell::new(tx.clone())),
+            bell: Arc::new(bell::Bell::new(tx.clone())),
             config: config.clone(),
             stats: stats.clone(),
             reaper: reaper_tx.clone(),

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::bell::Bell;
 use super::clients::{self, REQUEST_TIMEOUT};
 use super::context::GroupContext;
 use super::group::{Group, GroupState};
 use super::payload::LiveMessages;
 use super::topic::events_topic;
-use super::worker::Bell;
 use super::KafkaStats;
 use crate::config::KafkaConfig;
 use crate::seam::{BackendError, Claim, GroupKey, Owner, StartAt};

@@ -13,7 +13,7 @@
 //! opener thread, and the joins of that group wait for it while the others keep flowing.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::bell::Bell;
 use super::group::{Group, GroupState, Pass};
 use super::open::{new_consumer, open, Opened, OpenedGroup};
 use super::payload::LiveMessages;
@@ -34,31 +35,6 @@ use crate::seam::{AckToken, BackendError, Claim, ConnId, GroupKey, Join, StartAt
 
 /// Offsets of acknowledged records are committed this often (asynchronously).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Rings a worker once until it clears the bell (librdkafka may call it for every message).
-pub(crate) struct Bell {
-    rung: AtomicBool,
-    pub(crate) tx: Sender<ToBackend>,
-}
-
-impl Bell {
-    pub(crate) fn new(tx: Sender<ToBackend>) -> Bell {
-        Bell {
-            rung: AtomicBool::new(false),
-            tx,
-        }
-    }
-
-    pub(crate) fn ring(&self) {
-        if !self.rung.swap(true, Ordering::AcqRel) {
-            let _ = self.tx.send(ToBackend::Wake);
-        }
-    }
-
-    fn clear(&self) {
-        self.rung.store(false, Ordering::Release);
-    }
-}
 
 pub(crate) struct Worker {
     pub id: u16,
