@@ -212,6 +212,17 @@ mod tests {
         }
     }
 
+    /// A group with partitions `0..n` at `committed`, and the source it rewinds.
+    fn group(n: u32, committed: u64, epochs: &mut Epochs) -> (Group, Recorded) {
+        let cursors = (0..n)
+            .map(|p| (p, Cursor::at(committed, committed, epochs.next())))
+            .collect();
+        (
+            Group::new(GroupKey::shared("a", "g"), cursors),
+            Recorded::default(),
+        )
+    }
+
     fn owners(g: &Group) -> Vec<u32> {
         g.cursors
             .values()
@@ -222,11 +233,7 @@ mod tests {
     #[test]
     fn round_robin_over_sorted_members_rewinding_what_moves() {
         let mut epochs = Epochs::default();
-        let cursors = (0..4)
-            .map(|p| (p, Cursor::at(10, 12, epochs.next())))
-            .collect();
-        let mut g = Group::new(GroupKey::shared("a", "g"), cursors);
-        let source = Recorded::default();
+        let (mut g, source) = group(4, 10, &mut epochs);
         g.join(member(2), &source, &mut epochs);
         assert_eq!(owners(&g), [2, 2, 2, 2]);
         assert!(
@@ -282,11 +289,7 @@ mod tests {
     #[test]
     fn a_paused_partition_that_moves_is_resumed_and_its_held_back_records_dropped() {
         let mut epochs = Epochs::default();
-        let cursors = (0..2)
-            .map(|p| (p, Cursor::at(5, 5, epochs.next())))
-            .collect();
-        let mut g = Group::new(GroupKey::shared("a", "g"), cursors);
-        let source = Recorded::default();
+        let (mut g, source) = group(2, 5, &mut epochs);
         g.join(member(1), &source, &mut epochs);
         g.join(member(2), &source, &mut epochs);
         let c = g.cursors.get_mut(&1).unwrap();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use slab::Slab;
 
+use super::{Outbox, Pass};
 use crate::seam::{AckToken, ConnId, GroupKey, Join, ToBackend};
 
 /// Records per group per pass.
@@ -158,6 +159,26 @@ impl<G> Slots<G> {
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut G)> {
         self.groups.iter_mut()
+    }
+
+    /// One dispatch pass of `worker`: `dispatch` runs for every group with the group's
+    /// [`Pass`] into `outbox`, and returns how many records it consumed; returns the sum.
+    pub(crate) fn pass(
+        &mut self,
+        worker: u16,
+        outbox: &mut Outbox,
+        mut dispatch: impl FnMut(&mut G, &mut Pass<'_>) -> usize,
+    ) -> usize {
+        let mut consumed = 0;
+        for (slot, group) in self.groups.iter_mut() {
+            let mut pass = Pass {
+                worker,
+                slot: slot as u32,
+                outbox,
+            };
+            consumed += dispatch(group, &mut pass);
+        }
+        consumed
     }
 
     /// Takes every group out.

@@ -24,9 +24,8 @@ pub(crate) struct Group {
     pub dirty: bool,
 }
 
-/// What dispatching needs besides the group.
-pub(crate) struct Pass<'a> {
-    pub to: consumer::Pass<'a>,
+/// What reading the log needs besides the group.
+pub(crate) struct Reads<'a> {
     /// At most this many records per group per pass.
     pub budget: usize,
     pub log: &'a EmbeddedLog,
@@ -79,7 +78,7 @@ impl Group {
 
     /// One dispatch pass: reads from every owned partition, routes each record through its
     /// owner's filters and queues deliveries. Returns how many records were consumed.
-    pub(crate) fn dispatch(&mut self, pass: &mut Pass<'_>) -> usize {
+    pub(crate) fn dispatch(&mut self, pass: &mut Reads<'_>, to: &mut consumer::Pass<'_>) -> usize {
         let n = self.core.cursors.len() as u32;
         if n == 0 || self.core.is_empty() {
             return 0;
@@ -93,12 +92,18 @@ impl Group {
             }
             let p = (first + i) % n;
             let budget = pass.budget - consumed;
-            consumed += self.dispatch_partition(p, budget, pass);
+            consumed += self.dispatch_partition(p, budget, pass, to);
         }
         consumed
     }
 
-    fn dispatch_partition(&mut self, p: u32, mut budget: usize, pass: &mut Pass<'_>) -> usize {
+    fn dispatch_partition(
+        &mut self,
+        p: u32,
+        mut budget: usize,
+        pass: &mut Reads<'_>,
+        to: &mut consumer::Pass<'_>,
+    ) -> usize {
         let Some(partition) = self.app.partitions.get(p as usize) else {
             return 0;
         };
@@ -132,9 +137,7 @@ impl Group {
                 let offset = record.offset;
                 // spec 2.4: never buffer without bound; a full connection pauses this
                 // partition until the shard sends Resume (the record is read again then).
-                if let Offer::Full(_) =
-                    cursor.offer(member, record, p, &self.app.topic, &mut pass.to)
-                {
+                if let Offer::Full(_) = cursor.offer(member, record, p, &self.app.topic, to) {
                     full = true;
                     break;
                 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
 
-use super::group::{Group, Pass};
+use super::group::{Group, Reads};
 use super::EmbeddedLog;
 use crate::backend::consumer::worker::{self, Slots, GROUP_BUDGET};
 use crate::backend::consumer::{self, joined, Epochs, Outbox};
@@ -159,20 +159,15 @@ impl worker::Backend for State {
 
     /// One pass over all groups; returns the number of records consumed.
     fn pass(&mut self) -> usize {
-        let mut consumed = 0;
-        for (slot, group) in self.groups.iter_mut() {
-            let mut pass = Pass {
-                to: consumer::Pass {
-                    worker: self.id,
-                    slot: slot as u32,
-                    outbox: &mut self.outbox,
-                },
+        let (log, scratch) = (&self.log, &mut self.scratch);
+        let consumed = self.groups.pass(self.id, &mut self.outbox, |group, to| {
+            let mut reads = Reads {
                 budget: GROUP_BUDGET,
-                log: &self.log,
-                scratch: &mut self.scratch,
+                log,
+                scratch,
             };
-            consumed += group.dispatch(&mut pass);
-        }
+            group.dispatch(&mut reads, to)
+        });
         self.outbox.flush();
         self.persist_dirty();
         consumed

@@ -112,7 +112,12 @@ fn kafka_partition(p: u32) -> i32 {
 
 impl Group {
     /// Polls up to `budget` records; returns how many were consumed.
-    pub(crate) fn poll(&mut self, budget: usize, pass: &mut Pass<'_>) -> usize {
+    pub(crate) fn poll(
+        &mut self,
+        budget: usize,
+        to: &mut consumer::Pass<'_>,
+        epochs: &mut Epochs,
+    ) -> usize {
         let mut consumed = 0;
         let mut polls = 0;
         let topic = self.state.topic.clone();
@@ -120,7 +125,7 @@ impl Group {
             consumer: &self.consumer,
             topic: &topic,
         };
-        self.state.drain_pending(source, &mut pass.to);
+        self.state.drain_pending(source, to);
         self.state.mirror(&self.consumer);
         if self.state.stop_reading(source) {
             return 0;
@@ -129,7 +134,7 @@ impl Group {
             polls += 1;
             let polled = self.consumer.poll(Duration::ZERO);
             // Rebalance callbacks ran inside poll: apply them before the record.
-            self.state.apply_rebalances(&self.consumer, pass.epochs);
+            self.state.apply_rebalances(&self.consumer, epochs);
             match polled {
                 None => break,
                 Some(Err(e)) => {
@@ -137,7 +142,7 @@ impl Group {
                     tracing::debug!(topic = %self.state.topic, error = %e, "consumer error");
                 }
                 Some(Ok(msg)) => {
-                    self.state.on_record(msg, source, &mut pass.to);
+                    self.state.on_record(msg, source, to);
                     consumed += 1;
                 }
             }
@@ -210,12 +215,6 @@ impl Group {
         };
         state.core.leave(conn, &source, epochs)
     }
-}
-
-/// What a poll needs besides the group.
-pub(crate) struct Pass<'a> {
-    pub to: consumer::Pass<'a>,
-    pub epochs: &'a mut Epochs,
 }
 
 impl GroupState {

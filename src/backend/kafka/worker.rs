@@ -22,7 +22,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::bell::Bell;
-use super::group::{Group, GroupState, Pass};
+use super::group::{Group, GroupState};
 use super::open::{new_consumer, open, Opened, OpenedGroup};
 use super::payload::LiveMessages;
 use super::reaper::Retired;
@@ -114,18 +114,10 @@ impl core::Backend for Worker {
     }
 
     fn pass(&mut self) -> usize {
-        let mut consumed = 0;
-        for (slot, g) in self.groups.iter_mut() {
-            let mut pass = Pass {
-                to: consumer::Pass {
-                    worker: self.id,
-                    slot: slot as u32,
-                    outbox: &mut self.outbox,
-                },
-                epochs: &mut self.epochs,
-            };
-            consumed += g.poll(GROUP_BUDGET, &mut pass);
-        }
+        let epochs = &mut self.epochs;
+        let mut consumed = self.groups.pass(self.id, &mut self.outbox, |g, to| {
+            g.poll(GROUP_BUDGET, to, epochs)
+        });
         let mut slow = Vec::new();
         for (app, t) in self.tails.iter_mut() {
             let mut pass = consumer::Pass {
