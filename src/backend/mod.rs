@@ -1,7 +1,8 @@
 //! The event backends and their runtime.
 //!
 //! Owns the embedded log ([`embedded`]) and Apache Kafka ([`kafka`]) behind the seam
-//! ([`crate::seam`]), the [`Backend`] that holds a started backend's worker threads, the
+//! ([`crate::seam`]), the consumer-group machinery both share (`consumer`: the worker loop,
+//! members, assignment, cursors and the at-least-once rules, written once), the [`Backend`] that holds a started backend's worker threads, the
 //! [`BackendHandle`] shards use to reach them, and [`start`]: the one door through which the
 //! server starts the configured backend.
 //!
@@ -9,6 +10,7 @@
 //! messages. Nothing outside this module reaches into `embedded::` or `kafka::` (but the fuzz
 //! entry points in `crate::fuzzing`): what others need is re-exported here.
 
+mod consumer;
 pub mod embedded;
 pub mod kafka;
 mod start;

@@ -1,55 +1,35 @@
-//! One consumer group as a worker holds it: its members, their partitions, and the dispatch of
-//! records to them.
+//! One consumer group of the embedded log as a worker holds it: the shared group state
+//! ([`consumer::Group`]) over an application's log, read at each cursor's position on every
+//! pass (nothing is buffered: a record a full connection had no room for is read again).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::assignment;
-use super::cursor::Cursor;
 use super::log::AppLog;
-use super::outbox::Outbox;
 use super::store::PartitionOffsets;
 use super::EmbeddedLog;
-use crate::protocol::QoS;
-use crate::seam::member::route;
-use crate::seam::{
-    AckToken, ConnFlow, ConnId, Delivery, GroupKey, MemberFilters, Record, ShardLink,
-};
+use crate::backend::consumer::{self, Cursor, Epochs, Offer, ReadsAtCursor};
+use crate::seam::{AckToken, ConnId, GroupKey, Record};
 
 /// Records read under one lock acquisition.
 const READ_BATCH: usize = 128;
 
-/// One member: a connection's subscriptions that read through this group.
-pub(crate) struct Member {
-    pub conn: ConnId,
-    /// The session's id for this membership, echoed on deliveries.
-    pub id: u32,
-    pub filters: MemberFilters,
-    pub flow: Arc<ConnFlow>,
-    pub link: ShardLink,
-}
-
 pub(crate) struct Group {
-    pub key: GroupKey,
+    pub core: consumer::Group,
     pub app: Arc<AppLog>,
-    /// Sorted by conn id (the assignment depends on the order).
-    members: Vec<Member>,
-    cursors: Vec<Cursor>,
     /// First partition of the next pass: rotates so that the budget of a pass is not always
     /// spent on the same busy partition.
-    start_at: usize,
+    start_at: u32,
     /// Committed offsets moved since they were last stored.
     pub dirty: bool,
 }
 
-/// What dispatching needs besides the group.
-pub(crate) struct Pass<'a> {
-    pub worker: u16,
-    pub slot: u32,
+/// What reading the log needs besides the group.
+pub(crate) struct Reads<'a> {
     /// At most this many records per group per pass.
     pub budget: usize,
     pub log: &'a EmbeddedLog,
     pub scratch: &'a mut Vec<Arc<Record>>,
-    pub outbox: &'a mut Outbox,
 }
 
 impl Group {
@@ -57,92 +37,50 @@ impl Group {
         key: GroupKey,
         app: Arc<AppLog>,
         at: Vec<PartitionOffsets>,
-        epochs: &mut u32,
+        epochs: &mut Epochs,
     ) -> Group {
-        let cursors = at
-            .into_iter()
-            .map(|o| Cursor::new(o, next_epoch(epochs)))
+        let cursors: BTreeMap<u32, Cursor> = (0u32..)
+            .zip(at)
+            .map(|(p, o)| (p, Cursor::at(o.committed, o.dispatched_end, epochs.next())))
             .collect();
         Group {
-            key,
+            core: consumer::Group::new(key, cursors),
             app,
-            members: Vec::new(),
-            cursors,
             start_at: 0,
             dirty: false,
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     pub(crate) fn offsets(&self) -> Vec<PartitionOffsets> {
-        self.cursors.iter().map(Cursor::offsets).collect()
+        self.core
+            .cursors
+            .values()
+            .map(|c| PartitionOffsets {
+                committed: c.committed,
+                dispatched_end: c.dispatched_end,
+            })
+            .collect()
     }
 
-    /// Adds `member`, or replaces the filters of the member with its conn id (spec 2.4: a
-    /// subscription made again replaces the old one, never a second stream). Reassigns
-    /// partitions when membership changed.
-    pub(crate) fn join(&mut self, member: Member, epochs: &mut u32) {
-        match self.members.binary_search_by_key(&member.conn, |m| m.conn) {
-            Ok(i) => self.members[i] = member,
-            Err(i) => {
-                self.members.insert(i, member);
-                self.reassign(epochs);
-            }
-        }
+    pub(crate) fn join(&mut self, member: consumer::Member, epochs: &mut Epochs) {
+        self.core.join(member, &ReadsAtCursor, epochs);
     }
 
-    /// Removes the member of `conn`. Returns false when it was not a member.
-    pub(crate) fn leave(&mut self, conn: ConnId, epochs: &mut u32) -> bool {
-        match self.members.binary_search_by_key(&conn, |m| m.conn) {
-            Ok(i) => {
-                self.members.remove(i);
-                self.reassign(epochs);
-                true
-            }
-            Err(_) => false,
-        }
+    pub(crate) fn leave(&mut self, conn: ConnId, epochs: &mut Epochs) -> bool {
+        self.core.leave(conn, &ReadsAtCursor, epochs)
     }
 
-    /// Recomputes owners; a partition that changes owner is rewound to its committed offset
-    /// under a new epoch, like a Kafka rebalance.
-    fn reassign(&mut self, epochs: &mut u32) {
-        let owners = assignment::assign(self.cursors.len(), self.members.len());
-        for (cursor, owner) in self.cursors.iter_mut().zip(owners) {
-            let conn = owner.and_then(|i| self.members.get(i)).map(|m| m.conn);
-            cursor.owner_index = owner.unwrap_or(0);
-            if cursor.owner != conn {
-                cursor.owner = conn;
-                cursor.rewind(next_epoch(epochs));
-            }
-        }
-    }
-
-    /// Deliveries the member never sent (see [`crate::seam::ToBackend::Leave`]).
-    pub(crate) fn unsent(&mut self, tokens: &[AckToken]) {
-        for token in tokens {
-            if let Some(cursor) = self.cursors.get_mut(token.partition as usize) {
-                cursor.unsent(token.epoch, token.offset);
-            }
-        }
-    }
-
-    /// Applies one acknowledgement; stale epochs and unknown offsets are ignored.
     pub(crate) fn ack(&mut self, token: &AckToken) {
-        if let Some(cursor) = self.cursors.get_mut(token.partition as usize) {
-            if cursor.ack(token.epoch, token.offset) {
-                self.dirty = true;
-            }
+        if self.core.ack(token) {
+            self.dirty = true;
         }
     }
 
     /// One dispatch pass: reads from every owned partition, routes each record through its
     /// owner's filters and queues deliveries. Returns how many records were consumed.
-    pub(crate) fn dispatch(&mut self, pass: &mut Pass<'_>) -> usize {
-        let n = self.cursors.len();
-        if n == 0 || self.members.is_empty() {
+    pub(crate) fn dispatch(&mut self, pass: &mut Reads<'_>, to: &mut consumer::Pass<'_>) -> usize {
+        let n = self.core.cursors.len() as u32;
+        if n == 0 || self.core.is_empty() {
             return 0;
         }
         let mut consumed = 0;
@@ -154,20 +92,25 @@ impl Group {
             }
             let p = (first + i) % n;
             let budget = pass.budget - consumed;
-            consumed += self.dispatch_partition(p, budget, pass);
+            consumed += self.dispatch_partition(p, budget, pass, to);
         }
         consumed
     }
 
-    fn dispatch_partition(&mut self, p: usize, mut budget: usize, pass: &mut Pass<'_>) -> usize {
-        let (Some(cursor), Some(partition)) = (self.cursors.get_mut(p), self.app.partitions.get(p))
-        else {
+    fn dispatch_partition(
+        &mut self,
+        p: u32,
+        mut budget: usize,
+        pass: &mut Reads<'_>,
+        to: &mut consumer::Pass<'_>,
+    ) -> usize {
+        let Some(partition) = self.app.partitions.get(p as usize) else {
             return 0;
         };
-        let Some(member) = cursor
-            .owner
-            .and_then(|_| self.members.get(cursor.owner_index))
-        else {
+        // For the log line below (the cursor borrows the group): one reference count per
+        // partition and pass.
+        let key = self.core.key.clone();
+        let Some((cursor, Some(member))) = self.core.owned(p) else {
             return 0;
         };
         let mut consumed = 0;
@@ -180,7 +123,7 @@ impl Group {
                 tracing::warn!(
                     app = %self.app.name,
                     partition = p,
-                    group = %self.key,
+                    group = %key,
                     skipped,
                     "retention dropped records before this group read them; skipping forward"
                 );
@@ -192,42 +135,13 @@ impl Group {
             }
             for record in pass.scratch.drain(..) {
                 let offset = record.offset;
-                if let Some(route) = route(&member.filters, &record, &self.app.topic) {
-                    // spec 2.4: never buffer without bound; a full connection pauses this
-                    // partition until the shard sends Resume.
-                    if !member.flow.has_room() {
-                        full = true;
-                        break;
-                    }
-                    let cost = record.cost();
-                    member.flow.charge(cost as usize);
-                    // QoS 0 is at most once: consumed at dispatch. QoS 1 (and 2, granted as 1)
-                    // waits for its PUBACK.
-                    if route.qos != QoS::AtMostOnce {
-                        cursor.in_flight.push_back((offset, false));
-                    }
-                    let delivery = Delivery {
-                        conn: member.conn,
-                        member: member.id,
-                        record,
-                        whole_app: route.whole_app,
-                        qos: route.qos,
-                        mode: route.mode,
-                        subscription_ids: route.subscription_ids,
-                        dup: offset < cursor.dispatched_end,
-                        cost,
-                        ack: AckToken {
-                            worker: pass.worker,
-                            group: pass.slot,
-                            partition: p as u32,
-                            epoch: cursor.epoch,
-                            offset,
-                        },
-                    };
-                    pass.outbox.push(&member.link, delivery);
-                    cursor.dispatched_end = cursor.dispatched_end.max(offset + 1);
+                // spec 2.4: never buffer without bound; a full connection pauses this
+                // partition until the shard sends Resume (the record is read again then).
+                if let Offer::Full(_) = cursor.offer(member, record, p, &self.app.topic, to) {
+                    full = true;
+                    break;
                 }
-                // No route: the record is consumed and counts as acknowledged.
+                // Sent, or no route: consumed (a record for no filter counts as acknowledged).
                 cursor.next_read = offset + 1;
                 consumed += 1;
                 budget -= 1;
@@ -238,9 +152,4 @@ impl Group {
         }
         consumed
     }
-}
-
-fn next_epoch(epochs: &mut u32) -> u32 {
-    *epochs = epochs.wrapping_add(1);
-    *epochs
 }

@@ -7,18 +7,17 @@
 //!   doorbells that wake workers after an append (`wake`). Partitioning is by a stable hash of
 //!   the device (`hash`).
 //! - [`EmbeddedProducer`] (`producer`) is the seam's writing side.
-//! - Worker threads (`worker`) own consumer groups (`group`): each group's members get
-//!   partitions assigned (`assignment`), each partition has a read/commit position (`cursor`),
-//!   and a pass hands deliveries to the shards in one batch per shard (`outbox`).
+//! - Worker threads (`worker`) own consumer groups (`group`), in the machinery both backends
+//!   share ([`crate::backend::consumer`]: members, assignment, cursors, the outbox, the loop);
+//!   what is the embedded log's own is how a group reads: at each cursor's position, on every
+//!   pass.
 //!
 //! Start it with [`start`]; stop it with [`Backend::shutdown`], which commits what is
 //! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts. Beside them
 //! the `store` keeps each durable group's owner, and forgets groups idle for longer than
 //! [`EmbeddedOptions::group_retention`].
 
-mod assignment;
 mod commands;
-mod cursor;
 /// The on-disk segment log and offsets file (issue 14), in `store/`. Its root is `store/disk.rs`,
 /// not `store/mod.rs`, which would clash with `store.rs` (the in-memory offsets).
 #[path = "store/disk.rs"]
@@ -29,7 +28,6 @@ mod disk_partition;
 mod group;
 mod hash;
 mod log;
-pub(crate) mod outbox;
 mod partition;
 mod producer;
 mod store;

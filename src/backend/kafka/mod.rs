@@ -20,12 +20,15 @@
 //!   commit (`context::GroupContext::tag`) and is read back when a group is opened (`worker`), so
 //!   processes sharing a broker agree on it; it expires with the offsets.
 
+mod bell;
 mod clients;
 pub mod codec;
 mod context;
 mod group;
+mod open;
 mod payload;
 mod producer;
+mod reaper;
 mod tail;
 pub mod topic;
 mod worker;
@@ -106,7 +109,7 @@ where
     let (reaper_tx, reaper_rx) = crossbeam_channel::unbounded();
     let mut handles = vec![std::thread::Builder::new()
         .name("kafka-reaper".into())
-        .spawn(move || worker::reaper(reaper_rx))?];
+        .spawn(move || reaper::reaper(reaper_rx))?];
     let mut senders: Vec<Sender<ToBackend>> = Vec::with_capacity(threads);
     for id in 0..threads {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -114,14 +117,14 @@ where
         let w = worker::Worker {
             id: id as u16,
             rx,
-            bell: Arc::new(worker::Bell::new(tx.clone())),
+            bell: Arc::new(bell::Bell::new(tx.clone())),
             config: config.clone(),
             stats: stats.clone(),
             reaper: reaper_tx.clone(),
             groups: Default::default(),
-            index: HashMap::new(),
-            epochs: 0,
+            epochs: Default::default(),
             outbox: Default::default(),
+            next_commit: std::time::Instant::now(),
             opening: HashMap::new(),
             open_queue: Default::default(),
             opened_tx,

@@ -28,9 +28,10 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 
 use super::context::GroupContext;
-use super::group::{decode_record, Member, Offer, Pass};
+use super::group::decode_record;
 use super::payload::LiveMessages;
 use super::KafkaStats;
+use crate::backend::consumer::{Member, Offer, Pass};
 use crate::seam::{AckToken, ConnId, Record};
 
 /// The `group` of a tail reader's ack tokens: ephemeral readers commit nothing, so their acks
@@ -102,7 +103,7 @@ fn offer(member: &Member, record: Arc<Record>, app_topic: &Arc<str>, pass: &mut 
         epoch: 0,
         offset: record.offset,
     };
-    member.offer(record, app_topic, false, ack, pass)
+    member.offer(record, app_topic, false, ack, pass.outbox)
 }
 
 pub(crate) struct Tail {
