@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::cloudevents::Event;
+use crate::cloudevents::{Event, STRUCTURED_CONTENT_TYPE};
 use crate::config::Config;
-use crate::protocol::{Auth, SubscribeFilter, SubscribeOptions};
-use crate::seam::{AppAlias, Record, Selector};
+use crate::protocol::{
+    Ack, Auth, Connect, Properties, Publish, QoS, Subscribe, SubscribeFilter, SubscribeOptions,
+    Unsubscribe,
+};
+use crate::seam::{AppAlias, BackendError, Delivery, Mode, Record, Selector};
 
 const APPS: &str = r#"
 [[app]]
