@@ -25,6 +25,7 @@ mod subscribe;
 pub mod topic;
 mod unsuback;
 mod unsubscribe;
+mod version;
 
 #[cfg(test)]
 mod tests;
@@ -48,31 +49,13 @@ pub use suback::SubAck;
 pub use subscribe::{Subscribe, SubscribeFilter, SubscribeOptions};
 pub use unsuback::UnsubAck;
 pub use unsubscribe::Unsubscribe;
+pub use version::Version;
 
 use primitives::{packet_size, read_var_int, write_fixed_header, Reader, VarInt};
 
 /// Largest possible MQTT packet: 1 byte of packet type, 4 bytes of remaining length, and a
 /// remaining length of 268,435,455 (2.2.3).
 pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_VAR_INT as usize;
-
-/// Protocol version, from the CONNECT protocol level (3.1.2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Version {
-    /// MQTT 3.1.1, protocol level 4.
-    V311,
-    /// MQTT 5.0, protocol level 5.
-    V5,
-}
-
-impl Version {
-    /// The protocol level byte of CONNECT.
-    pub fn level(self) -> u8 {
-        match self {
-            Version::V311 => 4,
-            Version::V5 => 5,
-        }
-    }
-}
 
 /// Quality of Service (4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
