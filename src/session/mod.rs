@@ -72,15 +72,7 @@ pub enum SessionEvent {
     /// [`Session::accept_connect`] or [`Session::reject_connect`].
     Connect(ConnectRequest),
     /// Join (or update the filters of) a consumer group; answer with [`Session::joined`].
-    Join {
-        member: u32,
-        request: u64,
-        app: Arc<str>,
-        group: GroupKey,
-        filters: Vec<MemberFilter>,
-        /// Where a group that does not exist yet begins (spec 2.1 `start`).
-        start: StartAt,
-    },
+    Join(JoinRequest),
     /// Leave a consumer group; `unsent` are QoS 1 deliveries of it that were held back behind
     /// the window and never sent (so they are not redeliveries next time).
     Leave {
@@ -99,6 +91,20 @@ pub enum SessionEvent {
     /// MQTT 5 AUTH with method `oauth2`: check this fresh token, then call
     /// [`Session::reauthenticated`].
     Reauthenticate { token: String },
+}
+
+/// What [`SessionEvent::Join`] asks of the shell: the member (of this session) joining `group`
+/// with every filter the session holds for it.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub member: u32,
+    /// Echoed in [`Session::joined`], so that the answer finds the SUBACKs waiting for it.
+    pub request: u64,
+    pub app: Arc<str>,
+    pub group: GroupKey,
+    pub filters: Vec<MemberFilter>,
+    /// Where a group that does not exist yet begins (spec 2.1 `start`).
+    pub start: StartAt,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use super::deliver::take_unsent;
 use super::subscribed::{PendingSubAck, Subscribed, Subscription};
-use super::{encode_into, parse_filter, reason_string, FilterError, Flags, Session, SessionEvent};
+use super::{
+    encode_into, parse_filter, reason_string, FilterError, Flags, JoinRequest, Session,
+    SessionEvent,
+};
 use crate::protocol::{
     Packet, Properties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe, Version,
 };
@@ -235,14 +238,14 @@ impl Session {
             .filter(|s| s.group == group)
             .map(|s| s.filter.clone())
             .collect();
-        self.events.push_back(SessionEvent::Join {
+        self.events.push_back(SessionEvent::Join(JoinRequest {
             member,
             request,
             app,
             group,
             filters,
             start,
-        });
+        }));
         request
     }
 

@@ -6,15 +6,7 @@ use super::*;
 fn commands_are_acknowledged_in_order_with_their_reason_codes() {
     let mut c = Client::connected(Version::V5, "c1", None);
     let publish = |topic: &'static str, packet_id: u16| {
-        Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            topic,
-            packet_id: Some(packet_id),
-            properties: Properties::default(),
-            payload: b"{\"v\":1}",
-        })
+        command(topic, QoS::AtLeastOnce, packet_id, b"{\"v\":1}")
     };
     c.send(&publish("command/demo/device1/set", 1));
     c.send(&publish("command/demo/off/set", 2));
@@ -86,15 +78,12 @@ fn commands_are_acknowledged_in_order_with_their_reason_codes() {
 fn more_unacknowledged_commands_than_receive_maximum_disconnect() {
     let mut c = Client::connected(Version::V5, "c1", None);
     for packet_id in 1..=9 {
-        c.send(&Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            topic: "command/demo/device1/set",
-            packet_id: Some(packet_id),
-            properties: Properties::default(),
-            payload: b"1",
-        }));
+        c.send(&command(
+            "command/demo/device1/set",
+            QoS::AtLeastOnce,
+            packet_id,
+            b"1",
+        ));
     }
     assert!(c.s.is_closed());
     assert_eq!(c.received(), vec![Owned::Disconnect { code: 0x93 }]);
@@ -103,15 +92,7 @@ fn more_unacknowledged_commands_than_receive_maximum_disconnect() {
 #[test]
 fn qos2_command_flow() {
     let mut c = Client::connected(Version::V5, "c1", None);
-    let publish = Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::ExactlyOnce,
-        retain: false,
-        topic: "command/demo/device1/set",
-        packet_id: Some(10),
-        properties: Properties::default(),
-        payload: b"x",
-    });
+    let publish = command("command/demo/device1/set", QoS::ExactlyOnce, 10, b"x");
     c.send(&publish);
     assert_eq!(c.events().len(), 1);
     c.s.command_done(10, Ok(()));
@@ -151,15 +132,7 @@ fn qos2_command_flow() {
 #[test]
 fn v311_refused_command_closes_the_connection() {
     let mut c = Client::connected(Version::V311, "c1", None);
-    c.send(&Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        topic: "command/demo/off/set",
-        packet_id: Some(1),
-        properties: Properties::default(),
-        payload: b"x",
-    }));
+    c.send(&command("command/demo/off/set", QoS::AtLeastOnce, 1, b"x"));
     assert!(c.s.is_closed());
     assert!(matches!(
         c.s.close_reason(),
@@ -182,14 +155,7 @@ fn refusals_carry_a_reason_string_when_the_client_wants_one() {
         vec![],
         None,
     );
-    let events = c.events();
-    let [SessionEvent::Join {
-        member, request, ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    c.s.joined(*member, *request, Ok(()));
+    c.accept_join();
     assert_eq!(
         c.reason_strings(),
         vec![Some(
@@ -203,17 +169,8 @@ fn refusals_carry_a_reason_string_when_the_client_wants_one() {
             "app/nope: not authorized: no read permission on application nope".into()
         )]
     );
-    let publish = |topic: &'static str, packet_id: u16| {
-        Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            topic,
-            packet_id: Some(packet_id),
-            properties: Properties::default(),
-            payload: b"x",
-        })
-    };
+    let publish =
+        |topic: &'static str, packet_id: u16| command(topic, QoS::AtLeastOnce, packet_id, b"x");
     c.send(&publish("command/readonly/device1/set", 3));
     c.send(&publish("command/nope/device1/set", 4));
     c.send(&publish("other/topic", 5));
@@ -237,19 +194,16 @@ fn refusals_carry_a_reason_string_when_the_client_wants_one() {
 
     // Request Problem Information 0: codes only.
     let mut c = Client::new(Version::V5);
-    c.send(&Packet::Connect(Connect {
-        version: Version::V5,
-        clean_start: true,
-        keep_alive: 10,
-        client_id: "quiet",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties {
+    c.send(&connect(
+        Version::V5,
+        "quiet",
+        true,
+        10,
+        Properties {
             request_problem_information: Some(0),
             ..Properties::default()
         },
-    }));
+    ));
     c.events();
     c.s.accept_connect(c.now, Identity::Anonymous);
     c.received();

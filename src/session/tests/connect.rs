@@ -5,16 +5,7 @@ use super::*;
 #[test]
 fn connack_advertises_the_capabilities_of_spec_2_6() {
     let mut c = Client::new(Version::V5);
-    c.send(&Packet::Connect(Connect {
-        version: Version::V5,
-        clean_start: false,
-        keep_alive: 30,
-        client_id: "",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    }));
+    c.send(&connect(Version::V5, "", false, 30, Properties::default()));
     let Some(SessionEvent::Connect(req)) = c.s.poll_event() else {
         panic!("no Connect event")
     };
@@ -55,16 +46,7 @@ fn first_packet_must_be_connect() {
 #[test]
 fn v311_empty_client_id_needs_clean_session() {
     let mut c = Client::new(Version::V311);
-    c.send(&Packet::Connect(Connect {
-        version: Version::V311,
-        clean_start: false,
-        keep_alive: 0,
-        client_id: "",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    }));
+    c.send(&connect(Version::V311, "", false, 0, Properties::default()));
     assert!(matches!(
         &c.received()[..],
         [Owned::ConnAck { code: 2, .. }]
@@ -123,20 +105,17 @@ fn token_expiry_disconnects_unless_auth_renews() {
 #[test]
 fn connect_with_oauth2_method_hands_the_token_over() {
     let mut c = Client::new(Version::V5);
-    c.send(&Packet::Connect(Connect {
-        version: Version::V5,
-        clean_start: true,
-        keep_alive: 0,
-        client_id: "c1",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties {
+    c.send(&connect(
+        Version::V5,
+        "c1",
+        true,
+        0,
+        Properties {
             authentication_method: Some("oauth2"),
             authentication_data: Some(b"the-token"),
             ..Properties::default()
         },
-    }));
+    ));
     let Some(SessionEvent::Connect(req)) = c.s.poll_event() else {
         panic!("no Connect event")
     };

@@ -110,15 +110,12 @@ fn idle_sessions_keep_nothing_out_of_line() {
     assert!(c.s.subscribed.is_none() && c.s.inbound.is_none());
     assert!(c.s.close_reason.is_none());
 
-    c.send(&Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        topic: "command/demo/device1/set",
-        packet_id: Some(3),
-        properties: Properties::default(),
-        payload: b"x",
-    }));
+    c.send(&command(
+        "command/demo/device1/set",
+        QoS::AtLeastOnce,
+        3,
+        b"x",
+    ));
     assert_eq!(c.events().len(), 1);
     c.s.trim();
     assert!(

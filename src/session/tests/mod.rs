@@ -76,16 +76,7 @@ impl Client {
             receive_maximum,
             ..Properties::default()
         };
-        c.send(&Packet::Connect(Connect {
-            version,
-            clean_start: true,
-            keep_alive: 10,
-            client_id,
-            will: None,
-            username: None,
-            password: None,
-            properties: props,
-        }));
+        c.send(&connect(version, client_id, true, 10, props));
         match c.s.poll_event() {
             Some(SessionEvent::Connect(req)) => assert!(!req.client_id.is_empty()),
             other => panic!("expected Connect event, got {other:?}"),
@@ -316,16 +307,69 @@ fn delivery(member: u32, offset: u64, qos: QoS, mode: Mode) -> Delivery {
     }
 }
 
+/// A command PUBLISH from the client, without properties.
+fn command<'a>(topic: &'a str, qos: QoS, packet_id: u16, payload: &'a [u8]) -> Packet<'a> {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        packet_id: Some(packet_id),
+        properties: Properties::default(),
+        payload,
+    })
+}
+
+/// A CONNECT without will or credentials.
+fn connect<'a>(
+    version: Version,
+    client_id: &'a str,
+    clean_start: bool,
+    keep_alive: u16,
+    properties: Properties<'a>,
+) -> Packet<'a> {
+    Packet::Connect(Connect {
+        version,
+        clean_start,
+        keep_alive,
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+        properties,
+    })
+}
+
+impl Client {
+    /// The events queued, which must be exactly one Join.
+    fn the_join(&mut self) -> JoinRequest {
+        match <[SessionEvent; 1]>::try_from(self.events()) {
+            Ok([SessionEvent::Join(join)]) => join,
+            Ok(other) => panic!("expected one Join, got {other:?}"),
+            Err(other) => panic!("expected one Join, got {other:?}"),
+        }
+    }
+
+    /// Answers the one Join queued: the backend joined.
+    fn accept_join(&mut self) -> JoinRequest {
+        let join = self.the_join();
+        self.s.joined(join.member, join.request, Ok(()));
+        join
+    }
+}
+
+/// The SUBACK the client should read, alone.
+fn suback(packet_id: u16, codes: &[u8]) -> Vec<Owned> {
+    vec![Owned::SubAck {
+        packet_id,
+        codes: codes.to_vec(),
+    }]
+}
+
 /// Subscribes and answers the join; returns the member id.
 fn join(c: &mut Client, filter: &str, qos: QoS) -> u32 {
     c.subscribe(1, &[(filter, qos)], vec![], None);
-    let (member, request) = match &c.events()[..] {
-        [SessionEvent::Join {
-            member, request, ..
-        }] => (*member, *request),
-        other => panic!("expected one Join, got {other:?}"),
-    };
-    c.s.joined(member, request, Ok(()));
+    let member = c.accept_join().member;
     c.received();
     member
 }

@@ -6,21 +6,18 @@ use super::*;
 fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(9, &[("app/demo", QoS::ExactlyOnce)], vec![], Some(5));
-    let events = c.events();
-    let [SessionEvent::Join {
+    let JoinRequest {
         member,
         request,
         app,
         group,
         filters,
         start,
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    assert_eq!(*start, crate::seam::StartAt::Latest, "the default");
-    assert_eq!(&**app, "demo");
-    assert_eq!(group, &GroupKey::client("demo", "c1"));
+        ..
+    } = c.the_join();
+    assert_eq!(start, crate::seam::StartAt::Latest, "the default");
+    assert_eq!(&*app, "demo");
+    assert_eq!(group, GroupKey::client("demo", "c1"));
     assert_eq!(filters.len(), 1);
     assert_eq!(
         (filters[0].qos, filters[0].subscription_id, filters[0].mode),
@@ -30,14 +27,8 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
         c.received().is_empty(),
         "no SUBACK before the start position is fixed"
     );
-    c.s.joined(*member, *request, Ok(()));
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 9,
-            codes: vec![1]
-        }]
-    );
+    c.s.joined(member, request, Ok(()));
+    assert_eq!(c.received(), suback(9, &[1]));
 }
 
 #[test]
@@ -56,20 +47,10 @@ fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
         vec![],
         None,
     );
-    let events = c.events();
-    let [SessionEvent::Join {
-        member, request, ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    c.s.joined(*member, *request, Ok(()));
+    c.accept_join();
     assert_eq!(
         c.received(),
-        vec![Owned::SubAck {
-            packet_id: 2,
-            codes: vec![0xA2, 0x8F, 0x00, 0x87, 0xA2, 0x87]
-        }]
+        suback(2, &[0xA2, 0x8F, 0x00, 0x87, 0xA2, 0x87])
     );
 
     let mut c = Client::connected(Version::V311, "c3", None);
@@ -84,13 +65,7 @@ fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
         None,
     );
     assert!(c.events().is_empty());
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 3,
-            codes: vec![0x80, 0x80, 0x80]
-        }]
-    );
+    assert_eq!(c.received(), suback(3, &[0x80, 0x80, 0x80]));
 }
 
 #[test]
@@ -102,25 +77,15 @@ fn content_mode_property() {
         vec![("content-mode", "binary")],
         None,
     );
-    let events = c.events();
-    let [SessionEvent::Join {
+    let JoinRequest {
         filters,
         member,
         request,
         ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
+    } = c.the_join();
     assert_eq!(filters[0].mode, Mode::Binary);
-    c.s.joined(*member, *request, Ok(()));
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 4,
-            codes: vec![0]
-        }]
-    );
+    c.s.joined(member, request, Ok(()));
+    assert_eq!(c.received(), suback(4, &[0]));
 
     c.subscribe(
         5,
@@ -129,13 +94,7 @@ fn content_mode_property() {
         None,
     );
     assert!(c.events().is_empty());
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 5,
-            codes: vec![0x83]
-        }]
-    );
+    assert_eq!(c.received(), suback(5, &[0x83]));
 }
 
 /// Spec 2.1 `start`: parsed into the Join; any other value refuses every filter of that
@@ -150,25 +109,15 @@ fn start_property_reaches_the_join_or_refuses() {
         vec![("start", "-15m")],
         None,
     );
-    let events = c.events();
-    let [SessionEvent::Join {
+    let JoinRequest {
         start,
         member,
         request,
         ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    assert_eq!(*start, StartAt::Ago(std::time::Duration::from_secs(900)));
-    c.s.joined(*member, *request, Ok(()));
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 4,
-            codes: vec![1]
-        }]
-    );
+    } = c.the_join();
+    assert_eq!(start, StartAt::Ago(std::time::Duration::from_secs(900)));
+    c.s.joined(member, request, Ok(()));
+    assert_eq!(c.received(), suback(4, &[1]));
 
     c.subscribe(
         5,
@@ -180,13 +129,7 @@ fn start_property_reaches_the_join_or_refuses() {
         None,
     );
     assert!(c.events().is_empty());
-    assert_eq!(
-        c.received(),
-        vec![Owned::SubAck {
-            packet_id: 5,
-            codes: vec![0x83, 0x83]
-        }]
-    );
+    assert_eq!(c.received(), suback(5, &[0x83, 0x83]));
 }
 
 #[test]
@@ -202,16 +145,12 @@ fn resubscribing_replaces_and_shares_one_group_per_application() {
         vec![],
         Some(3),
     );
-    let events = c.events();
-    let [SessionEvent::Join {
+    let JoinRequest {
         member: m2,
         filters,
         ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    assert_eq!(*m2, member, "same group, same member");
+    } = c.the_join();
+    assert_eq!(m2, member, "same group, same member");
     assert_eq!(
         filters.len(),
         2,
@@ -226,30 +165,15 @@ fn resubscribing_replaces_and_shares_one_group_per_application() {
 fn shared_and_ephemeral_groups() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(1, &[("$share/g/app/demo", QoS::AtMostOnce)], vec![], None);
-    let events = c.events();
-    let [SessionEvent::Join { group, .. }] = &events[..] else {
-        panic!("{events:?}")
-    };
+    let JoinRequest { group, .. } = c.the_join();
     assert_eq!(group.name(), Some("demo.g"));
 
     let mut c = Client::new(Version::V311);
-    c.send(&Packet::Connect(Connect {
-        version: Version::V311,
-        clean_start: true,
-        keep_alive: 0,
-        client_id: "",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    }));
+    c.send(&connect(Version::V311, "", true, 0, Properties::default()));
     c.events();
     c.s.accept_connect(c.now, Identity::Anonymous);
     c.subscribe(1, &[("app/demo", QoS::AtMostOnce)], vec![], None);
-    let events = c.events();
-    let [SessionEvent::Join { group, .. }] = &events[..] else {
-        panic!("{events:?}")
-    };
+    let JoinRequest { group, .. } = c.the_join();
     assert_eq!(group.name(), None, "empty client id: ephemeral reader");
 }
 
@@ -262,20 +186,11 @@ fn filters_beyond_the_quota_are_refused_alone_and_held_ones_do_not_count_twice()
         let held: Vec<(&str, QoS)> = filters.iter().map(|f| (&**f, QoS::AtLeastOnce)).collect();
         c.subscribe(1, &held, vec![], None);
         for e in c.events() {
-            if let SessionEvent::Join {
-                member, request, ..
-            } = e
-            {
-                c.s.joined(member, request, Ok(()));
+            if let SessionEvent::Join(join) = e {
+                c.s.joined(join.member, join.request, Ok(()));
             }
         }
-        assert_eq!(
-            c.received(),
-            vec![Owned::SubAck {
-                packet_id: 1,
-                codes: vec![1, 1, 1]
-            }]
-        );
+        assert_eq!(c.received(), suback(1, &[1, 1, 1]));
         // One held filter again (replaced, not counted), one new (the 4th), two beyond, one
         // invalid (its own code), and a held one last: only the two beyond get Quota exceeded.
         c.subscribe(
@@ -291,25 +206,18 @@ fn filters_beyond_the_quota_are_refused_alone_and_held_ones_do_not_count_twice()
             vec![],
             None,
         );
-        let events = c.events();
-        let [SessionEvent::Join {
+        let JoinRequest {
             member,
             request,
             filters,
             ..
-        }] = &events[..]
-        else {
-            panic!("{events:?}")
-        };
+        } = c.the_join();
         assert_eq!(filters.len(), 4, "{filters:?}");
-        c.s.joined(*member, *request, Ok(()));
+        c.s.joined(member, request, Ok(()));
         let invalid = if version == Version::V5 { 0x8F } else { 0x80 };
         assert_eq!(
             c.received(),
-            vec![Owned::SubAck {
-                packet_id: 2,
-                codes: vec![0, 1, quota_code, invalid, quota_code, 1]
-            }]
+            suback(2, &[0, 1, quota_code, invalid, quota_code, 1])
         );
         assert_eq!(c.s.subscription_count(), 4);
     }
