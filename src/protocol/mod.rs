@@ -51,7 +51,7 @@ pub use unsuback::UnsubAck;
 pub use unsubscribe::Unsubscribe;
 pub use version::Version;
 
-use primitives::{packet_size, read_var_int, write_fixed_header, Reader, VarInt};
+use primitives::{field_len, packet_size, read_var_int, write_fixed_header, Reader, VarInt};
 
 /// Largest possible MQTT packet: 1 byte of packet type, 4 bytes of remaining length, and a
 /// remaining length of 268,435,455 (2.2.3).
@@ -286,6 +286,31 @@ impl Sizes {
         if version == Version::V5 {
             sizes.props = properties.content_len(packet, ctx)?;
             sizes.remaining += var_int_len(sizes.props) + sizes.props;
+        }
+        Ok(sizes)
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE: a packet identifier and properties, then topic filters of
+    /// `lens` bytes, each followed by `per_filter` more (SUBSCRIBE's options byte); at least one
+    /// filter, or `empty` names the rule broken.
+    pub(crate) fn with_filters(
+        version: Version,
+        properties: &Properties<'_>,
+        (packet, ctx): (&'static str, PropertyContext),
+        empty: &'static str,
+        lens: impl Iterator<Item = usize>,
+        per_filter: usize,
+    ) -> Result<Sizes, EncodeError> {
+        let mut lens = lens.peekable();
+        if lens.peek().is_none() {
+            return Err(EncodeError::Invalid {
+                packet,
+                reason: empty,
+            });
+        }
+        let mut sizes = Sizes::with_properties(version, 2, properties, packet, ctx)?;
+        for len in lens {
+            sizes.remaining += field_len(packet, "topic filter", len)? + per_filter;
         }
         Ok(sizes)
     }

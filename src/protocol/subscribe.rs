@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, write_string, Reader};
+use super::primitives::{write_string, Reader};
 use super::properties::{Properties, PropertyContext};
 use super::{QoS, Sizes, Version};
 
@@ -104,23 +104,14 @@ impl<'a> Subscribe<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        if self.filters.is_empty() {
-            return Err(EncodeError::Invalid {
-                packet: NAME,
-                reason: "no topic filter [MQTT-3.8.3-2]",
-            });
-        }
-        let mut sizes = Sizes::with_properties(
+        Sizes::with_filters(
             version,
-            2,
             &self.properties,
-            NAME,
-            PropertyContext::Subscribe,
-        )?;
-        for f in &self.filters {
-            sizes.remaining += field_len(NAME, "topic filter", f.filter.len())? + 1;
-        }
-        Ok(sizes)
+            (NAME, PropertyContext::Subscribe),
+            "no topic filter [MQTT-3.8.3-2]",
+            self.filters.iter().map(|f| f.filter.len()),
+            1,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, write_string, Reader};
+use super::primitives::{write_string, Reader};
 use super::properties::{Properties, PropertyContext};
 use super::{Sizes, Version};
 
@@ -37,23 +37,14 @@ impl<'a> Unsubscribe<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        if self.filters.is_empty() {
-            return Err(EncodeError::Invalid {
-                packet: NAME,
-                reason: "no topic filter [MQTT-3.10.3-2]",
-            });
-        }
-        let mut sizes = Sizes::with_properties(
+        Sizes::with_filters(
             version,
-            2,
             &self.properties,
-            NAME,
-            PropertyContext::Unsubscribe,
-        )?;
-        for f in &self.filters {
-            sizes.remaining += field_len(NAME, "topic filter", f.len())?;
-        }
-        Ok(sizes)
+            (NAME, PropertyContext::Unsubscribe),
+            "no topic filter [MQTT-3.10.3-2]",
+            self.filters.iter().map(|f| f.len()),
+            0,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {

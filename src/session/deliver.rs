@@ -131,15 +131,7 @@ impl Session {
         {
             // [MQTT-3.1.2-25] too large for the client: discard as if delivered.
             tracing::debug!(client = %self.client_id, "event larger than the client's Maximum Packet Size, discarded");
-            self.released += u64::from(d.cost);
-            let inflight = self
-                .subscribed
-                .as_deref_mut()
-                .map(|subs| &mut subs.inflight);
-            if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
-                self.events.push_back(SessionEvent::Ack(token));
-            }
-            return;
+            return self.skip_as_delivered(d.cost, packet_id);
         }
         let tail = self.out.tail();
         let before = tail.len();
@@ -148,17 +140,9 @@ impl Session {
         {
             tracing::warn!(client = %self.client_id, "cannot encode event, skipped: {e}");
             tail.truncate(before);
-            self.released += u64::from(d.cost);
             // Skipped for good, like an event too large for the client: acknowledged, so that
             // its offset is committed and it is not delivered again on the next connection.
-            let inflight = self
-                .subscribed
-                .as_deref_mut()
-                .map(|subs| &mut subs.inflight);
-            if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
-                self.events.push_back(SessionEvent::Ack(token));
-            }
-            return;
+            return self.skip_as_delivered(d.cost, packet_id);
         }
         let appended = tail.len() - before;
         self.out.commit_tail(appended);
@@ -171,6 +155,20 @@ impl Session {
         let stats = &mut self.subscribed().stats;
         stats.delivered[mode][qos] += 1;
         stats.delivered_bytes[mode][qos] += payload.len() as u64;
+    }
+
+    /// An event that will never be sent (too large for the client, or not encodable): its cost
+    /// released, and its window slot freed and acknowledged as if the client had, so that its
+    /// offset is committed and it is not delivered again.
+    fn skip_as_delivered(&mut self, cost: u32, packet_id: Option<u16>) {
+        self.released += u64::from(cost);
+        let inflight = self
+            .subscribed
+            .as_deref_mut()
+            .map(|subs| &mut subs.inflight);
+        if let Some(token) = packet_id.zip(inflight).and_then(|(id, w)| w.remove(id)) {
+            self.events.push_back(SessionEvent::Ack(token));
+        }
     }
 }
 

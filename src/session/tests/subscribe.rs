@@ -6,18 +6,11 @@ use super::*;
 fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
     let mut c = Client::connected(Version::V5, "c1", None);
     c.subscribe(9, &[("app/demo", QoS::ExactlyOnce)], vec![], Some(5));
-    let JoinRequest {
-        member,
-        request,
-        app,
-        group,
-        filters,
-        start,
-        ..
-    } = c.the_join();
-    assert_eq!(start, crate::seam::StartAt::Latest, "the default");
-    assert_eq!(&*app, "demo");
-    assert_eq!(group, GroupKey::client("demo", "c1"));
+    let join = c.the_join();
+    assert_eq!(join.start, crate::seam::StartAt::Latest, "the default");
+    assert_eq!(&*join.app, "demo");
+    assert_eq!(join.group, GroupKey::client("demo", "c1"));
+    let filters = &join.filters;
     assert_eq!(filters.len(), 1);
     assert_eq!(
         (filters[0].qos, filters[0].subscription_id, filters[0].mode),
@@ -27,7 +20,7 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
         c.received().is_empty(),
         "no SUBACK before the start position is fixed"
     );
-    c.s.joined(member, request, Ok(()));
+    c.s.joined(join.member, join.request, Ok(()));
     assert_eq!(c.received(), suback(9, &[1]));
 }
 
