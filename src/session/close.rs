@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::deliver::take_unsent;
 use super::{encode_into, CloseReason, Session, State};
-use crate::protocol::{ConnAck, DecodeError, Disconnect, Packet, Properties, ReasonCode, Version};
+use crate::protocol::{DecodeError, Disconnect, Packet, Properties, ReasonCode, Version};
 use crate::seam::{AckToken, GroupKey};
 
 impl Session {
@@ -94,16 +94,14 @@ impl Session {
             (State::AwaitingConnect, DecodeError::UnsupportedProtocolVersion { .. }) => {
                 // [MQTT-3.1.2-2] answer an unknown protocol level with return code 1 (the 3.1.1
                 // form: a client of an unknown version cannot be assumed to read v5 properties).
-                let connack = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ReasonCode::V3_UNACCEPTABLE_PROTOCOL_VERSION,
-                    properties: Properties::default(),
-                });
-                encode_into(&mut self.out, Version::V311, &connack);
-                self.finish(CloseReason::ProtocolViolation {
-                    code: e.reason_code(),
-                    detail: e.to_string(),
-                });
+                self.refuse_connect_with(
+                    Version::V311,
+                    ReasonCode::V3_UNACCEPTABLE_PROTOCOL_VERSION,
+                    CloseReason::ProtocolViolation {
+                        code: e.reason_code(),
+                        detail: e.to_string(),
+                    },
+                );
             }
             (State::AwaitingConnect, _) => {
                 self.finish(CloseReason::ProtocolViolation {

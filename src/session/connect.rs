@@ -108,13 +108,27 @@ impl Session {
         if self.state != State::Authenticating {
             return;
         }
+        self.refuse_connect_with(
+            self.version,
+            refusal.code(self.version),
+            CloseReason::ConnectRefused(refusal),
+        );
+    }
+
+    /// Answers CONNECT with a refusal `code` in CONNACK (in `version`'s form) and closes.
+    pub(super) fn refuse_connect_with(
+        &mut self,
+        version: Version,
+        code: ReasonCode,
+        why: CloseReason,
+    ) {
         let connack = Packet::ConnAck(ConnAck {
             session_present: false,
-            code: refusal.code(self.version),
+            code,
             properties: Properties::default(),
         });
-        encode_into(&mut self.out, self.version, &connack);
-        self.finish(CloseReason::ConnectRefused(refusal));
+        encode_into(&mut self.out, version, &connack);
+        self.finish(why);
     }
 
     pub(super) fn handle_connect(&mut self, c: Connect<'_>) {
@@ -122,16 +136,14 @@ impl Session {
         // `last_rx` is now: the connect timeout restarts for authentication.
         if c.client_id.is_empty() && !c.clean_start && c.version == Version::V311 {
             // [MQTT-3.1.3-8] empty client id needs Clean Session 1: return code 2.
-            let connack = Packet::ConnAck(ConnAck {
-                session_present: false,
-                code: ReasonCode::V3_IDENTIFIER_REJECTED,
-                properties: Properties::default(),
-            });
-            encode_into(&mut self.out, self.version, &connack);
-            self.finish(CloseReason::ProtocolViolation {
-                code: ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-                detail: "empty client id with clean session 0".into(),
-            });
+            self.refuse_connect_with(
+                self.version,
+                ReasonCode::V3_IDENTIFIER_REJECTED,
+                CloseReason::ProtocolViolation {
+                    code: ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                    detail: "empty client id with clean session 0".into(),
+                },
+            );
             return;
         }
         let mut oauth2_token = None;
@@ -144,26 +156,22 @@ impl Session {
                 .and_then(|d| std::str::from_utf8(d).ok())
                 .map(str::to_owned);
             if oauth2_token.is_none() {
-                let connack = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ReasonCode::BAD_USER_NAME_OR_PASSWORD,
-                    properties: Properties::default(),
-                });
-                encode_into(&mut self.out, self.version, &connack);
-                self.finish(CloseReason::ConnectRefused(ConnectRefusal::BadCredentials));
+                self.refuse_connect_with(
+                    self.version,
+                    ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    CloseReason::ConnectRefused(ConnectRefusal::BadCredentials),
+                );
                 return;
             }
         } else if c.properties.authentication_method.is_some() {
-            let connack = Packet::ConnAck(ConnAck {
-                session_present: false,
-                code: ReasonCode::BAD_AUTHENTICATION_METHOD,
-                properties: Properties::default(),
-            });
-            encode_into(&mut self.out, self.version, &connack);
-            self.finish(CloseReason::ProtocolViolation {
-                code: ReasonCode::BAD_AUTHENTICATION_METHOD,
-                detail: "enhanced authentication is not supported".into(),
-            });
+            self.refuse_connect_with(
+                self.version,
+                ReasonCode::BAD_AUTHENTICATION_METHOD,
+                CloseReason::ProtocolViolation {
+                    code: ReasonCode::BAD_AUTHENTICATION_METHOD,
+                    detail: "enhanced authentication is not supported".into(),
+                },
+            );
             return;
         }
         // Will messages are accepted and discarded (spec 2.5).

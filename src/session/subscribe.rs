@@ -64,28 +64,24 @@ impl Session {
     pub(super) fn handle_subscribe(&mut self, s: Subscribe<'_>) {
         let v5 = self.version == Version::V5;
         // Spec 2.1: MQTT 5 user property `content-mode` picks the encoding for this SUBSCRIBE.
-        let mode = match s
-            .properties
-            .user_properties
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == "content-mode")
-        {
-            None => Ok(Mode::Structured),
-            Some((_, "structured")) => Ok(Mode::Structured),
-            Some((_, "binary")) => Ok(Mode::Binary),
-            Some((_, other)) => Err(*other),
+        // The last occurrence of a user property wins.
+        let property = |name: &str| {
+            let properties = &s.properties.user_properties;
+            properties
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map(|p| p.1)
+        };
+        let mode = match property("content-mode") {
+            None | Some("structured") => Ok(Mode::Structured),
+            Some("binary") => Ok(Mode::Binary),
+            Some(other) => Err(other),
         };
         // Spec 2.1: user property `start` (replay) sets where a new group begins.
-        let start = match s
-            .properties
-            .user_properties
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == "start")
-        {
+        let start = match property("start") {
             None => Ok(StartAt::Latest),
-            Some((_, value)) => StartAt::parse(value).ok_or(*value),
+            Some(value) => StartAt::parse(value).ok_or(value),
         };
         let subscription_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
