@@ -17,6 +17,11 @@
 //! - [`http`]: the `Authorization` header of the HTTP routes.
 //! - [`error`]: why credentials were refused, why set-up failed.
 //! - `authenticated.rs`: [`Authenticated`], what every way of authenticating hands back.
+//!
+//! Owns: credentials and their checks (API keys, access tokens, signing keys and their refresh),
+//! and the answer to "who is this". Must not touch: what an identity may do (that is the
+//! [`crate::registry`]'s), sockets, sessions' state or backends; the JWKS refresher is its only
+//! network I/O, on its own thread.
 
 pub mod api_key;
 mod authenticated;

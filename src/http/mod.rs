@@ -14,6 +14,10 @@
 //!   [`names`] refuses device names and channels that cannot form a valid MQTT topic.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: the authentication seam ([`HttpAuthenticator`]).
+//!
+//! Owns: the HTTP listener, its routes, ingest and the operations endpoints. Must not touch: MQTT
+//! sessions, shards or a backend's internals: ingest writes through the seam's
+//! [`crate::seam::Producer`], and credentials are checked by [`crate::auth`].
 
 mod auth;
 mod ingest;

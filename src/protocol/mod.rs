@@ -9,6 +9,11 @@
 //!
 //! Section numbers in comments refer to the MQTT 5.0 specification unless marked 3.1.1;
 //! `[MQTT-x.y.z-n]` tags are the normative statements of the relevant specification.
+//!
+//! Owns: the packets, their encoding and decoding, reason codes and properties, and the rules
+//! that can be checked on one packet alone. Must not touch: sockets, clocks, threads, the
+//! session's state (rules that need a connection's history are the session's) or any other
+//! module of the crate: it imports none.
 
 mod ack;
 mod auth;
