@@ -79,23 +79,22 @@ impl SubscribeOptions {
 
 impl<'a> Subscribe<'a> {
     pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
-        let packet_id = r.packet_id()?;
-        let properties = Properties::decode_for(&mut r, version, PropertyContext::Subscribe)?;
-        // [MQTT-3.8.3-2]: at least one Topic Filter and Subscription Options pair.
-        if r.is_empty() {
-            return Err(r.protocol("no topic filter [MQTT-3.8.3-2]"));
-        }
-        let mut filters = Vec::with_capacity(1);
-        while !r.is_empty() {
-            let filter = r.string()?;
-            let byte = r.u8()?;
-            let options = SubscribeOptions::decode(&r, byte, version)?;
-            // [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
-            if options.no_local && filter.starts_with("$share/") {
-                return Err(r.protocol("No Local set on a Shared Subscription [MQTT-3.8.3-4]"));
-            }
-            filters.push(SubscribeFilter { filter, options });
-        }
+        let (packet_id, properties, filters) = decode_filters(
+            &mut r,
+            (version, PropertyContext::Subscribe),
+            // [MQTT-3.8.3-2]: at least one Topic Filter and Subscription Options pair.
+            "no topic filter [MQTT-3.8.3-2]",
+            |r| {
+                let filter = r.string()?;
+                let byte = r.u8()?;
+                let options = SubscribeOptions::decode(r, byte, version)?;
+                // [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
+                if options.no_local && filter.starts_with("$share/") {
+                    return Err(r.protocol("No Local set on a Shared Subscription [MQTT-3.8.3-4]"));
+                }
+                Ok(SubscribeFilter { filter, options })
+            },
+        )?;
         Ok(Subscribe {
             packet_id,
             properties,
@@ -122,4 +121,24 @@ impl<'a> Subscribe<'a> {
             out.put_u8(f.options.to_byte(version));
         }
     }
+}
+
+/// SUBSCRIBE and UNSUBSCRIBE after the fixed header: the packet identifier, the properties, and
+/// filters read by `filter` until the packet ends; at least one, or `empty` names the rule.
+pub(super) fn decode_filters<'a, F>(
+    r: &mut Reader<'a>,
+    (version, ctx): (Version, PropertyContext),
+    empty: &'static str,
+    mut filter: impl FnMut(&mut Reader<'a>) -> Result<F, DecodeError>,
+) -> Result<(u16, Properties<'a>, Vec<F>), DecodeError> {
+    let packet_id = r.packet_id()?;
+    let properties = Properties::decode_for(r, version, ctx)?;
+    if r.is_empty() {
+        return Err(r.protocol(empty));
+    }
+    let mut filters = Vec::with_capacity(1);
+    while !r.is_empty() {
+        filters.push(filter(r)?);
+    }
+    Ok((packet_id, properties, filters))
 }
