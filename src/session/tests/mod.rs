@@ -15,22 +15,9 @@ use crate::protocol::{
 };
 use crate::seam::{AppAlias, BackendError, Delivery, Mode, Record, Selector};
 
-const APPS: &str = r#"
-[[app]]
-name = "demo"
-members = { anonymous = "manager" }
-devices = [ { name = "device1" }, { name = "off", enabled = false } ]
-
-[[app]]
-name = "readonly"
-members = { anonymous = "reader" }
-devices = [ { name = "device1" } ]
-
-[[app]]
-name = "private"
-owner = "alice"
-devices = [ { name = "device1" } ]
-"#;
+/// The applications every test configuration starts from: `demo` (open to anonymous clients,
+/// with a disabled device `off`), `readonly` and `private` (alice's).
+const APPS: &str = include_str!("../../../tests/fixtures/apps.toml");
 
 const CONN: ConnId = ConnId {
     shard: 0,
