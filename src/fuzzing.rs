@@ -67,16 +67,14 @@ pub fn session(data: &[u8]) {
                 progressed = true;
                 match event {
                     SessionEvent::Connect(_) => s.accept_connect(now, Identity::Anonymous),
-                    SessionEvent::Join {
-                        member, request, ..
-                    } => {
+                    SessionEvent::Join(join) => {
                         answered += 1;
                         let result = if answered % 3 == 0 {
                             Err(BackendError::Unavailable("fuzz".into()))
                         } else {
                             Ok(())
                         };
-                        s.joined(member, request, result);
+                        s.joined(join.member, join.request, result);
                     }
                     SessionEvent::Command(c) if c.packet_id != 0 => {
                         s.command_done(c.packet_id, Ok(()))

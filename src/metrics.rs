@@ -4,6 +4,9 @@
 //! Every family is known up front, so counting an event is one or two relaxed atomic adds: no
 //! lock, no allocation, no label lookup. Only consumer-group lag has open-ended label values;
 //! backend threads set it once per batch, so a small mutex-protected map is cheap enough there.
+//!
+//! Owns: the counters, gauges and their Prometheus rendering. Must not touch: sockets, sessions,
+//! backends' internals or configuration; callers count, this module only stores and renders.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -16,8 +16,15 @@
 //! - [`token`]: access token checks.
 //! - [`http`]: the `Authorization` header of the HTTP routes.
 //! - [`error`]: why credentials were refused, why set-up failed.
+//! - `authenticated.rs`: [`Authenticated`], what every way of authenticating hands back.
+//!
+//! Owns: credentials and their checks (API keys, access tokens, signing keys and their refresh),
+//! and the answer to "who is this". Must not touch: what an identity may do (that is the
+//! [`crate::registry`]'s), sockets, sessions' state or backends; the JWKS refresher is its only
+//! network I/O, on its own thread.
 
 pub mod api_key;
+mod authenticated;
 mod error;
 mod http;
 pub mod keys;
@@ -31,6 +38,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use api_key::{generate as generate_api_key, ApiKeyHash, NewApiKey};
+pub use authenticated::Authenticated;
 pub use error::{AuthError, AuthSetupError};
 
 use crate::config::{AuthConfig, UserConfig};
@@ -39,16 +47,6 @@ use crate::registry::Identity;
 use crate::session::{ConnectRefusal, ConnectRequest};
 use remote::RefreshPolicy;
 use token::TokenVerifier;
-
-/// The outcome of a successful authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated {
-    pub identity: Identity,
-    /// When a token was used: the instant from which it is refused (its `exp` plus
-    /// `auth.oauth.leeway`). The connection must end then unless it re-authenticated
-    /// (spec 2.6). `None` for API keys and anonymous connections, which do not expire.
-    pub expires_at: Option<SystemTime>,
-}
 
 /// Checks credentials. Cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]

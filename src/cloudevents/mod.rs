@@ -6,6 +6,10 @@
 //!   [`parse_batch`] ([`batch`]).
 //! - Binary mode (MQTT 5 user properties) comes from [`Event::binary_attributes`] ([`binary`]).
 //! - Which form `data` takes in JSON is decided in [`content_type`].
+//!
+//! Owns: the event model and its wire forms (structured JSON, binary attributes, HTTP batches).
+//! Must not touch: MQTT, HTTP, sockets, backends or configuration: it is pure data in and out,
+//! used by the session, the HTTP ingest and the backends alike.
 
 pub mod batch;
 pub mod binary;

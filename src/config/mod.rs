@@ -5,6 +5,10 @@
 //! deserialized into [`Config`] (unknown keys and wrong types are errors naming the key), and the
 //! result is checked once for values that parse but make no sense. Every failure is a
 //! [`ConfigError`] naming the source, the key and the problem. See `docs/configuration.md`.
+//!
+//! Owns: the configuration's types, its defaults, environment overrides and every check of it,
+//! done once at start-up. Must not touch: sockets, threads, backends or sessions; nothing reads a
+//! file or the environment for configuration but this module.
 
 mod app;
 mod auth;

@@ -15,6 +15,10 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`status`]: the status page `/` and its JSON `/api/v1/status`.
 //! - [`auth`]: the authentication seam ([`HttpAuthenticator`]).
+//!
+//! Owns: the HTTP listener, its routes, ingest and the operations endpoints. Must not touch: MQTT
+//! sessions, shards or a backend's internals: ingest writes through the seam's
+//! [`crate::seam::Producer`], and credentials are checked by [`crate::auth`].
 
 mod auth;
 mod ingest;

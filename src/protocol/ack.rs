@@ -38,15 +38,13 @@ impl<'a> Ack<'a> {
             // 3.4.2.1: the Reason Code may be omitted (Remaining Length 2) for Success with no
             // properties; 3.4.2.2: the Property Length may be omitted when the Remaining Length
             // is less than 4.
-            if !r.is_empty() {
-                ack.code = ReasonCode(r.u8()?);
-                if !allowed.contains(&ack.code.0) {
-                    return Err(r.malformed("reason code not allowed in this packet (3.4.2.1)"));
-                }
-            }
-            if !r.is_empty() {
-                ack.properties = Properties::decode(&mut r, PropertyContext::Ack)?;
-            }
+            (ack.code, ack.properties) = decode_code_and_properties(
+                &mut r,
+                ack.code,
+                allowed,
+                "reason code not allowed in this packet (3.4.2.1)",
+                PropertyContext::Ack,
+            )?;
         }
         // 3.1.1: the Remaining Length is exactly 2.
         r.finish()?;
@@ -82,4 +80,27 @@ impl<'a> Ack<'a> {
             }
         }
     }
+}
+
+/// The end of a packet whose Reason Code may be omitted (then it is `code`) and whose
+/// properties may be omitted after it: the PUBACK family (3.4.2.1), DISCONNECT (3.14.2.1) and
+/// AUTH (3.15.2.1). A code not in `allowed` is malformed, `why` says where.
+pub(super) fn decode_code_and_properties<'a>(
+    r: &mut Reader<'a>,
+    mut code: ReasonCode,
+    allowed: &[u8],
+    why: &'static str,
+    ctx: PropertyContext,
+) -> Result<(ReasonCode, Properties<'a>), DecodeError> {
+    if !r.is_empty() {
+        code = ReasonCode(r.u8()?);
+        if !allowed.contains(&code.0) {
+            return Err(r.malformed(why));
+        }
+    }
+    let mut properties = Properties::default();
+    if !r.is_empty() {
+        properties = Properties::decode(r, ctx)?;
+    }
+    Ok((code, properties))
 }

@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::ack::decode_code_and_properties;
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{var_int_len, Reader};
 use super::properties::{Properties, PropertyContext};
@@ -22,15 +23,13 @@ impl<'a> Auth<'a> {
         let mut a = Auth::default();
         // 3.15.2.1: Reason Code and Property Length may be omitted (Remaining Length 0) for
         // Success without properties.
-        if !r.is_empty() {
-            a.code = ReasonCode(r.u8()?);
-            if !reason::AUTH_CODES.contains(&a.code.0) {
-                return Err(r.malformed("reason code not allowed in AUTH (3.15.2.1)"));
-            }
-        }
-        if !r.is_empty() {
-            a.properties = Properties::decode(&mut r, PropertyContext::Auth)?;
-        }
+        (a.code, a.properties) = decode_code_and_properties(
+            &mut r,
+            a.code,
+            reason::AUTH_CODES,
+            "reason code not allowed in AUTH (3.15.2.1)",
+            PropertyContext::Auth,
+        )?;
         r.finish()?;
         Ok(a)
     }

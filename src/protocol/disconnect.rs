@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::ack::decode_code_and_properties;
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{var_int_len, Reader};
 use super::properties::{Properties, PropertyContext};
@@ -23,15 +24,13 @@ impl<'a> Disconnect<'a> {
         if version == Version::V5 {
             // 3.14.2.1: the Reason Code may be omitted (Remaining Length 0) for Normal
             // disconnection; 3.14.2.2: the Property Length too when the Remaining Length is < 2.
-            if !r.is_empty() {
-                d.code = ReasonCode(r.u8()?);
-                if !reason::DISCONNECT_CODES.contains(&d.code.0) {
-                    return Err(r.malformed("reason code not allowed in DISCONNECT (3.14.2.1)"));
-                }
-            }
-            if !r.is_empty() {
-                d.properties = Properties::decode(&mut r, PropertyContext::Disconnect)?;
-            }
+            (d.code, d.properties) = decode_code_and_properties(
+                &mut r,
+                d.code,
+                reason::DISCONNECT_CODES,
+                "reason code not allowed in DISCONNECT (3.14.2.1)",
+                PropertyContext::Disconnect,
+            )?;
         }
         // 3.1.1 3.14.1: the Remaining Length is 0.
         r.finish()?;

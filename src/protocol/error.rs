@@ -2,7 +2,7 @@
 //! to the MQTT 5 reason code a server sends back (CONNACK or DISCONNECT).
 
 use super::reason::ReasonCode;
-use super::Version;
+use super::version::Version;
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,11 @@
 //!
 //! Section numbers in comments refer to the MQTT 5.0 specification unless marked 3.1.1;
 //! `[MQTT-x.y.z-n]` tags are the normative statements of the relevant specification.
+//!
+//! Owns: the packets, their encoding and decoding, reason codes and properties, and the rules
+//! that can be checked on one packet alone. Must not touch: sockets, clocks, threads, the
+//! session's state (rules that need a connection's history are the session's) or any other
+//! module of the crate: it imports none.
 
 mod ack;
 mod auth;
@@ -25,6 +30,7 @@ mod subscribe;
 pub mod topic;
 mod unsuback;
 mod unsubscribe;
+mod version;
 
 #[cfg(test)]
 mod tests;
@@ -48,31 +54,13 @@ pub use suback::SubAck;
 pub use subscribe::{Subscribe, SubscribeFilter, SubscribeOptions};
 pub use unsuback::UnsubAck;
 pub use unsubscribe::Unsubscribe;
+pub use version::Version;
 
-use primitives::{packet_size, read_var_int, write_fixed_header, Reader, VarInt};
+use primitives::{field_len, packet_size, read_var_int, write_fixed_header, Reader, VarInt};
 
 /// Largest possible MQTT packet: 1 byte of packet type, 4 bytes of remaining length, and a
 /// remaining length of 268,435,455 (2.2.3).
 pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_VAR_INT as usize;
-
-/// Protocol version, from the CONNECT protocol level (3.1.2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Version {
-    /// MQTT 3.1.1, protocol level 4.
-    V311,
-    /// MQTT 5.0, protocol level 5.
-    V5,
-}
-
-impl Version {
-    /// The protocol level byte of CONNECT.
-    pub fn level(self) -> u8 {
-        match self {
-            Version::V311 => 4,
-            Version::V5 => 5,
-        }
-    }
-}
 
 /// Quality of Service (4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -303,6 +291,31 @@ impl Sizes {
         if version == Version::V5 {
             sizes.props = properties.content_len(packet, ctx)?;
             sizes.remaining += var_int_len(sizes.props) + sizes.props;
+        }
+        Ok(sizes)
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE: a packet identifier and properties, then topic filters of
+    /// `lens` bytes, each followed by `per_filter` more (SUBSCRIBE's options byte); at least one
+    /// filter, or `empty` names the rule broken.
+    pub(crate) fn with_filters(
+        version: Version,
+        properties: &Properties<'_>,
+        (packet, ctx): (&'static str, PropertyContext),
+        empty: &'static str,
+        lens: impl Iterator<Item = usize>,
+        per_filter: usize,
+    ) -> Result<Sizes, EncodeError> {
+        let mut lens = lens.peekable();
+        if lens.peek().is_none() {
+            return Err(EncodeError::Invalid {
+                packet,
+                reason: empty,
+            });
+        }
+        let mut sizes = Sizes::with_properties(version, 2, properties, packet, ctx)?;
+        for len in lens {
+            sizes.remaining += field_len(packet, "topic filter", len)? + per_filter;
         }
         Ok(sizes)
     }

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, write_string, Reader};
+use super::primitives::{write_string, Reader};
 use super::properties::{Properties, PropertyContext};
 use super::{QoS, Sizes, Version};
 
@@ -79,23 +79,22 @@ impl SubscribeOptions {
 
 impl<'a> Subscribe<'a> {
     pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
-        let packet_id = r.packet_id()?;
-        let properties = Properties::decode_for(&mut r, version, PropertyContext::Subscribe)?;
-        // [MQTT-3.8.3-2]: at least one Topic Filter and Subscription Options pair.
-        if r.is_empty() {
-            return Err(r.protocol("no topic filter [MQTT-3.8.3-2]"));
-        }
-        let mut filters = Vec::with_capacity(1);
-        while !r.is_empty() {
-            let filter = r.string()?;
-            let byte = r.u8()?;
-            let options = SubscribeOptions::decode(&r, byte, version)?;
-            // [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
-            if options.no_local && filter.starts_with("$share/") {
-                return Err(r.protocol("No Local set on a Shared Subscription [MQTT-3.8.3-4]"));
-            }
-            filters.push(SubscribeFilter { filter, options });
-        }
+        let (packet_id, properties, filters) = decode_filters(
+            &mut r,
+            (version, PropertyContext::Subscribe),
+            // [MQTT-3.8.3-2]: at least one Topic Filter and Subscription Options pair.
+            "no topic filter [MQTT-3.8.3-2]",
+            |r| {
+                let filter = r.string()?;
+                let byte = r.u8()?;
+                let options = SubscribeOptions::decode(r, byte, version)?;
+                // [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
+                if options.no_local && filter.starts_with("$share/") {
+                    return Err(r.protocol("No Local set on a Shared Subscription [MQTT-3.8.3-4]"));
+                }
+                Ok(SubscribeFilter { filter, options })
+            },
+        )?;
         Ok(Subscribe {
             packet_id,
             properties,
@@ -104,23 +103,14 @@ impl<'a> Subscribe<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        if self.filters.is_empty() {
-            return Err(EncodeError::Invalid {
-                packet: NAME,
-                reason: "no topic filter [MQTT-3.8.3-2]",
-            });
-        }
-        let mut sizes = Sizes::with_properties(
+        Sizes::with_filters(
             version,
-            2,
             &self.properties,
-            NAME,
-            PropertyContext::Subscribe,
-        )?;
-        for f in &self.filters {
-            sizes.remaining += field_len(NAME, "topic filter", f.filter.len())? + 1;
-        }
-        Ok(sizes)
+            (NAME, PropertyContext::Subscribe),
+            "no topic filter [MQTT-3.8.3-2]",
+            self.filters.iter().map(|f| f.filter.len()),
+            1,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {
@@ -131,4 +121,24 @@ impl<'a> Subscribe<'a> {
             out.put_u8(f.options.to_byte(version));
         }
     }
+}
+
+/// SUBSCRIBE and UNSUBSCRIBE after the fixed header: the packet identifier, the properties, and
+/// filters read by `filter` until the packet ends; at least one, or `empty` names the rule.
+pub(super) fn decode_filters<'a, F>(
+    r: &mut Reader<'a>,
+    (version, ctx): (Version, PropertyContext),
+    empty: &'static str,
+    mut filter: impl FnMut(&mut Reader<'a>) -> Result<F, DecodeError>,
+) -> Result<(u16, Properties<'a>, Vec<F>), DecodeError> {
+    let packet_id = r.packet_id()?;
+    let properties = Properties::decode_for(r, version, ctx)?;
+    if r.is_empty() {
+        return Err(r.protocol(empty));
+    }
+    let mut filters = Vec::with_capacity(1);
+    while !r.is_empty() {
+        filters.push(filter(r)?);
+    }
+    Ok((packet_id, properties, filters))
 }

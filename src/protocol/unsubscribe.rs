@@ -3,8 +3,9 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, write_string, Reader};
+use super::primitives::{write_string, Reader};
 use super::properties::{Properties, PropertyContext};
+use super::subscribe::decode_filters;
 use super::{Sizes, Version};
 
 const NAME: &str = "UNSUBSCRIBE";
@@ -19,16 +20,13 @@ pub struct Unsubscribe<'a> {
 
 impl<'a> Unsubscribe<'a> {
     pub(crate) fn decode(mut r: Reader<'a>, version: Version) -> Result<Self, DecodeError> {
-        let packet_id = r.packet_id()?;
-        let properties = Properties::decode_for(&mut r, version, PropertyContext::Unsubscribe)?;
-        // [MQTT-3.10.3-2]: at least one Topic Filter.
-        if r.is_empty() {
-            return Err(r.protocol("no topic filter [MQTT-3.10.3-2]"));
-        }
-        let mut filters = Vec::with_capacity(1);
-        while !r.is_empty() {
-            filters.push(r.string()?);
-        }
+        let (packet_id, properties, filters) = decode_filters(
+            &mut r,
+            (version, PropertyContext::Unsubscribe),
+            // [MQTT-3.10.3-2]: at least one Topic Filter.
+            "no topic filter [MQTT-3.10.3-2]",
+            |r| r.string(),
+        )?;
         Ok(Unsubscribe {
             packet_id,
             properties,
@@ -37,23 +35,14 @@ impl<'a> Unsubscribe<'a> {
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {
-        if self.filters.is_empty() {
-            return Err(EncodeError::Invalid {
-                packet: NAME,
-                reason: "no topic filter [MQTT-3.10.3-2]",
-            });
-        }
-        let mut sizes = Sizes::with_properties(
+        Sizes::with_filters(
             version,
-            2,
             &self.properties,
-            NAME,
-            PropertyContext::Unsubscribe,
-        )?;
-        for f in &self.filters {
-            sizes.remaining += field_len(NAME, "topic filter", f.len())?;
-        }
-        Ok(sizes)
+            (NAME, PropertyContext::Unsubscribe),
+            "no topic filter [MQTT-3.10.3-2]",
+            self.filters.iter().map(|f| f.len()),
+            0,
+        )
     }
 
     pub(crate) fn write(&self, version: Version, sizes: &Sizes, out: &mut BytesMut) {

@@ -2,6 +2,10 @@
 //!
 //! The [`Registry`] is built once from a checked [`Config`] and never changes; lookups are
 //! hash-map reads, cheap enough for every SUBSCRIBE, command and ingest request.
+//!
+//! Owns: applications, devices, users and the rights of each identity on them. Must not touch:
+//! credentials (checking who someone is belongs to [`crate::auth`]), sockets, sessions or
+//! backends; it reads only the checked configuration.
 
 mod app;
 mod error;

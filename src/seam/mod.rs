@@ -30,6 +30,7 @@
 //! [`Join`] carries a [`Claim`] that both backends check with the one rule in `owner`, and a
 //! refusal is [`BackendError::NotOwner`] (issue #17).
 
+mod filter;
 mod flow;
 mod group_id;
 // `pub(crate)`: the backends' workers call `member::route` (routing a record through a member's
@@ -45,11 +46,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+pub use filter::{AppAlias, AppTopics, MemberFilter, Mode, Selector};
 pub use flow::ConnFlow;
 pub use group_id::GroupKey;
-pub use member::{
-    route, route_scan, AppAlias, AppTopics, MemberFilter, MemberFilters, Mode, Route, Selector,
-};
+pub use member::{route, route_scan, MemberFilters, Route};
 pub use messages::{AckToken, Delivery, Join, ToBackend, ToShard};
 pub use owner::{Claim, GroupKind, Owner};
 pub use producer::{BackendError, BatchCompletion, Completion, Producer};

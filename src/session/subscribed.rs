@@ -10,7 +10,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::inflight::{IdHasher, Inflight};
-use super::Stats;
+use super::stats::Stats;
 use crate::protocol::ReasonCode;
 use crate::seam::{AppTopics, Delivery, GroupKey, MemberFilter};
 
@@ -48,7 +48,14 @@ pub(super) struct PendingSubAck {
 impl Subscribed {
     /// Frees the queues' spare capacity once they are empty (a burst's leftovers).
     pub fn trim(&mut self) {
-        super::trim_deque(&mut self.pending);
-        super::trim_deque(&mut self.subacks);
+        trim_deque(&mut self.pending);
+        trim_deque(&mut self.subacks);
+    }
+}
+
+/// Frees an empty queue's capacity (the session's event queue uses it too).
+pub(super) fn trim_deque<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 0 {
+        *q = VecDeque::new();
     }
 }

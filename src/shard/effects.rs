@@ -37,33 +37,26 @@ impl Effects<'_> {
         let conn_id = conn.id();
         match event {
             SessionEvent::Connect(req) => return self.connect(conn, &req),
-            SessionEvent::Join {
-                member,
-                request,
-                app,
-                group,
-                filters,
-                start,
-            } => {
+            SessionEvent::Join(req) => {
                 let claim = Claim::new(
                     conn.session.identity(),
-                    &app,
+                    &req.app,
                     conn.session.client_id(),
-                    &group,
+                    &req.group,
                 );
+                let worker = self.ctx.backend.worker_of(&req.group);
                 let join = Join {
                     claim,
                     conn: conn_id,
-                    member,
-                    request,
-                    app,
-                    filters,
+                    member: req.member,
+                    request: req.request,
+                    app: req.app,
+                    filters: req.filters,
                     flow: conn.flow(self.ctx.max_queued_bytes),
                     link: self.link.clone(),
-                    group: group.clone(),
-                    start,
+                    group: req.group,
+                    start: req.start,
                 };
-                let worker = self.ctx.backend.worker_of(&group);
                 self.ctx.backend.send(worker, ToBackend::Join(join));
             }
             SessionEvent::Leave { group, unsent } => self.leave(conn_id, group, unsent),

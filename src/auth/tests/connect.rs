@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::auth::{generate_api_key, Authenticator, NewApiKey};
+use crate::auth::{Authenticator, NewApiKey};
 use crate::protocol::Version;
 use crate::registry::Identity;
 use crate::session::{ConnectRefusal, ConnectRequest};
@@ -12,15 +12,7 @@ use crate::session::{ConnectRefusal, ConnectRequest};
 const SECRET: &str = "connect-test-secret";
 
 fn setup(allow_anonymous: bool) -> (Authenticator, NewApiKey) {
-    let key = generate_api_key().unwrap();
-    let mut o = oauth();
-    o.hs256_secret = Some(SECRET.into());
-    let auth = Authenticator::new(
-        &auth_config(allow_anonymous, Some(o)),
-        &[user("bob", &[&key.hash])],
-    )
-    .unwrap();
-    (auth, key)
+    hs256_and_bob(SECRET, allow_anonymous)
 }
 
 fn req(version: Version, username: Option<&str>, password: Option<&[u8]>) -> ConnectRequest {

@@ -11,6 +11,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
+use crate::auth::{generate_api_key, Authenticator, NewApiKey};
 use crate::config::{AuthConfig, OAuthConfig, UserConfig};
 
 pub const ISSUER: &str = "https://sso.example.com/realms/drogue";
@@ -38,6 +39,22 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// A private key of `algorithm` made with `option`, in `k.pem` in `dir`.
+fn genpkey(dir: &Path, algorithm: &str, option: &str) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            algorithm,
+            "-pkeyopt",
+            option,
+            "-out",
+            "k.pem",
+        ],
+    );
+}
+
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -52,18 +69,7 @@ fn hex(s: &str) -> Vec<u8> {
 pub fn make_rsa(kid: &str) -> KeyPair {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "k.pem",
-        ],
-    );
+    genpkey(d, "RSA", "rsa_keygen_bits:2048");
     let public_pem = openssl(d, &["pkey", "-in", "k.pem", "-pubout"]);
     let modulus =
         String::from_utf8(openssl(d, &["rsa", "-in", "k.pem", "-noout", "-modulus"])).unwrap();
@@ -80,18 +86,7 @@ pub fn make_rsa(kid: &str) -> KeyPair {
 pub fn make_ec(kid: &str) -> KeyPair {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "k.pem",
-        ],
-    );
+    genpkey(d, "EC", "ec_paramgen_curve:P-256");
     let public_pem = openssl(d, &["pkey", "-in", "k.pem", "-pubout"]);
     let der = openssl(d, &["pkey", "-in", "k.pem", "-pubout", "-outform", "DER"]);
     // The SPKI of a P-256 key ends with the uncompressed point 04 || X || Y.
@@ -200,4 +195,18 @@ pub fn user(name: &str, api_keys: &[&str]) -> UserConfig {
         name: name.to_owned(),
         api_keys: api_keys.iter().map(|s| (*s).to_owned()).collect(),
     }
+}
+
+/// An authenticator that takes HS256 tokens signed with `secret` and the user `bob` with one
+/// API key, which is returned too.
+pub fn hs256_and_bob(secret: &str, allow_anonymous: bool) -> (Authenticator, NewApiKey) {
+    let key = generate_api_key().unwrap();
+    let mut o = oauth();
+    o.hs256_secret = Some(secret.into());
+    let auth = Authenticator::new(
+        &auth_config(allow_anonymous, Some(o)),
+        &[user("bob", &[&key.hash])],
+    )
+    .unwrap();
+    (auth, key)
 }

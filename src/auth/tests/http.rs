@@ -4,21 +4,14 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::fixtures::*;
-use crate::auth::{generate_api_key, Authenticator};
+use crate::auth::Authenticator;
 use crate::http::{AuthFailure, HttpAuthenticator};
 use crate::registry::Identity;
 
 const SECRET: &str = "http-test-secret";
 
 fn setup(allow_anonymous: bool) -> (Authenticator, String) {
-    let key = generate_api_key().unwrap();
-    let mut o = oauth();
-    o.hs256_secret = Some(SECRET.into());
-    let auth = Authenticator::new(
-        &auth_config(allow_anonymous, Some(o)),
-        &[user("bob", &[&key.hash])],
-    )
-    .unwrap();
+    let (auth, key) = hs256_and_bob(SECRET, allow_anonymous);
     (auth, key.key)
 }
 

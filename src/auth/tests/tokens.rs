@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::fixtures::*;
-use crate::auth::{AuthError, AuthSetupError, Authenticator};
+use crate::auth::{AuthError, AuthSetupError, Authenticated, Authenticator};
 use crate::config::OAuthConfig;
 use crate::registry::Identity;
 
@@ -27,6 +27,11 @@ fn with_jwks(
 
 fn both_keys() -> (Authenticator, tempfile::TempDir) {
     with_jwks(&[rsa(), ec()], |_| {})
+}
+
+/// `claims` signed with the RSA key `rsa1` of [`both_keys`], checked now.
+fn rsa_check(auth: &Authenticator, claims: &Value) -> Result<Authenticated, AuthError> {
+    auth.authenticate_token(&sign(rsa(), Some("rsa1"), claims), now())
 }
 
 fn alice() -> Identity {
@@ -81,7 +86,7 @@ fn expired_token() {
     let exp = secs(now()) - 31;
     c["exp"] = json!(exp);
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::Expired { expired_at: exp })
     );
     // Within the leeway it still passes...
@@ -101,7 +106,7 @@ fn token_without_exp_is_refused() {
     let mut c = claims();
     c.as_object_mut().unwrap().remove("exp");
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::MissingClaim {
             claim: "exp".into()
         })
@@ -115,7 +120,7 @@ fn token_not_yet_valid() {
     let nbf = secs(now()) + 600;
     c["nbf"] = json!(nbf);
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::NotYetValid { not_before: nbf })
     );
 }
@@ -126,14 +131,14 @@ fn token_from_another_issuer() {
     let mut c = claims();
     c["iss"] = json!("https://sso.example.com/realms/other");
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::WrongIssuer {
             found: "https://sso.example.com/realms/other".into()
         })
     );
     c.as_object_mut().unwrap().remove("iss");
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::MissingClaim {
             claim: "iss".into()
         })
@@ -144,15 +149,9 @@ fn token_from_another_issuer() {
 fn wrong_audience() {
     let (auth, _dir) = with_jwks(&[rsa()], |o| o.audience = Some("mqtt".into()));
     let mut c = claims();
-    assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(rsa_check(&auth, &c), Err(AuthError::WrongAudience));
     c.as_object_mut().unwrap().remove("aud");
-    assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(rsa_check(&auth, &c), Err(AuthError::WrongAudience));
     c["aud"] = json!(["account", "mqtt"]);
     assert!(auth
         .authenticate_token(&sign(rsa(), Some("rsa1"), &c), now())
@@ -256,7 +255,7 @@ fn username_claim_is_configurable() {
     );
     c.as_object_mut().unwrap().remove("email");
     assert_eq!(
-        auth.authenticate_token(&sign(rsa(), Some("rsa1"), &c), now()),
+        rsa_check(&auth, &c),
         Err(AuthError::NoUsername {
             claim: "email".into()
         })

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use super::{MemberFilter, Selector};
 use crate::protocol::topic;
+use crate::seam::filter::{MemberFilter, Selector};
 
 /// Positions (in the member's filter list) of the filters that matched.
 pub type Matches = SmallVec<[u32; 8]>;
