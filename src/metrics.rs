@@ -55,6 +55,10 @@ pub struct Metrics {
     /// Only groups with members or lag (the backends filter), so `/metrics` stays small when
     /// many groups exist.
     group_lag: Mutex<BTreeMap<String, i64>>,
+    /// The embedded log on disk (issue #14): bytes of segments per application.
+    log_bytes: Mutex<BTreeMap<String, i64>>,
+    log_segments: Gauge,
+    log_recovery_truncations: Counter,
     collector: Collector,
 }
 
@@ -100,6 +104,9 @@ impl Metrics {
             backend_consumers: Gauge::new(),
             groups: Gauge::new(),
             group_lag: Mutex::new(BTreeMap::new()),
+            log_bytes: Mutex::new(BTreeMap::new()),
+            log_segments: Gauge::new(),
+            log_recovery_truncations: Counter::new(),
             collector: Collector(std::sync::OnceLock::new()),
         }
     }
@@ -200,6 +207,20 @@ impl Metrics {
     /// Sets how many durable consumer groups this process knows (for a backend that counts them).
     pub fn set_groups(&self, n: i64) {
         self.groups.0.store(n, Relaxed);
+    }
+
+    /// Sets the on-disk log's size: bytes of segments per application, and segments in all.
+    pub fn set_log_size(&self, bytes: impl IntoIterator<Item = (String, i64)>, segments: i64) {
+        *self.log_bytes.lock() = bytes.into_iter().collect();
+        self.log_segments.0.store(segments, Relaxed);
+    }
+
+    /// Raises the recovery-truncations counter to `total` (counted by the log at start).
+    pub fn raise_log_recovery_truncations(&self, total: u64) {
+        let now = self.log_recovery_truncations.0.load(Relaxed);
+        if total > now {
+            self.log_recovery_truncations.add(total - now);
+        }
     }
 
     /// Installs the function that refreshes figures kept elsewhere before each render.
@@ -349,7 +370,97 @@ impl Metrics {
             "Backend consumer clients open (Kafka: one per durable group, one per application for its ephemeral readers, one per ephemeral reader that could not keep up).",
             &[unlabelled(self.backend_consumers.value())],
         );
+        let log_bytes: Vec<_> = self
+            .log_bytes
+            .lock()
+            .iter()
+            .map(|(app, bytes)| {
+                (
+                    format!("{{app=\"{}\"}}", escape_label(app)),
+                    i128::from(*bytes),
+                )
+            })
+            .collect();
+        family(
+            "mqtt_integration_log_bytes",
+            "gauge",
+            "Bytes of the embedded log's segment files on disk, by application (storage = \"disk\").",
+            &log_bytes,
+        );
+        family(
+            "mqtt_integration_log_segments",
+            "gauge",
+            "Segment files of the embedded log on disk.",
+            &[unlabelled(self.log_segments.value())],
+        );
+        family(
+            "mqtt_integration_log_recovery_truncations_total",
+            "counter",
+            "Segment files whose torn or damaged tail was cut off when the embedded log was opened.",
+            &[unlabelled(self.log_recovery_truncations.value())],
+        );
+        LOG_FSYNC.render(
+            &mut out,
+            "mqtt_integration_log_fsync_seconds",
+            "Time of one fdatasync of the embedded log on disk.",
+        );
         out
+    }
+}
+
+/// fdatasyncs of the on-disk log, timed where they happen (the store knows no [`Metrics`]):
+/// process-wide, like the log itself.
+static LOG_FSYNC: Histogram = Histogram::new();
+
+/// Counts one fdatasync of the embedded log that took `took`.
+pub fn observe_log_fsync(took: std::time::Duration) {
+    LOG_FSYNC.observe(took);
+}
+
+/// A histogram with fixed buckets, in seconds.
+struct Histogram {
+    /// Observations at or below each bound of [`Histogram::BOUNDS`].
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    const BOUNDS: [f64; 12] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+
+    const fn new() -> Histogram {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; 12],
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = Self::BOUNDS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(took.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in Self::BOUNDS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
     }
 }
 
