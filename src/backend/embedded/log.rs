@@ -207,9 +207,14 @@ impl EmbeddedLog {
                 .append_batch(batch)
                 .map(|range| range.end)
                 .map_err(|e| {
-                    // The store's error names the file; a full disk is the usual cause.
+                    // The log line names the file; the answer to the client does not (paths
+                    // on the server are not the client's business).
                     tracing::error!(error = %e, app, partition = p, "embedded log: append failed; answering 503");
-                    BackendError::Unavailable(e.to_string())
+                    BackendError::Unavailable(if e.is_disk_full() {
+                        "the event log's disk is full".to_owned()
+                    } else {
+                        "the event log cannot write".to_owned()
+                    })
                 });
             appended.push(PartitionAppend {
                 partition: p,

@@ -95,6 +95,7 @@ pub(crate) fn open(
     store
         .restore(&committed, partitions, Instant::now())
         .map_err(|what| StoreError::corrupt(offsets_path(dir), format!("{what} cannot be read")))?;
+    clamp_to_ends(store, apps, &opened);
     tracing::info!(
         dir = %dir.display(),
         records,
@@ -107,6 +108,32 @@ pub(crate) fn open(
         partitions: opened,
         offsets,
     })
+}
+
+/// A group committed past the end of a partition (its segments were lost or removed by hand,
+/// the offsets file survived) would skip that many new events: it starts at the end instead.
+fn clamp_to_ends(store: &OffsetStore, apps: &[std::sync::Arc<str>], opened: &[Box<[Partition]>]) {
+    for (name, app, _, _) in store.snapshot() {
+        let Some(parts) = apps.iter().position(|a| *a == app).map(|i| &opened[i]) else {
+            continue;
+        };
+        let Some(mut offsets) = store.load(&name, &app) else {
+            continue;
+        };
+        let mut changed = false;
+        for (o, p) in offsets.iter_mut().zip(parts.iter()) {
+            let end = p.end();
+            if o.committed > end || o.dispatched_end > end {
+                tracing::warn!(group = %name, app = %app, committed = o.committed, end, "embedded log: a group's committed offset is past the end of the log on disk; it starts at the end");
+                o.committed = o.committed.min(end);
+                o.dispatched_end = o.dispatched_end.min(end);
+                changed = true;
+            }
+        }
+        if changed {
+            store.save(&name, &app, offsets);
+        }
+    }
 }
 
 fn offsets_path(dir: &Path) -> PathBuf {

@@ -130,13 +130,13 @@ fn a_second_log_on_the_same_dir_is_refused_naming_the_lock() {
 fn committed_offsets_are_written_and_restored() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, log) = open(dir.path(), Fsync::Always);
-    let at = vec![
-        PartitionOffsets {
-            committed: 3,
-            dispatched_end: 5,
-        },
-        PartitionOffsets::default(),
-    ];
+    log.append_events(APP, (0..10).map(|n| event("d", n)).collect())
+        .unwrap();
+    let mut at = vec![PartitionOffsets::default(); 2];
+    at[log.partition_of("d") as usize] = PartitionOffsets {
+        committed: 3,
+        dispatched_end: 5,
+    };
     log.store.save("demo.g", &Arc::from(APP), at.clone());
     // Written by the syncer's timer, not only at shutdown.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -194,5 +194,28 @@ fn byte_retention_deletes_whole_segments_on_disk() {
         read[0].offset, first,
         "a read before the first offset skips to it"
     );
+    backend.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_group_committed_past_the_end_of_the_log_starts_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, log) = open(dir.path(), Fsync::Always);
+    log.append_events(APP, (0..10).map(|n| event("d", n)).collect())
+        .unwrap();
+    let p = log.partition_of("d") as usize;
+    let mut at = vec![PartitionOffsets::default(); 2];
+    at[p] = PartitionOffsets {
+        committed: 8,
+        dispatched_end: 10,
+    };
+    log.store.save("demo.g", &Arc::from(APP), at);
+    backend.shutdown(Duration::from_secs(5));
+    drop(log);
+    // The partition's segments are lost; the offsets file is not.
+    std::fs::remove_dir_all(dir.path().join(APP).join(p.to_string())).unwrap();
+    let (backend, log) = open(dir.path(), Fsync::Always);
+    let restored = log.store.load("demo.g", APP).unwrap();
+    assert_eq!(restored[p], PartitionOffsets::default());
     backend.shutdown(Duration::from_secs(5));
 }

@@ -159,12 +159,10 @@ impl OffsetStore {
 
 /// The offsets file's group name for group `name` of `app`: `<app length>:<app><name>`, so
 /// that neither a dot in an application name nor any character in a group name is ambiguous.
-#[cfg_attr(not(test), allow(dead_code))]
 fn file_group(app: &str, name: &str) -> String {
     format!("{}:{app}{name}", app.len())
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 fn parse_file_group(text: &str) -> Option<(&str, &str)> {
     let (len, rest) = text.split_once(':')?;
     let len: usize = len.parse().ok()?;

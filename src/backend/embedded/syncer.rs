@@ -120,7 +120,10 @@ impl Syncer {
             };
             if let Err(e) = partition.sync_to(*end) {
                 tracing::error!(error = %e, app = %name, partition = p, "embedded log: fdatasync failed; the appends it covers are answered 503");
-                failed.insert((name.clone(), *p), e.to_string());
+                failed.insert(
+                    (name.clone(), *p),
+                    "the event log cannot sync to its disk".to_owned(),
+                );
             }
             if !rung.contains(name) {
                 rung.push(name.clone());
