@@ -480,6 +480,17 @@ fn the_202_is_written_after_the_fdatasync() {
         "order write {write}, fdatasync {sync}, 202 {answer}:\n{}",
         lines.join("\n")
     );
+    // The fdatasync was timed, and the segments are counted.
+    let metrics = svc.metrics();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    };
+    assert!(value("mqtt_integration_log_fsync_seconds_count") >= 1.0);
+    assert!(value("mqtt_integration_log_segments") >= 1.0);
 }
 
 /// RssAnon of the process, in KiB.
