@@ -21,6 +21,9 @@ struct Disk {
     mqtt: SocketAddr,
     http: SocketAddr,
     stderr: PathBuf,
+    /// Spawned through strace: the service is strace's child, and strace detaches from it on
+    /// SIGTERM instead of passing it on, so the service is stopped by its own pid.
+    traced: bool,
 }
 
 struct Setup {
@@ -88,6 +91,7 @@ impl Setup {
             mqtt,
             http,
             stderr,
+            traced: wrap.first() == Some(&"strace"),
         }
     }
 
@@ -179,6 +183,22 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        if self.traced {
+            let pid = self.child.id();
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let _ = Command::new("kill").arg("-TERM").arg(child).status();
+            }
+            // strace exits once the service did.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill")
                 .arg("-TERM")
