@@ -13,7 +13,7 @@ use std::time::Duration;
 
 fn start() -> Server {
     let text = format!(
-        "[server]\nthreads = 1\nshutdown_timeout = \"2s\"\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:0\"\n\n[http]\nbind = \"127.0.0.1:0\"\n{}",
+        "[server]\nthreads = 1\nshutdown_timeout = \"2s\"\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:0\"\n\n[http]\nbind = \"127.0.0.1:0\"\n\n[backend.embedded]\nstorage = \"memory\"\n{}",
         common::APPS
     );
     let config = Config::from_toml_str(&text, "test", Vec::new()).expect("config");
@@ -305,7 +305,7 @@ fn v311_refused_command_closes() {
 fn commands_name_the_user_who_sent_them() {
     let carol = mqtt_integration::auth::generate_api_key().expect("random source");
     let text = format!(
-        "[server]\nthreads = 1\nshutdown_timeout = \"2s\"\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:0\"\n\n[http]\nbind = \"127.0.0.1:0\"\n\n[[user]]\nname = \"carol\"\napi_keys = [\"{}\"]\n\n[[app]]\nname = \"owned\"\nowner = \"carol\"\ndevices = [ {{ name = \"valve\" }} ]\n",
+        "[server]\nthreads = 1\nshutdown_timeout = \"2s\"\n\n[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:0\"\n\n[http]\nbind = \"127.0.0.1:0\"\n\n[backend.embedded]\nstorage = \"memory\"\n\n[[user]]\nname = \"carol\"\napi_keys = [\"{}\"]\n\n[[app]]\nname = \"owned\"\nowner = \"carol\"\ndevices = [ {{ name = \"valve\" }} ]\n",
         carol.hash
     );
     let config = Config::from_toml_str(&text, "test", Vec::new()).expect("config");

@@ -30,6 +30,9 @@ pub struct Backend {
     workers: Vec<Sender<ToBackend>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     ephemeral_by_app: bool,
+    /// Run by [`Backend::shutdown`] once the workers stopped (the embedded log on disk: its
+    /// last fdatasync and offsets write, issue #14).
+    on_stopped: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Backend {
@@ -43,7 +46,14 @@ impl Backend {
             workers,
             threads,
             ephemeral_by_app: false,
+            on_stopped: None,
         }
+    }
+
+    /// Has [`Backend::shutdown`] run `f` after the workers stopped (or gave up waiting).
+    pub fn on_stopped(mut self, f: impl FnOnce() + Send + 'static) -> Backend {
+        self.on_stopped = Some(Box::new(f));
+        self
     }
 
     /// Every ephemeral reader of an application goes to the same worker (which can then serve
@@ -62,17 +72,24 @@ impl Backend {
     }
 
     /// Asks every worker to commit and stop, waiting at most `timeout` in all.
-    pub fn shutdown(self, timeout: std::time::Duration) {
+    pub fn shutdown(mut self, timeout: std::time::Duration) {
         let deadline = std::time::Instant::now() + timeout;
         let (tx, rx) = crossbeam_channel::unbounded();
         for w in &self.workers {
             let _ = w.send(ToBackend::Shutdown(tx.clone()));
         }
+        let on_stopped = self.on_stopped.take();
         for _ in &self.workers {
             if rx.recv_deadline(deadline).is_err() {
                 tracing::warn!("backend workers did not stop within the shutdown timeout");
+                if let Some(f) = on_stopped {
+                    f();
+                }
                 return;
             }
+        }
+        if let Some(f) = on_stopped {
+            f();
         }
         // Retired consumers are destroyed after the workers replied (the Kafka reaper), which
         // can block while a broker is unreachable: wait for them only until the deadline.

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::embedded::{self, EmbeddedLog, EmbeddedOptions};
+use super::embedded::{self, DiskOptions, EmbeddedLog, EmbeddedOptions};
 use super::kafka;
 use super::Backend;
-use crate::config::{BackendKind, Config};
+use crate::config::{BackendKind, Config, Storage};
 use crate::metrics::Metrics;
 
 /// Starts the backend `config` names for its applications and has `metrics` read the backend's
@@ -28,12 +28,32 @@ pub fn start(
                 group_retention: config.backend.group_retention,
             };
             let apps = config.apps.iter().map(|a| a.name.clone());
-            let (backend, log) = embedded::start(options, apps).map_err(|e| e.to_string())?;
+            let (backend, log) = match e.storage {
+                Storage::Memory => embedded::start(options, apps),
+                Storage::Disk => {
+                    let disk = DiskOptions {
+                        dir: e.dir.clone(),
+                        fsync: e.fsync,
+                        fsync_interval: e.fsync_interval,
+                        retention_age: e.retention_age,
+                        offsets_flush_interval: e.offsets_flush_interval,
+                    };
+                    embedded::start_on_disk(options, disk, apps)
+                }
+            }
+            .map_err(|e| e.to_string())?;
             let lags = log.clone();
             metrics.set_collector(move |m| {
                 m.replace_group_lags(lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)));
                 m.raise_records_skipped(lags.skipped_records() + crate::seam::unroutable_records());
                 m.set_groups(lags.groups() as i64);
+                if let Some(size) = lags.disk_size() {
+                    m.set_log_size(
+                        size.bytes.into_iter().map(|(app, b)| (app, b as i64)),
+                        size.segments as i64,
+                    );
+                    m.raise_log_recovery_truncations(size.recovery_truncations);
+                }
             });
             (backend, Some(log))
         }

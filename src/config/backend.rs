@@ -78,15 +78,17 @@ pub struct EmbeddedConfig {
     /// partitions let more shared subscribers of one group work in parallel. At least 1.
     pub partitions: u32,
     /// Events kept per application log before the oldest are dropped. Raise it to let
-    /// subscribers fall further behind without losing events.
+    /// subscribers fall further behind without losing events. In memory only: on disk,
+    /// retention is by bytes and age.
     pub retention_events: u64,
     /// Memory kept per application log before the oldest events are dropped: each retained
-    /// event counts its estimated footprint (`Record::footprint`), so this bounds memory.
+    /// event counts its estimated footprint (`Record::footprint`), so this bounds memory. On
+    /// disk: bytes of segment files per application, deleted by whole segments.
     pub retention_bytes: u64,
     /// Threads that read the log for consumer groups; 0 = one per core.
     pub consumer_threads: usize,
-    /// Where the log lives: `memory` (lost on exit) or `disk` (a segment log per partition
-    /// under `dir`, issue #14).
+    /// Where the log lives: `disk` (a segment log per partition under `dir`, issue #14) or
+    /// `memory` (lost on exit).
     pub storage: Storage,
     /// Directory of the on-disk log (`storage = "disk"`): `dir/<app>/<partition>/`.
     pub dir: PathBuf,
@@ -98,16 +100,20 @@ pub struct EmbeddedConfig {
     /// With `storage = "disk"`: events older than this are dropped (by whole segments).
     #[serde(with = "humantime_serde")]
     pub retention_age: Duration,
+    /// With `storage = "disk"`: committed offsets reach `dir/offsets` at most this long after
+    /// they change (a crash delivers again at most this much of what was acknowledged).
+    #[serde(with = "humantime_serde")]
+    pub offsets_flush_interval: Duration,
 }
 
 /// `backend.embedded.storage`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
-    /// In memory: events and offsets are lost when the process ends.
-    #[default]
+    /// In memory: events and offsets are lost when the process ends (tests, benchmarks).
     Memory,
     /// A segment log per partition on disk, with the committed offsets beside it.
+    #[default]
     Disk,
 }
 
@@ -128,6 +134,8 @@ pub enum Fsync {
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// `backend.embedded.retention_age` by default: 7 days.
 pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// `backend.embedded.offsets_flush_interval` by default.
+pub const DEFAULT_OFFSETS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
@@ -141,6 +149,7 @@ impl Default for EmbeddedConfig {
             fsync: Fsync::default(),
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             retention_age: DEFAULT_RETENTION_AGE,
+            offsets_flush_interval: DEFAULT_OFFSETS_FLUSH_INTERVAL,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::app::{AppConfig, ANONYMOUS_MEMBER};
 use super::auth::{AuthConfig, UserConfig};
-use super::backend::{BackendConfig, BackendKind, Storage};
+use super::backend::{BackendConfig, BackendKind};
 use super::error::Invalid;
 use super::http::HttpConfig;
 use super::key_path::KeyPath;
@@ -192,14 +192,10 @@ fn backend(backend: &BackendConfig) -> Checked {
     if backend.embedded.dir.as_os_str().is_empty() {
         return Err(Invalid::new(embedded.key("dir"), "must not be empty"));
     }
-    if backend.kind == BackendKind::Embedded && backend.embedded.storage == Storage::Disk {
-        // Issue #14 step 2: the on-disk store exists (backend/embedded/store) but is not wired
-        // into the backend yet; refuse rather than silently keep events in memory.
-        return Err(Invalid::new(
-            embedded.key("storage"),
-            "\"disk\" is not available yet (issue #14); use \"memory\"",
-        ));
-    }
+    positive_duration(
+        embedded.key("offsets_flush_interval"),
+        backend.embedded.offsets_flush_interval,
+    )?;
     if backend.kind == BackendKind::Kafka {
         let kafka = KeyPath::root().key("backend").key("kafka");
         if backend.kafka.bootstrap_servers.trim().is_empty() {

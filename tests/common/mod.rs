@@ -70,6 +70,9 @@ impl Service {
         let child = Command::new(env!("CARGO_BIN_EXE_mqtt-integration"))
             .arg("--config")
             .arg(&path)
+            // The log in memory unless a test asks for the disk (issue #14): fast, and no
+            // test writes into ./data or waits for another's lock. `env` overrides it.
+            .env("MQTT_INTEGRATION__BACKEND__EMBEDDED__STORAGE", "memory")
             .envs(env.iter().copied())
             .env(
                 "RUST_LOG",

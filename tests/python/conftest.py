@@ -135,6 +135,8 @@ class Service:
         cmd += args or []
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        # The log in memory (fast; the disk log has its own tests in tests/durability.rs).
+        env.setdefault("MQTT_INTEGRATION__BACKEND__EMBEDDED__STORAGE", "memory")
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._stdout, stderr=self._stderr, env=env,

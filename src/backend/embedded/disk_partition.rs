@@ -41,14 +41,41 @@ impl DiskPartition {
     /// Opens (recovering) partition `id` of `app` under `dir`. A torn tail is cut with a `warn`
     /// by the store; a file that makes no sense, or a directory another process holds, is an
     /// error naming the file.
+    #[cfg(test)]
     pub(crate) fn open(
         dir: &Path,
         app: &str,
         id: u32,
         durability: Durability,
     ) -> Result<DiskPartition, StoreError> {
-        let options = disk::Options {
+        Self::open_with(
+            dir,
+            app,
+            id,
             durability,
+            disk::Options::default().segment_bytes,
+        )
+    }
+
+    /// [`DiskPartition::open`] with segments of `segment_bytes` (small ones let byte retention,
+    /// which deletes whole segments, keep close to its limit).
+    pub(crate) fn open_with(
+        dir: &Path,
+        app: &str,
+        id: u32,
+        durability: Durability,
+        segment_bytes: u64,
+    ) -> Result<DiskPartition, StoreError> {
+        let options = disk::Options {
+            // `interval`: the store would fdatasync inside `append` when one is due, on the
+            // appender's thread, which may be a shard's event loop. Give it an interval that
+            // never comes due: the syncer thread syncs on its timer instead (`sync_now`). The
+            // store still syncs a segment it seals, as with any mode but `never`.
+            durability: match durability {
+                Durability::Interval(_) => Durability::Interval(Duration::MAX),
+                other => other,
+            },
+            segment_bytes,
             ..disk::Options::default()
         };
         let log = disk::Log::open(stored::partition_dir(dir, app, id), options)?;
@@ -88,37 +115,115 @@ impl DiskPartition {
         self.log.lock().append(&records)
     }
 
+    /// Whether readers wait for an fdatasync before they see an append (`fsync = "always"`).
+    pub(crate) fn waits_for_sync(&self) -> bool {
+        self.durability == Durability::Always
+    }
+
     /// Returns once every record below `end` is on disk under `fsync = "always"` (at once
-    /// otherwise: `interval` syncs from [`DiskPartition::sync_if_due`], `never` leaves it to the
-    /// OS). See the module documentation for the group commit.
-    pub(crate) fn make_durable(&self, end: u64) -> Result<(), StoreError> {
+    /// otherwise: `interval` syncs from [`DiskPartition::sync_now`] on a timer, `never` leaves
+    /// it to the OS), with the offset below which everything is durable (the end, when not
+    /// `always`). See the module documentation for the group commit.
+    pub(crate) fn make_durable(&self, end: u64) -> Result<u64, StoreError> {
         if self.durability != Durability::Always {
-            return Ok(());
+            return Ok(self.end());
         }
-        if self.log.lock().durable() >= end {
-            return Ok(());
+        let durable = self.log.lock().durable();
+        if durable >= end {
+            return Ok(durable);
         }
         let _syncing = self.sync_lock.lock();
         // Whoever held the sync lock before may have covered this batch.
         let point = {
             let log = self.log.lock();
             if log.durable() >= end {
+                return Ok(log.durable());
+            }
+            log.sync_point()
+        };
+        let started = std::time::Instant::now();
+        let synced = point.sync()?;
+        crate::metrics::observe_log_fsync(started.elapsed());
+        let mut log = self.log.lock();
+        log.mark_durable(synced);
+        Ok(log.durable())
+    }
+
+    /// fdatasync of everything appended, if something is not yet durable (for `interval`, from
+    /// the syncer's timer, and at shutdown).
+    pub(crate) fn sync_now(&self) -> Result<(), StoreError> {
+        let _syncing = self.sync_lock.lock();
+        let point = {
+            let log = self.log.lock();
+            if log.durable() >= log.latest() {
                 return Ok(());
             }
             log.sync_point()
         };
+        let started = std::time::Instant::now();
         let synced = point.sync()?;
+        crate::metrics::observe_log_fsync(started.elapsed());
         self.log.lock().mark_durable(synced);
         Ok(())
     }
 
-    /// For `fsync = "interval"`: called from a timer so that a quiet partition is synced too.
-    pub(crate) fn sync_if_due(&self) -> Result<(), StoreError> {
-        self.log.lock().sync_if_due(std::time::Instant::now())
+    /// Deletes whole segments past the byte limit or older than `max_age`.
+    pub(crate) fn apply_retention(
+        &self,
+        max_bytes: Option<u64>,
+        max_age: Option<Duration>,
+    ) -> Result<disk::Deleted, StoreError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.log.lock().apply_retention(now, max_bytes, max_age)
+    }
+
+    /// (bytes of log on disk, segments).
+    pub(crate) fn size(&self) -> (u64, usize) {
+        let log = self.log.lock();
+        (log.size_bytes(), log.segment_count())
+    }
+
+    /// Batches recovery cut at open (for the recovery metric).
+    pub(crate) fn recovery_truncations(&self) -> u64 {
+        u64::from(self.log.lock().recovery().truncations)
+    }
+
+    /// The first offset appended at or after `ms` (milliseconds since the epoch), if any.
+    pub(crate) fn offset_for_time(&self, ms: u64) -> Result<Option<u64>, StoreError> {
+        self.log.lock().offset_for_time(ms)
+    }
+
+    /// Appends to `out` up to `max` records from `from` on and below `below`, decoded from the
+    /// files. Offsets retention removed are skipped.
+    pub(crate) fn read_records(
+        &self,
+        from: u64,
+        max: usize,
+        below: u64,
+        out: &mut Vec<Arc<Record>>,
+    ) -> Result<(), StoreError> {
+        // About the bytes `max` records take (the store returns at least one record anyway),
+        // so that a read of a few records does not decode a megabyte.
+        let max_bytes = max.saturating_mul(512).clamp(4 << 10, 1 << 20);
+        let stored = self.log.lock().read(from, max_bytes)?;
+        for r in stored.into_iter().take(max) {
+            if r.offset >= below {
+                break;
+            }
+            let event = stored::decode(&r.value).map_err(|reason| StoreError::Corrupt {
+                file: self.log.lock().dir().to_path_buf(),
+                reason: format!("record {}: {reason}", r.offset),
+            })?;
+            out.push(Arc::new(Record::new(event, self.id, r.offset)));
+        }
+        Ok(())
     }
 
     /// Records from `from` on (about `max_bytes` of them, at least one if there is one), as the
     /// readers use them. Offsets retention removed are skipped.
+    #[cfg(test)]
     pub(crate) fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<Arc<Record>>, StoreError> {
         let stored = self.log.lock().read(from, max_bytes)?;
         let dir = || self.log.lock().dir().to_path_buf();

@@ -5,10 +5,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_channel::Sender;
+
 use super::commands::CommandLog;
+use super::disk::DirLock;
 use super::hash;
 use super::partition::{Partition, Retention};
 use super::store::{OffsetStore, PartitionOffsets};
+use super::syncer::{self, Done};
 use super::wake::{Interest, Wakers};
 use super::EmbeddedOptions;
 use crate::cloudevents::Event;
@@ -26,18 +30,24 @@ pub(crate) struct AppLog {
 }
 
 impl AppLog {
+    /// An application in memory.
     fn new(name: Arc<str>, options: &EmbeddedOptions, workers: usize) -> AppLog {
         let retention = Retention::per_partition(
             options.retention_events,
             options.retention_bytes,
             options.partitions,
         );
+        let partitions = (0..options.partitions)
+            .map(|p| Partition::new(p, retention))
+            .collect();
+        AppLog::with_partitions(name, partitions, workers)
+    }
+
+    fn with_partitions(name: Arc<str>, partitions: Box<[Partition]>, workers: usize) -> AppLog {
         AppLog {
             topic: format!("app/{name}").into(),
             name,
-            partitions: (0..options.partitions)
-                .map(|p| Partition::new(p, retention))
-                .collect(),
+            partitions,
             interest: Interest::new(workers),
         }
     }
@@ -76,6 +86,30 @@ pub struct EmbeddedLog {
     skipped: AtomicU64,
     /// `backend.group_retention`.
     pub(crate) group_retention: std::time::Duration,
+    /// On disk: the syncer, when appends wait for it before they complete (`fsync =
+    /// "always"`).
+    pub(crate) syncer: Option<Sender<syncer::Msg>>,
+    /// On disk: `dir/LOCK`, held while the log is open.
+    _lock: Option<DirLock>,
+}
+
+/// The on-disk log's size, from [`EmbeddedLog::disk_size`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DiskSize {
+    /// Bytes of segment files per application.
+    pub bytes: Vec<(String, u64)>,
+    pub segments: u64,
+    /// Segment files whose tail recovery cut at start.
+    pub recovery_truncations: u64,
+}
+
+/// What one append of a batch did in one partition.
+pub(crate) struct PartitionAppend {
+    pub partition: u32,
+    /// Positions in the batch of the events that went to this partition.
+    pub indexes: Vec<usize>,
+    /// The end of the appended records, or why nothing was kept.
+    pub result: Result<u64, BackendError>,
 }
 
 impl EmbeddedLog {
@@ -102,41 +136,161 @@ impl EmbeddedLog {
             wakers,
             skipped: AtomicU64::new(0),
             group_retention: options.group_retention,
+            syncer: None,
+            _lock: None,
         }
+    }
+
+    /// A log on disk: `partitions` per application (in the order of `apps`), opened by
+    /// [`super::storage::open`]; `syncer` when appends wait for its fdatasync.
+    pub(crate) fn on_disk(
+        options: &EmbeddedOptions,
+        apps: Vec<Arc<str>>,
+        partitions: Vec<Box<[Partition]>>,
+        wakers: Wakers,
+        store: OffsetStore,
+        lock: DirLock,
+        syncer: Option<Sender<syncer::Msg>>,
+    ) -> EmbeddedLog {
+        let mut log = EmbeddedLog::new(options, Vec::new(), wakers);
+        let workers = log.wakers.len();
+        log.apps = apps
+            .into_iter()
+            .zip(partitions)
+            .map(|(name, parts)| {
+                let app = AppLog::with_partitions(name.clone(), parts, workers);
+                (name, Arc::new(app))
+            })
+            .collect();
+        log.store = store;
+        log._lock = Some(lock);
+        log.syncer = syncer;
+        log
     }
 
     pub(crate) fn app(&self, name: &str) -> Option<&Arc<AppLog>> {
         self.apps.get(name)
     }
 
-    /// Appends a device event to `app`'s log (partition = hash of its `device` extension, 0
-    /// without one) and wakes the workers reading `app`. Returns (partition, offset).
-    pub fn append_event(&self, app: &str, event: Event) -> Result<(u32, u64), BackendError> {
-        let log = self
-            .apps
-            .get(app)
-            .ok_or_else(|| BackendError::UnknownStream(app.to_owned()))?;
-        let partition = hash::partition_of(event.device(), self.partitions);
-        let offset = log.partitions[partition as usize].append(event);
-        log.interest.ring(&self.wakers);
-        Ok((partition, offset))
+    pub(crate) fn apps(&self) -> impl Iterator<Item = &Arc<AppLog>> {
+        self.apps.values()
     }
 
-    /// Appends `events` to `app`'s log in order, then wakes its readers once.
-    pub fn append_events(&self, app: &str, events: Vec<Event>) -> Result<(), BackendError> {
+    /// Appends `events` to `app`'s log, one batch per partition (partition = hash of the
+    /// event's `device` extension, 0 without one), in order per partition. Nothing is
+    /// readable or complete yet: see [`EmbeddedLog::complete`].
+    pub(crate) fn append_batch(
+        &self,
+        app: &str,
+        events: Vec<Event>,
+    ) -> Result<(Arc<AppLog>, Vec<PartitionAppend>), BackendError> {
         let log = self
             .apps
             .get(app)
             .ok_or_else(|| BackendError::UnknownStream(app.to_owned()))?;
-        if events.is_empty() {
-            return Ok(());
+        let mut by_partition: Vec<(Vec<usize>, Vec<Event>)> = Vec::new();
+        let mut slot = vec![usize::MAX; self.partitions as usize];
+        for (index, event) in events.into_iter().enumerate() {
+            let p = hash::partition_of(event.device(), self.partitions) as usize;
+            if slot[p] == usize::MAX {
+                slot[p] = by_partition.len();
+                by_partition.push((Vec::new(), Vec::new()));
+            }
+            let (indexes, batch) = &mut by_partition[slot[p]];
+            indexes.push(index);
+            batch.push(event);
         }
-        for event in events {
-            let partition = hash::partition_of(event.device(), self.partitions);
-            log.partitions[partition as usize].append(event);
+        let mut appended = Vec::with_capacity(by_partition.len());
+        for (indexes, batch) in by_partition {
+            let p = hash::partition_of(batch[0].device(), self.partitions);
+            let result = log.partitions[p as usize]
+                .append_batch(batch)
+                .map(|range| range.end)
+                .map_err(|e| {
+                    // The log line names the file; the answer to the client does not (paths
+                    // on the server are not the client's business).
+                    tracing::error!(error = %e, app, partition = p, "embedded log: append failed; answering 503");
+                    BackendError::Unavailable(if e.is_disk_full() {
+                        "the event log's disk is full".to_owned()
+                    } else {
+                        "the event log cannot write".to_owned()
+                    })
+                });
+            appended.push(PartitionAppend {
+                partition: p,
+                indexes,
+                result,
+            });
         }
-        log.interest.ring(&self.wakers);
-        Ok(())
+        Ok((log.clone(), appended))
+    }
+
+    /// Completes appends made by [`EmbeddedLog::append_batch`]: `done` runs once the
+    /// partitions are durable up to `ends` (on the syncer's thread with `fsync = "always"`,
+    /// at once otherwise), and the readers of `app` are woken once what was appended is
+    /// readable.
+    pub(crate) fn complete(&self, app: &Arc<AppLog>, ends: Vec<(u32, u64)>, done: Done) {
+        match &self.syncer {
+            Some(syncer) if !ends.is_empty() => {
+                let msg = syncer::Msg::Wait {
+                    app: app.clone(),
+                    ends,
+                    done,
+                };
+                // The syncer is gone only after shutdown: answer rather than leave the caller waiting.
+                if let Err(crossbeam_channel::SendError(syncer::Msg::Wait { done, .. })) =
+                    syncer.send(msg)
+                {
+                    done(Err(BackendError::Unavailable(
+                        "the embedded log is shutting down".to_owned(),
+                    )));
+                }
+            }
+            _ => {
+                if !ends.is_empty() {
+                    app.interest.ring(&self.wakers);
+                }
+                done(Ok(()));
+            }
+        }
+    }
+
+    /// Appends a device event to `app`'s log (partition = hash of its `device` extension, 0
+    /// without one), waits until it is durable (`fsync = "always"`) and wakes the workers
+    /// reading `app`. Returns (partition, offset). For tests and tools: it blocks.
+    pub fn append_event(&self, app: &str, event: Event) -> Result<(u32, u64), BackendError> {
+        let (log, mut appended) = self.append_batch(app, vec![event])?;
+        let one = appended.pop().expect("one event, one partition");
+        let end = one.result?;
+        self.wait_complete(&log, vec![(one.partition, end)])?;
+        Ok((one.partition, end - 1))
+    }
+
+    /// Appends `events` to `app`'s log in order, then wakes its readers once. Blocks like
+    /// [`EmbeddedLog::append_event`].
+    pub fn append_events(&self, app: &str, events: Vec<Event>) -> Result<(), BackendError> {
+        let (log, appended) = self.append_batch(app, events)?;
+        let mut ends = Vec::with_capacity(appended.len());
+        for a in appended {
+            ends.push((a.partition, a.result?));
+        }
+        self.wait_complete(&log, ends)
+    }
+
+    fn wait_complete(&self, app: &Arc<AppLog>, ends: Vec<(u32, u64)>) -> Result<(), BackendError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.complete(
+            app,
+            ends,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv().unwrap_or_else(|_| {
+            Err(BackendError::Unavailable(
+                "the embedded log is shutting down".to_owned(),
+            ))
+        })
     }
 
     /// Appends a command for `device` of `app` to the command stream. Returns (partition, offset).
@@ -152,6 +306,24 @@ impl EmbeddedLog {
             return Err(BackendError::UnknownStream(app.to_owned()));
         }
         Ok(self.commands.append(app, device, event))
+    }
+
+    /// On disk: the size of the log's files (for the metrics); `None` in memory.
+    pub fn disk_size(&self) -> Option<DiskSize> {
+        let mut size = DiskSize::default();
+        let mut on_disk = false;
+        for app in self.apps.values() {
+            let mut bytes = 0;
+            for disk in app.partitions.iter().filter_map(Partition::disk) {
+                on_disk = true;
+                let (b, segments) = disk.size();
+                bytes += b;
+                size.segments += segments as u64;
+                size.recovery_truncations += disk.recovery_truncations();
+            }
+            size.bytes.push((app.name.to_string(), bytes));
+        }
+        on_disk.then_some(size)
     }
 
     /// The applications, in no particular order.

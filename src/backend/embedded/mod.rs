@@ -1,42 +1,51 @@
 //! The embedded in-process event log (spec 4, `backend.kind = "embedded"`): partitioned logs per
-//! application, consumer groups with committed offsets, retention by count and bytes.
+//! application, consumer groups with committed offsets, retention by count and bytes, in memory
+//! or on disk (`backend.embedded.storage`, issue #14).
 //!
 //! How it fits together:
 //! - [`EmbeddedLog`] (`log`) holds one partitioned log per application (`partition`), the
 //!   command stream (`commands`), the committed offsets of durable groups (`store`) and the
 //!   doorbells that wake workers after an append (`wake`). Partitioning is by a stable hash of
 //!   the device (`hash`).
+//! - On disk (`storage`), each partition is a segment log under `dir` (`disk_partition` over
+//!   the store in `store/`, events encoded by `stored`), and one syncer thread per log
+//!   (`syncer`) does every fdatasync (group commit for `fsync = "always"`), retention, and
+//!   writes the committed offsets to `dir/offsets` at most `offsets_flush_interval` after they
+//!   change and at shutdown; they are restored at start, so durable groups resume after a
+//!   restart or a crash.
 //! - [`EmbeddedProducer`] (`producer`) is the seam's writing side.
 //! - Worker threads (`worker`) own consumer groups (`group`), in the machinery both backends
 //!   share ([`crate::backend::consumer`]: members, assignment, cursors, the outbox, the loop);
 //!   what is the embedded log's own is how a group reads: at each cursor's position, on every
 //!   pass.
 //!
-//! Start it with [`start`]; stop it with [`Backend::shutdown`], which commits what is
-//! acknowledged. Offsets are kept in memory: they survive reconnects, not restarts. Beside them
-//! the `store` keeps each durable group's owner, and forgets groups idle for longer than
-//! [`EmbeddedOptions::group_retention`].
+//! Start it with [`start`] (in memory) or [`start_on_disk`]; stop it with
+//! [`Backend::shutdown`], which commits what is acknowledged (and, on disk, syncs the log and
+//! writes the offsets). In memory, offsets survive reconnects, not restarts. Beside them the
+//! `store` keeps each durable group's owner, and forgets groups idle for longer than
+//! [`EmbeddedOptions::group_retention`]. Commands are kept in memory either way: nothing in the
+//! process reads them back (production uses Kafka for commands).
 
 mod commands;
 /// The on-disk segment log and offsets file (issue 14), in `store/`. Its root is `store/disk.rs`,
 /// not `store/mod.rs`, which would clash with `store.rs` (the in-memory offsets).
 #[path = "store/disk.rs"]
 pub mod disk;
-// The disk wiring (issue #14 step 2) is not in yet; tested on its own.
-#[allow(dead_code)]
 mod disk_partition;
 mod group;
 mod hash;
 mod log;
 mod partition;
 mod producer;
+mod storage;
 mod store;
-// Used by the disk wiring (issue #14 step 2), which is not in yet; tested on its own.
-#[allow(dead_code)]
 mod stored;
+mod syncer;
 mod wake;
 mod worker;
 
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +55,7 @@ use crossbeam_channel::Sender;
 
 pub use log::EmbeddedLog;
 pub use producer::EmbeddedProducer;
+pub use storage::DiskOptions;
 
 use crate::backend::Backend;
 use crate::seam::ToBackend;
@@ -91,6 +101,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The on-disk log could not be opened: the error names the file (another process holds
+    /// the directory, a file that makes no sense, no permission, …).
+    #[error("embedded backend: {0}")]
+    Disk(#[from] disk::StoreError),
 }
 
 /// Starts the embedded backend for the applications `apps` (known at start; events for other
@@ -98,6 +112,32 @@ pub enum StartError {
 /// the log for tests, tools and metrics ([`EmbeddedLog::group_lag`], …).
 pub fn start<I, S>(
     options: EmbeddedOptions,
+    apps: I,
+) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    start_with(options, None, apps)
+}
+
+/// [`start`] with the log on disk (`backend.embedded.storage = "disk"`): opens (recovering) the
+/// log and the committed offsets under `disk.dir`, and starts its syncer.
+pub fn start_on_disk<I, S>(
+    options: EmbeddedOptions,
+    disk: DiskOptions,
+    apps: I,
+) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    start_with(options, Some(disk), apps)
+}
+
+fn start_with<I, S>(
+    options: EmbeddedOptions,
+    disk: Option<DiskOptions>,
     apps: I,
 ) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
 where
@@ -115,12 +155,50 @@ where
     .min(usize::from(u16::MAX));
     let (senders, receivers): (Vec<Sender<ToBackend>>, Vec<_>) =
         (0..threads).map(|_| crossbeam_channel::unbounded()).unzip();
-    let apps = apps.into_iter().map(|a| Arc::from(a.as_ref())).collect();
-    let log = Arc::new(EmbeddedLog::new(
-        &options,
-        apps,
-        wake::Wakers::new(&senders),
-    ));
+    let apps: Vec<Arc<str>> = apps.into_iter().map(|a| Arc::from(a.as_ref())).collect();
+    let mut syncer = None;
+    let log = match &disk {
+        None => Arc::new(EmbeddedLog::new(
+            &options,
+            apps,
+            wake::Wakers::new(&senders),
+        )),
+        Some(disk) => {
+            let retention_bytes =
+                partition::Retention::per_partition(0, options.retention_bytes, options.partitions)
+                    .bytes;
+            let offsets = store::OffsetStore::default();
+            let opened = storage::open(disk, &apps, options.partitions, retention_bytes, &offsets)?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            // Appends wait for the syncer only with `fsync = "always"`.
+            let waits = (disk.fsync == crate::config::Fsync::Always).then(|| tx.clone());
+            let log = Arc::new(EmbeddedLog::on_disk(
+                &options,
+                apps,
+                opened.partitions,
+                wake::Wakers::new(&senders),
+                offsets,
+                opened.lock,
+                waits,
+            ));
+            let run = syncer::Syncer::new(
+                log.clone(),
+                rx,
+                disk.clone(),
+                opened.offsets,
+                retention_bytes,
+            );
+            let handle = std::thread::Builder::new()
+                .name("embedded-syncer".to_owned())
+                .spawn(move || run.run())
+                .map_err(|source| StartError::Spawn {
+                    worker: threads,
+                    source,
+                })?;
+            syncer = Some((tx, handle));
+            log
+        }
+    };
     let mut handles = Vec::with_capacity(threads);
     for (id, rx) in receivers.into_iter().enumerate() {
         let worker = worker::Worker::new(id as u16, rx, log.clone());
@@ -140,5 +218,13 @@ where
         }
     }
     let producer = Arc::new(EmbeddedProducer::new(log.clone()));
-    Ok((Backend::new(producer, senders, handles), log))
+    let mut backend = Backend::new(producer, senders, handles);
+    if let Some((tx, handle)) = syncer {
+        // After the workers committed what was acknowledged: the last sync and offsets write.
+        backend = backend.on_stopped(move || {
+            syncer::stop(&tx);
+            let _ = handle.join();
+        });
+    }
+    Ok((backend, log))
 }

@@ -1,17 +1,25 @@
 //! One partition of the log: an ordered run of records with offsets, trimmed from the front by
-//! retention.
+//! retention, held in memory or on disk (`backend.embedded.storage`, issue #14).
 //!
-//! Writers (HTTP threads, shards through the producer) take the write lock for one append;
-//! readers (worker threads) take the read lock once per batch of records, never per event per
-//! subscriber. The end offset is also kept in an atomic so that a worker can see "nothing new"
-//! without touching the lock.
+//! In memory, writers (HTTP threads, shards through the producer) take the write lock for one
+//! append; readers (worker threads) take the read lock once per batch of records, never per
+//! event per subscriber. On disk the records live in a [`DiskPartition`] and a read decodes
+//! them from the files (the page cache): nothing is kept in RAM, whatever the retention.
+//!
+//! The end readers see is kept in an atomic so that a worker can see "nothing new" without
+//! touching a lock. On disk with `fsync = "always"` it is the durable end, raised by the syncer
+//! after each fdatasync: like Kafka's high watermark, readers see only what survives a power
+//! loss, so nothing is delivered that a crash could take back.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::disk::StoreError;
+use super::disk_partition::DiskPartition;
 use crate::cloudevents::Event;
 use crate::seam::Record;
 
@@ -54,9 +62,17 @@ struct Segment {
 
 pub(crate) struct Partition {
     id: u32,
-    retention: Retention,
-    segment: RwLock<Segment>,
+    storage: Storage,
+    /// The end readers see (see the module documentation).
     end: AtomicU64,
+}
+
+enum Storage {
+    Memory {
+        retention: Retention,
+        segment: RwLock<Segment>,
+    },
+    Disk(DiskPartition),
 }
 
 /// What [`Partition::read`] found.
@@ -69,28 +85,88 @@ pub(crate) struct Read {
 }
 
 impl Partition {
+    /// A partition in memory.
     pub(crate) fn new(id: u32, retention: Retention) -> Partition {
         Partition {
             id,
-            retention,
-            segment: RwLock::new(Segment {
-                records: VecDeque::new(),
-                first: 0,
-                bytes: 0,
-            }),
+            storage: Storage::Memory {
+                retention,
+                segment: RwLock::new(Segment {
+                    records: VecDeque::new(),
+                    first: 0,
+                    bytes: 0,
+                }),
+            },
             end: AtomicU64::new(0),
         }
     }
 
-    /// Appends one event and returns its offset. Retention drops records from the front, but
-    /// always keeps the newest one (an event larger than the byte limit is still readable once).
-    pub(crate) fn append(&self, event: Event) -> u64 {
-        let mut seg = self.segment.write();
+    /// A partition on disk: everything recovery found is readable at once (it is what the disk
+    /// holds, see [`super::disk::Log::open`]).
+    pub(crate) fn on_disk(id: u32, disk: DiskPartition) -> Partition {
+        let end = disk.end();
+        Partition {
+            id,
+            storage: Storage::Disk(disk),
+            end: AtomicU64::new(end),
+        }
+    }
+
+    /// The disk log behind this partition, if it is on disk.
+    pub(crate) fn disk(&self) -> Option<&DiskPartition> {
+        match &self.storage {
+            Storage::Disk(d) => Some(d),
+            Storage::Memory { .. } => None,
+        }
+    }
+
+    /// Appends `events` in order and returns their offsets. In memory they are readable at
+    /// once; on disk too unless the disk waits for an fdatasync first (`fsync = "always"`:
+    /// the syncer calls [`Partition::sync_to`]). A disk error keeps nothing of the batch.
+    pub(crate) fn append_batch(&self, events: Vec<Event>) -> Result<Range<u64>, StoreError> {
+        match &self.storage {
+            Storage::Memory { .. } => {
+                let mut range: Option<Range<u64>> = None;
+                for event in events {
+                    let offset = self.append(event);
+                    range.get_or_insert(offset..offset).end = offset + 1;
+                }
+                Ok(range.unwrap_or_else(|| self.end()..self.end()))
+            }
+            Storage::Disk(disk) => {
+                let range = disk.append(&events)?;
+                if !disk.waits_for_sync() {
+                    // fetch_max: two appenders may publish their ends in either order.
+                    self.end.fetch_max(range.end, Ordering::SeqCst);
+                }
+                Ok(range)
+            }
+        }
+    }
+
+    /// fdatasyncs the disk log up to at least `end` (group commit: one call covers every
+    /// append made before it), then lets readers see it. Returns the end readers now see.
+    pub(crate) fn sync_to(&self, end: u64) -> Result<u64, StoreError> {
+        if let Storage::Disk(disk) = &self.storage {
+            let durable = disk.make_durable(end)?;
+            self.end.fetch_max(durable, Ordering::SeqCst);
+        }
+        Ok(self.end())
+    }
+
+    /// Appends one event in memory and returns its offset. Retention drops records from the
+    /// front, but always keeps the newest one (an event larger than the byte limit is still
+    /// readable once).
+    fn append(&self, event: Event) -> u64 {
+        let Storage::Memory { retention, segment } = &self.storage else {
+            unreachable!("append is for memory partitions")
+        };
+        let mut seg = segment.write();
         let offset = seg.first + seg.records.len() as u64;
         let record = Arc::new(Record::new(event, self.id, offset));
         seg.bytes += record.footprint();
         seg.records.push_back(record);
-        while seg.records.len() > 1 && self.retention.exceeded(seg.records.len(), seg.bytes) {
+        while seg.records.len() > 1 && retention.exceeded(seg.records.len(), seg.bytes) {
             if let Some(old) = seg.records.pop_front() {
                 seg.first += 1;
                 seg.bytes = seg.bytes.saturating_sub(old.footprint());
@@ -109,14 +185,35 @@ impl Partition {
 
     /// The first retained offset.
     pub(crate) fn first(&self) -> u64 {
-        self.segment.read().first
+        match &self.storage {
+            Storage::Memory { segment, .. } => segment.read().first,
+            Storage::Disk(disk) => disk.first().min(self.end()),
+        }
     }
 
-    /// The first retained offset whose event `time` is at or after `at` (the end if none is).
-    /// A scan, not a binary search: producers set `time`, so it need not grow with the offset;
-    /// an event without a readable `time` is taken as older.
+    /// In memory: the first retained offset whose event `time` is at or after `at` (the end if
+    /// none is). A scan, not a binary search: producers set `time`, so it need not grow with
+    /// the offset; an event without a readable `time` is taken as older. On disk: the first
+    /// record appended at or after `at`, from the time index (like Kafka's `offsetsForTimes`
+    /// on the log append time).
     pub(crate) fn offset_for_time(&self, at: std::time::SystemTime) -> u64 {
-        let seg = self.segment.read();
+        let segment = match &self.storage {
+            Storage::Memory { segment, .. } => segment,
+            Storage::Disk(disk) => {
+                let end = self.end();
+                let ms = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                return match disk.offset_for_time(ms) {
+                    Ok(found) => found.map_or(end, |o| o.min(end)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "embedded log: time lookup failed; starting at the end");
+                        end
+                    }
+                };
+            }
+        };
+        let seg = segment.read();
         let found = seg.records.iter().position(|r| {
             r.event
                 .time
@@ -133,7 +230,11 @@ impl Partition {
     /// Appends up to `max` records from offset `from` on to `out`, under one read lock. A reader
     /// positioned before the first retained offset skips to it (see [`Read::from`]).
     pub(crate) fn read(&self, from: u64, max: usize, out: &mut Vec<Arc<Record>>) -> Read {
-        let seg = self.segment.read();
+        let segment = match &self.storage {
+            Storage::Memory { segment, .. } => segment,
+            Storage::Disk(disk) => return self.read_disk(disk, from, max, out),
+        };
+        let seg = segment.read();
         let start = from.max(seg.first);
         let index = usize::try_from(start - seg.first).unwrap_or(usize::MAX);
         let len = seg.records.len();
@@ -148,6 +249,46 @@ impl Partition {
         Read {
             from: start,
             count: stop - index,
+        }
+    }
+}
+
+impl Partition {
+    /// [`Partition::read`] from the files, below the end readers see. An error (the file
+    /// changed under the service) is logged and reads as nothing new, so that a group does not
+    /// skip past records it could not read.
+    fn read_disk(
+        &self,
+        disk: &DiskPartition,
+        from: u64,
+        max: usize,
+        out: &mut Vec<Arc<Record>>,
+    ) -> Read {
+        let end = self.end();
+        let start = from.max(disk.first().min(end));
+        if start >= end || max == 0 {
+            return Read {
+                from: start,
+                count: 0,
+            };
+        }
+        let limit = max.min(usize::try_from(end - start).unwrap_or(usize::MAX));
+        let before = out.len();
+        match disk.read_records(start, limit, end, out) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, partition = self.id, "embedded log: read from disk failed");
+                out.truncate(before);
+                return Read {
+                    from: start,
+                    count: 0,
+                };
+            }
+        }
+        let count = out.len() - before;
+        Read {
+            from: out.get(before).map_or(start, |r| r.offset),
+            count,
         }
     }
 }

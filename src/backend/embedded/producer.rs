@@ -1,5 +1,8 @@
-//! The seam's [`Producer`] over the embedded log: appends complete at once (the log is in
-//! memory, so "durably accepted" means appended and visible to readers).
+//! The seam's [`Producer`] over the embedded log. In memory an append completes at once
+//! ("durably accepted" means appended and visible to readers). On disk it completes once the
+//! log says the batch is durable: with `fsync = "always"` after the syncer's fdatasync, on the
+//! syncer's thread, so that the caller (an HTTP thread, or a shard for commands) never waits
+//! for the disk; otherwise at once.
 
 use std::sync::Arc;
 
@@ -19,23 +22,57 @@ impl EmbeddedProducer {
 
 impl Producer for EmbeddedProducer {
     fn publish_event(&self, app: &str, event: Event, done: Completion) {
-        done(self.log.append_event(app, event).map(drop));
+        let done: BatchCompletion = {
+            let done = parking_lot::Mutex::new(Some(done));
+            Arc::new(move |_, result| {
+                if let Some(done) = done.lock().take() {
+                    done(result);
+                }
+            })
+        };
+        self.publish_events(app, vec![event], done);
     }
 
     fn publish_events(&self, app: &str, events: Vec<Event>, done: BatchCompletion) -> usize {
         let count = events.len();
-        match self.log.append_events(app, events) {
-            Ok(()) => {
-                (0..count).for_each(|index| done(index, Ok(())));
-                count
-            }
-            // Only a stream that does not exist fails an append, and it fails every one.
-            Err(e) if count > 0 => {
-                done(0, Err(e));
-                1
-            }
-            Err(_) => 0,
+        if count == 0 {
+            return 0;
         }
+        let (log, appended) = match self.log.append_batch(app, events) {
+            Ok(appended) => appended,
+            // The application does not exist: every event would fail alike.
+            Err(e) => {
+                done(0, Err(e));
+                return 1;
+            }
+        };
+        let mut ends = Vec::with_capacity(appended.len());
+        let mut durable = Vec::new();
+        for a in appended {
+            match a.result {
+                Ok(end) => {
+                    ends.push((a.partition, end));
+                    durable.extend(a.indexes);
+                }
+                // A failed partition keeps nothing: its events fail now, the others go on.
+                Err(e) => a
+                    .indexes
+                    .into_iter()
+                    .for_each(|index| done(index, Err(e.clone()))),
+            }
+        }
+        if !durable.is_empty() {
+            self.log.complete(
+                &log,
+                ends,
+                Box::new(move |result| {
+                    for index in durable {
+                        done(index, result.clone());
+                    }
+                }),
+            );
+        }
+        count
     }
 
     fn send_command(&self, app: &str, device: &str, event: Event, done: Completion) {

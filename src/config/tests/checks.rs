@@ -111,10 +111,9 @@ fn numeric_limits() {
         "backend.embedded.retention_age",
     );
     invalid_at("[backend.embedded]\ndir = \"\"\n", "backend.embedded.dir");
-    // Not wired in yet (issue #14 step 2): refused, not silently kept in memory.
     invalid_at(
-        "[backend.embedded]\nstorage = \"disk\"\n",
-        "backend.embedded.storage",
+        "[backend.embedded]\noffsets_flush_interval = \"0s\"\n",
+        "backend.embedded.offsets_flush_interval",
     );
 }
 
@@ -130,7 +129,7 @@ fn embedded_storage_keys() {
             e.retention_age
         ),
         (
-            crate::config::Storage::Memory,
+            crate::config::Storage::Disk,
             std::path::Path::new("data"),
             crate::config::Fsync::Always,
             Duration::from_millis(200),
