@@ -12,12 +12,13 @@ use crate::backend::consumer::worker::{self, Slots, GROUP_BUDGET};
 use crate::backend::consumer::{self, joined, Epochs, Outbox};
 use crate::seam::{AckToken, BackendError, ConnId, GroupKey, Join, Record, ToBackend};
 
+/// The worker thread: its channel and what it holds.
 pub(crate) struct Worker {
-    id: u16,
     rx: Receiver<ToBackend>,
     state: State,
 }
 
+/// What a worker holds, driven by the shared loop ([`worker::run`]).
 struct State {
     id: u16,
     log: Arc<EmbeddedLog>,
@@ -32,7 +33,6 @@ struct State {
 impl Worker {
     pub(crate) fn new(id: u16, rx: Receiver<ToBackend>, log: Arc<EmbeddedLog>) -> Worker {
         Worker {
-            id,
             rx,
             state: State {
                 id,
@@ -47,7 +47,6 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
-        let _ = self.id;
         worker::run(&self.rx, &mut self.state);
     }
 }
