@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::log::AppLog;
+use super::app_log::AppLog;
 use super::store::PartitionOffsets;
 use super::EmbeddedLog;
 use crate::backend::consumer::{self, Cursor, Epochs, Offer, ReadsAtCursor};

@@ -1,4 +1,4 @@
-//! The log itself: one [`AppLog`] per application (known at start), the command stream, the
+//! The log itself: one [`AppLog`] (`app_log`) per application (known at start), the command stream, the
 //! offset store and the doorbells, behind one shared [`EmbeddedLog`].
 
 use std::collections::HashMap;
@@ -7,73 +7,17 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use super::app_log::AppLog;
 use super::commands::CommandLog;
 use super::disk::DirLock;
 use super::hash;
 use super::partition::{Partition, Retention};
-use super::store::{OffsetStore, PartitionOffsets};
-use super::syncer::{self, Done};
-use super::wake::{Interest, Wakers};
+use super::store::OffsetStore;
+use super::sync_request::{Done, Msg};
+use super::wake::Wakers;
 use super::EmbeddedOptions;
 use crate::cloudevents::Event;
-use crate::seam::{BackendError, Record, StartAt};
-use std::time::SystemTime;
-
-/// The events of one application.
-pub(crate) struct AppLog {
-    pub name: Arc<str>,
-    /// `app/<application>`: the PUBLISH topic of whole-application filters (spec 2.1), kept once.
-    pub topic: Arc<str>,
-    pub partitions: Box<[Partition]>,
-    /// Which workers have groups reading this application, so an append wakes only those.
-    pub interest: Interest,
-}
-
-impl AppLog {
-    /// An application in memory.
-    fn new(name: Arc<str>, options: &EmbeddedOptions, workers: usize) -> AppLog {
-        let retention = Retention::per_partition(
-            options.retention_events,
-            options.retention_bytes,
-            options.partitions,
-        );
-        let partitions = (0..options.partitions)
-            .map(|p| Partition::new(p, retention))
-            .collect();
-        AppLog::with_partitions(name, partitions, workers)
-    }
-
-    fn with_partitions(name: Arc<str>, partitions: Box<[Partition]>, workers: usize) -> AppLog {
-        AppLog {
-            topic: format!("app/{name}").into(),
-            name,
-            partitions,
-            interest: Interest::new(workers),
-        }
-    }
-
-    /// Where a new reader starts (spec 2.1 `start`): the current end of every partition by
-    /// default, the first retained event for `Earliest`, else the first event at or after the
-    /// time. `now` resolves `-<duration>`.
-    pub fn start_positions(&self, start: StartAt, now: SystemTime) -> Vec<PartitionOffsets> {
-        self.partitions
-            .iter()
-            .map(|p| {
-                let at = match start {
-                    StartAt::Latest => p.end(),
-                    StartAt::Earliest => p.first(),
-                    StartAt::Time(_) | StartAt::Ago(_) => {
-                        start.instant(now).map_or(p.end(), |t| p.offset_for_time(t))
-                    }
-                };
-                PartitionOffsets {
-                    committed: at,
-                    dispatched_end: at,
-                }
-            })
-            .collect()
-    }
-}
+use crate::seam::{BackendError, Record};
 
 /// The embedded backend's shared state. Obtained from [`super::start`]; its methods are for
 /// tests, tools and metrics (the service itself talks to the backend through the seam).
@@ -88,7 +32,7 @@ pub struct EmbeddedLog {
     pub(crate) group_retention: std::time::Duration,
     /// On disk: the syncer, when appends wait for it before they complete (`fsync =
     /// "always"`).
-    pub(crate) syncer: Option<Sender<syncer::Msg>>,
+    pub(crate) syncer: Option<Sender<Msg>>,
     /// On disk: `dir/LOCK`, held while the log is open.
     _lock: Option<DirLock>,
 }
@@ -150,7 +94,7 @@ impl EmbeddedLog {
         wakers: Wakers,
         store: OffsetStore,
         lock: DirLock,
-        syncer: Option<Sender<syncer::Msg>>,
+        syncer: Option<Sender<Msg>>,
     ) -> EmbeddedLog {
         let mut log = EmbeddedLog::new(options, Vec::new(), wakers);
         let workers = log.wakers.len();
@@ -232,14 +176,13 @@ impl EmbeddedLog {
     pub(crate) fn complete(&self, app: &Arc<AppLog>, ends: Vec<(u32, u64)>, done: Done) {
         match &self.syncer {
             Some(syncer) if !ends.is_empty() => {
-                let msg = syncer::Msg::Wait {
+                let msg = Msg::Wait {
                     app: app.clone(),
                     ends,
                     done,
                 };
                 // The syncer is gone only after shutdown: answer rather than leave the caller waiting.
-                if let Err(crossbeam_channel::SendError(syncer::Msg::Wait { done, .. })) =
-                    syncer.send(msg)
+                if let Err(crossbeam_channel::SendError(Msg::Wait { done, .. })) = syncer.send(msg)
                 {
                     done(Err(BackendError::Unavailable(
                         "the embedded log is shutting down".to_owned(),

@@ -26,6 +26,7 @@
 //! [`EmbeddedOptions::group_retention`]. Commands are kept in memory either way: nothing in the
 //! process reads them back (production uses Kafka for commands).
 
+mod app_log;
 mod commands;
 /// The on-disk segment log and offsets file (issue 14), in `store/`. Its root is `store/disk.rs`,
 /// not `store/mod.rs`, which would clash with `store.rs` (the in-memory offsets).
@@ -40,6 +41,7 @@ mod producer;
 mod storage;
 mod store;
 mod stored;
+mod sync_request;
 mod syncer;
 mod wake;
 mod worker;

@@ -2,7 +2,7 @@
 //! shard's event loop among them — ever waits for the disk.
 //!
 //! With `fsync = "always"` an appender writes its batch to the page cache on its own thread and
-//! hands its completion here ([`Msg::Wait`]). The syncer takes every completion waiting, syncs
+//! hands its completion here ([`Msg::Wait`], in `sync_request`). The syncer takes every completion waiting, syncs
 //! each partition they touched once, lets readers see what is now durable, and only then runs
 //! the completions (HTTP `202`, command PUBACK): one fdatasync per partition covers every
 //! request that arrived while the previous one ran (group commit). On a timer it also syncs
@@ -16,28 +16,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use super::app_log::AppLog;
 use super::disk::offsets::OffsetsFile;
-use super::log::AppLog;
 use super::storage::DiskOptions;
+use super::sync_request::{Done, Msg};
 use super::EmbeddedLog;
 use crate::config::Fsync;
 use crate::seam::BackendError;
 
-pub(crate) type Done = Box<dyn FnOnce(Result<(), BackendError>) + Send>;
-
 /// An append waiting for its partitions to be durable: (application, (partition, end)*, done).
 type Waiting = (Arc<AppLog>, Vec<(u32, u64)>, Done);
-
-pub(crate) enum Msg {
-    /// Run `done` once these partitions of `app` are durable up to (excluding) these offsets.
-    Wait {
-        app: Arc<AppLog>,
-        ends: Vec<(u32, u64)>,
-        done: Done,
-    },
-    /// Sync, write the offsets, answer, and end the thread.
-    Stop(Sender<()>),
-}
 
 pub(crate) struct Syncer {
     log: Arc<EmbeddedLog>,
