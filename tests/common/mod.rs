@@ -39,6 +39,20 @@ impl Service {
     }
 
     pub fn start_with(extra: &str, apps: &str, env: &[(&str, &str)]) -> Service {
+        // A port `free_port` found free can be taken by a parallel test before the service binds
+        // it: start again on other ports then (the service names the port it could not bind).
+        for _ in 0..2 {
+            match Service::try_start(extra, apps, env) {
+                Ok(s) => return s,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("service exited during start-up:\n{log}"),
+            }
+        }
+        Service::try_start(extra, apps, env)
+            .unwrap_or_else(|log| panic!("service exited during start-up:\n{log}"))
+    }
+
+    fn try_start(extra: &str, apps: &str, env: &[(&str, &str)]) -> Result<Service, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -89,19 +103,20 @@ impl Service {
             dir,
             log,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for `/readyz`; the service's log if it exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("service exited during start-up ({status}):\n{}", self.log());
+                return Err(format!("({status}) {}", self.log()));
             }
             if let Ok(r) = ureq::get(&format!("http://{}/readyz", self.http)).call() {
                 if r.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             assert!(
