@@ -49,6 +49,7 @@ pub(crate) fn one(
     })?;
     state
         .registry
+        .load()
         .authorize_device_write(&identity, app, device)
         .map_err(|e| device_refusal(&e, &identity, app, device))?;
     let content_type = request
@@ -75,6 +76,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
     let identity = authenticate(state, request)?;
     state
         .registry
+        .load()
         .authorize(&identity, app, Access::Write)
         .map_err(|e| app_refusal(&e, &identity, app))?;
     let content_type = request.header("Content-Type").unwrap_or("");
@@ -98,6 +100,7 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
             names::check_device(device)?;
             state
                 .registry
+                .load()
                 .authorize_device_write(&identity, app, device)
                 .map(|_| ())
                 .map_err(|e| device_problem(&e, app, device))
