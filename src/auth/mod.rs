@@ -61,8 +61,8 @@ pub struct Authenticator {
 struct Inner {
     allow_anonymous: bool,
     tokens: Option<TokenVerifier>,
-    /// User name → hashes of its API keys.
-    users: HashMap<String, Vec<ApiKeyHash>>,
+    /// User name → hashes of its API keys, and whether they grant the admin role.
+    users: HashMap<String, (Vec<ApiKeyHash>, bool)>,
     /// Checked against when the user is unknown, so that an unknown user costs as much time
     /// as a known one with a wrong key (user names are not probed by timing).
     decoy: ApiKeyHash,
@@ -186,7 +186,7 @@ impl Authenticator {
     /// Checks `user` and one of its API keys.
     pub fn authenticate_api_key(&self, user: &str, key: &str) -> Result<Authenticated, AuthError> {
         let inner = self.inner.load();
-        let Some(hashes) = inner.users.get(user) else {
+        let Some((hashes, admin)) = inner.users.get(user) else {
             let _ = inner.decoy.verify(key);
             return Err(AuthError::UnknownUser {
                 user: user.to_owned(),
@@ -200,8 +200,8 @@ impl Authenticator {
         Ok(Authenticated {
             identity: Identity::User {
                 name: user.to_owned(),
-                // API-key users are plain users; the admin role comes only from tokens.
-                admin: false,
+                // `admin = true` in the user's `[[user]]` entry; else a plain user.
+                admin: *admin,
             },
             expires_at: None,
         })
@@ -223,7 +223,9 @@ pub fn check_config(auth: &AuthConfig, users: &[UserConfig]) -> Result<(), AuthS
     }
 }
 
-fn parse_users(users: &[UserConfig]) -> Result<HashMap<String, Vec<ApiKeyHash>>, AuthSetupError> {
+type Users = HashMap<String, (Vec<ApiKeyHash>, bool)>;
+
+fn parse_users(users: &[UserConfig]) -> Result<Users, AuthSetupError> {
     let mut out = HashMap::with_capacity(users.len());
     for (i, user) in users.iter().enumerate() {
         let hashes = user
@@ -238,7 +240,7 @@ fn parse_users(users: &[UserConfig]) -> Result<HashMap<String, Vec<ApiKeyHash>>,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        out.insert(user.name.clone(), hashes);
+        out.insert(user.name.clone(), (hashes, user.admin));
     }
     Ok(out)
 }
