@@ -324,7 +324,10 @@ fn the_reload_command_finds_the_process_by_its_pid_file() {
 #[test]
 fn a_reload_under_load_loses_no_event_for_unaffected_subscribers() {
     let svc = Arc::new(Service::start(""));
-    let mut sub = raw_subscriber(&svc, "steady", "app/demo/#", T);
+    // Fan-out: three QoS 1 subscribers in groups of their own.
+    let mut subs: Vec<TcpStream> = (0..3)
+        .map(|i| raw_subscriber(&svc, &format!("steady-{i}"), "app/demo/#", T))
+        .collect();
     const N: u64 = 600;
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
@@ -353,11 +356,14 @@ fn a_reload_under_load_loses_no_event_for_unaffected_subscribers() {
     }
     producer.join().unwrap();
     assert!(reloaded >= 2, "reloads happened while events flowed");
-    for next in 0..N {
-        let (h, body) = read_packet(&mut sub, T)
-            .unwrap_or_else(|| panic!("event {next} of {N} missing after {reloaded} reloads"));
-        let (_, id, seq) = raw_publish(h, &body);
-        assert_eq!(seq, next, "in order, no gap");
-        sub.write_all(&packet(0x40, &id.to_be_bytes())).unwrap();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        for next in 0..N {
+            let (h, body) = read_packet(sub, T).unwrap_or_else(|| {
+                panic!("subscriber {i}: event {next} of {N} missing after {reloaded} reloads")
+            });
+            let (_, id, seq) = raw_publish(h, &body);
+            assert_eq!(seq, next, "subscriber {i}: in order, no gap");
+            sub.write_all(&packet(0x40, &id.to_be_bytes())).unwrap();
+        }
     }
 }
