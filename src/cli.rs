@@ -215,6 +215,7 @@ mod tests {
         let users = [config::UserConfig {
             name: "alice".into(),
             api_keys: vec![lines[1].to_owned()],
+            admin: false,
         }];
         let authenticator =
             auth::Authenticator::new(&config::AuthConfig::default(), &users).unwrap();

@@ -175,9 +175,11 @@ fn authorize(state: &HttpState, request: &Request<'_>) -> Result<(), Reply> {
         return Ok(());
     }
     let refused = |message: String| {
-        CHALLENGES.iter().fold(Reply::error(401, message), |reply, challenge| {
-            reply.with_header("WWW-Authenticate", *challenge)
-        })
+        CHALLENGES
+            .iter()
+            .fold(Reply::error(401, message), |reply, challenge| {
+                reply.with_header("WWW-Authenticate", *challenge)
+            })
     };
     match state.auth.authenticate(request.header("Authorization")) {
         Ok(Identity::User { admin: true, .. }) => Ok(()),
