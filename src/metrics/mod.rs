@@ -67,6 +67,8 @@ pub struct Metrics {
     ready: Gauge,
     /// `server.max_connections`, so that alerts and the status page can compare against it.
     max_connections: Gauge,
+    /// Commands dropped because no device asked for them within `command_ttl`.
+    commands_expired: Counter,
     /// Reloads (SIGHUP) by outcome: `[ok, failed]`.
     config_reloads: [Counter; 2],
     /// When the configuration in force was loaded, in seconds since the Unix epoch.
@@ -133,6 +135,7 @@ impl Metrics {
             group_lag: Mutex::new(BTreeMap::new()),
             ready: Gauge::new(),
             max_connections: Gauge::new(),
+            commands_expired: Counter::new(),
             config_reloads: [Counter::new(), Counter::new()],
             config_loaded: Gauge::new(),
             http_responses: [const { AtomicU64::new(0) }; HTTP_CODES],
@@ -224,6 +227,14 @@ impl Metrics {
     }
 
     /// Raises the skipped-records counter to `total` (for a backend that keeps its own count).
+    /// Raises the count of commands dropped unclaimed to `total` (the inbox's own count).
+    pub fn raise_commands_expired(&self, total: u64) {
+        let now = self.commands_expired.0.load(Relaxed);
+        if total > now {
+            self.commands_expired.add(total - now);
+        }
+    }
+
     pub fn raise_records_skipped(&self, total: u64) {
         let now = self.records_skipped.0.load(Relaxed);
         if total > now {

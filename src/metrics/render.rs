@@ -161,6 +161,12 @@ impl Metrics {
             &[unlabelled(self.max_connections.value())],
         );
         family(
+            "mqtt_integration_commands_expired_total",
+            "counter",
+            "Commands dropped because no device asked for them over HTTP within backend.embedded.command_ttl.",
+            &[unlabelled(self.commands_expired.value())],
+        );
+        family(
             "mqtt_integration_config_reloads_total",
             "counter",
             "Reloads of the configuration file (SIGHUP, `mqtt-integration reload`): applied (ok) or refused, the old configuration staying in force (failed).",

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::backend::{self, Backend, EmbeddedLog};
-use crate::config::Config;
+use crate::config::{BackendKind, Config};
 use crate::http::{HttpLimits, HttpServer, HttpState, StatusSettings};
+use crate::inbox::{Inbox, Keep};
 use crate::metrics::Metrics;
 use crate::ops::Liveness;
 use crate::registry::{Current, Registry};
@@ -123,7 +124,15 @@ impl Server {
             }
         }
 
-        let (backend, embedded) = backend::start(config, &metrics).map_err(StartError::Backend)?;
+        // Commands for devices that fetch them over HTTP: kept for a while with the embedded
+        // backend; with Kafka, every instance reads them and hands out those its devices wait for.
+        let keep = match config.backend.kind {
+            BackendKind::Embedded => Keep::For(config.backend.embedded.command_ttl),
+            BackendKind::Kafka => Keep::OnlyWaiting,
+        };
+        let inbox = Arc::new(Inbox::new(keep));
+        let (backend, embedded) =
+            backend::start(config, &metrics, &inbox).map_err(StartError::Backend)?;
 
         let session = Arc::new(SessionConfig {
             max_packet_size: config.server.max_packet_size,
