@@ -140,7 +140,7 @@ impl Inbox {
             .deadlines
             .keys()
             .next()
-            .is_none_or(|(d, _)| deadline < *d);
+            .map_or(true, |(d, _)| deadline < *d);
         st.devices
             .entry(key.clone())
             .or_default()
