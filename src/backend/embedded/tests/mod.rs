@@ -193,19 +193,6 @@ impl Shard {
         }
     }
 
-    /// Joins and waits for the answer; no delivery for this member may come before it.
-    fn join(
-        &mut self,
-        h: &Harness,
-        conn: ConnId,
-        member: u32,
-        group: &GroupKey,
-        filters: Vec<MemberFilter>,
-        flow: Arc<ConnFlow>,
-    ) -> Result<(), BackendError> {
-        self.join_app(h, APP, conn, member, group, filters, flow)
-    }
-
     /// Joins with one whole-application filter and no limit on the connection.
     fn join_whole(
         &mut self,
@@ -215,11 +202,12 @@ impl Shard {
         group: &GroupKey,
         qos: QoS,
     ) -> Result<(), BackendError> {
-        self.join(h, conn, member, group, vec![whole(qos, None)], flow())
+        self.join(h, APP, conn, member, group, vec![whole(qos, None)], flow())
     }
 
+    /// Joins `app` and waits for the answer; no delivery for this member may come before it.
     #[allow(clippy::too_many_arguments)]
-    fn join_app(
+    fn join(
         &mut self,
         h: &Harness,
         app: &str,
@@ -299,6 +287,21 @@ impl Shard {
         }
         out
     }
+
+    /// Nothing arrives within `QUIET`.
+    fn assert_quiet(&mut self, why: &str) {
+        let late = self.drain_quiet();
+        assert!(late.is_empty(), "{why}: {} more deliveries", late.len());
+    }
+}
+
+/// A harness with the default options, shard 0, and the durable group of client `c1`.
+fn client_c1() -> (Harness, Shard, GroupKey) {
+    (
+        Harness::default(),
+        Shard::new(0),
+        GroupKey::client(APP, "c1"),
+    )
 }
 
 fn flow() -> Arc<ConnFlow> {
