@@ -45,18 +45,14 @@ fn a_new_group_gets_only_events_appended_after_joined() {
 
 #[test]
 fn unknown_application_is_refused() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client("nope", "c1");
+    let (h, mut shard, group) = with_group(GroupKey::client("nope", "c1"));
     let result = shard.join(&h, "nope", shard.conn(1), 1, &group, vec![], flow());
     assert_eq!(result, Err(BackendError::UnknownStream("nope".into())));
 }
 
 #[test]
 fn a_shared_group_splits_by_partition_and_delivers_each_once() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::shared(APP, "g");
+    let (h, mut shard, group) = with_group(GroupKey::shared(APP, "g"));
     let (a, b) = (shard.conn(1), shard.conn(2));
     shard.join_whole(&h, a, 1, &group, QoS::AtLeastOnce).ok();
     shard.join_whole(&h, b, 2, &group, QoS::AtLeastOnce).ok();
@@ -99,9 +95,7 @@ fn a_shared_group_splits_by_partition_and_delivers_each_once() {
 
 #[test]
 fn a_rebalance_redelivers_unacked_events_of_moved_partitions() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::shared(APP, "g");
+    let (h, mut shard, group) = with_group(GroupKey::shared(APP, "g"));
     let (a, b) = (shard.conn(1), shard.conn(2));
     shard.join_whole(&h, a, 1, &group, QoS::AtLeastOnce).ok();
     let devices = devices_for_all_partitions(&h);
@@ -155,7 +149,7 @@ fn two_groups_each_get_everything() {
 
 #[test]
 fn resubscribing_replaces_filters_without_a_second_stream() {
-    let (h, mut shard, group) = client_c1();
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let conn = shard.conn(1);
     shard
         .join(
@@ -199,7 +193,7 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
 
 #[test]
 fn unacked_qos1_events_come_again_with_dup_after_rejoin() {
-    let (h, mut shard, group) = client_c1();
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let conn = shard.conn(1);
     shard.join_whole(&h, conn, 1, &group, QoS::AtLeastOnce).ok();
     let sent: BTreeSet<_> = (0..6).map(|i| h.publish(&format!("d{i}"), "t")).collect();
@@ -237,7 +231,7 @@ fn unacked_qos1_events_come_again_with_dup_after_rejoin() {
 
 #[test]
 fn only_the_contiguous_acknowledged_prefix_is_committed() {
-    let (h, mut shard, group) = client_c1();
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     shard
         .join_whole(&h, shard.conn(1), 1, &group, QoS::AtLeastOnce)
         .ok();
@@ -371,7 +365,7 @@ fn filters_route_by_device_and_channel() {
 
 #[test]
 fn whole_app_and_topic_filter_give_one_delivery_on_the_app_topic() {
-    let (h, mut shard, group) = client_c1();
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let filters = vec![
         topic("app/demo/d1/#", QoS::AtLeastOnce, 2),
         whole(QoS::AtMostOnce, Some(1)),

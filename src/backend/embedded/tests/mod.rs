@@ -295,13 +295,9 @@ impl Shard {
     }
 }
 
-/// A harness with the default options, shard 0, and the durable group of client `c1`.
-fn client_c1() -> (Harness, Shard, GroupKey) {
-    (
-        Harness::default(),
-        Shard::new(0),
-        GroupKey::client(APP, "c1"),
-    )
+/// A harness with the default options, shard 0, and `group`.
+fn with_group(group: GroupKey) -> (Harness, Shard, GroupKey) {
+    (Harness::default(), Shard::new(0), group)
 }
 
 fn flow() -> Arc<ConnFlow> {
