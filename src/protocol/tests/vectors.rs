@@ -194,65 +194,62 @@ fn ack_examples() {
     assert_eq!(encode(&p, Version::V5), bytes);
 }
 
-/// 3.1.1 section 3.8.2 / 3.8.3.1 (MQTT 5 3.8.2, 3.8.3): packet id 10; payload "a/b" QoS 1,
-/// "c/d" QoS 2.
+/// The examples of SUBSCRIBE, SUBACK and UNSUBSCRIBE, packet id 10: (first byte, payload, packet).
 #[test]
-fn subscribe_example() {
-    let payload = [
-        0x00, 0x03, 0x61, 0x2F, 0x62, 0x01, 0x00, 0x03, 0x63, 0x2F, 0x64, 0x02,
-    ];
-    let filters = vec![
-        SubscribeFilter {
-            filter: "a/b",
-            options: SubscribeOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscribeOptions::default()
-            },
+fn subscribe_suback_unsubscribe_examples() {
+    let subscribe = |filter, qos| SubscribeFilter {
+        filter,
+        options: SubscribeOptions {
+            qos,
+            ..SubscribeOptions::default()
         },
-        SubscribeFilter {
-            filter: "c/d",
-            options: SubscribeOptions {
-                qos: QoS::ExactlyOnce,
-                ..SubscribeOptions::default()
-            },
-        },
+    };
+    let examples = [
+        // 3.1.1 section 3.8.2 / 3.8.3.1 (MQTT 5 3.8.2, 3.8.3): "a/b" QoS 1, "c/d" QoS 2.
+        (
+            0x82,
+            &[
+                0x00, 0x03, 0x61, 0x2F, 0x62, 0x01, 0x00, 0x03, 0x63, 0x2F, 0x64, 0x02,
+            ][..],
+            Packet::Subscribe(Subscribe {
+                packet_id: 10,
+                properties: Properties::default(),
+                filters: vec![
+                    subscribe("a/b", QoS::AtLeastOnce),
+                    subscribe("c/d", QoS::ExactlyOnce),
+                ],
+            }),
+        ),
+        // 3.1.1 section 3.9.3 "Payload byte format non normative example": Success QoS 0,
+        // Success QoS 1, Success QoS 2, Failure (MQTT 5 3.9.3: the same bytes as reason codes).
+        (
+            0x90,
+            &[0x00, 0x01, 0x02, 0x80],
+            Packet::SubAck(SubAck {
+                codes: vec![
+                    ReasonCode::GRANTED_QOS_0,
+                    ReasonCode::GRANTED_QOS_1,
+                    ReasonCode::GRANTED_QOS_2,
+                    ReasonCode::UNSPECIFIED_ERROR,
+                ],
+                packet_id: 10,
+                properties: Properties::default(),
+            }),
+        ),
+        // 3.1.1 section 3.10.3 "Payload byte format non normative example": "a/b", "c/d".
+        (
+            0xA2,
+            &[0x00, 0x03, 0x61, 0x2F, 0x62, 0x00, 0x03, 0x63, 0x2F, 0x64],
+            Packet::Unsubscribe(Unsubscribe {
+                filters: vec!["a/b", "c/d"],
+                packet_id: 10,
+                properties: Properties::default(),
+            }),
+        ),
     ];
-    let p = Packet::Subscribe(Subscribe {
-        packet_id: 10,
-        properties: Properties::default(),
-        filters,
-    });
-    assert_both_versions(&p, 0x82, &payload);
-}
-
-/// 3.1.1 section 3.9.3 "Payload byte format non normative example": Success QoS 0, Success
-/// QoS 1, Success QoS 2, Failure (MQTT 5 3.9.3: the same bytes as reason codes).
-#[test]
-fn suback_example() {
-    let payload = [0x00, 0x01, 0x02, 0x80];
-    let p = Packet::SubAck(SubAck {
-        packet_id: 10,
-        properties: Properties::default(),
-        codes: vec![
-            ReasonCode::GRANTED_QOS_0,
-            ReasonCode::GRANTED_QOS_1,
-            ReasonCode::GRANTED_QOS_2,
-            ReasonCode::UNSPECIFIED_ERROR,
-        ],
-    });
-    assert_both_versions(&p, 0x90, &payload);
-}
-
-/// 3.1.1 section 3.10.3 "Payload byte format non normative example": "a/b", "c/d".
-#[test]
-fn unsubscribe_example() {
-    let payload = [0x00, 0x03, 0x61, 0x2F, 0x62, 0x00, 0x03, 0x63, 0x2F, 0x64];
-    let p = Packet::Unsubscribe(Unsubscribe {
-        packet_id: 10,
-        properties: Properties::default(),
-        filters: vec!["a/b", "c/d"],
-    });
-    assert_both_versions(&p, 0xA2, &payload);
+    for (first, payload, p) in examples {
+        assert_both_versions(&p, first, payload);
+    }
 }
 
 /// 3.1.1 section 3.11: UNSUBACK is just the packet id; MQTT 5 3.11.3 adds reason codes.

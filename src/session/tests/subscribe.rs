@@ -55,68 +55,38 @@ fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
     assert_eq!(c.received(), suback(3, &[0x80, 0x80, 0x80]));
 }
 
+/// The `content-mode` user property and spec 2.1 `start` reach the Join, for each filter and for
+/// the group.
 #[test]
-fn content_mode_property() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(
-        4,
-        &[("app/demo", QoS::AtMostOnce)],
-        vec![("content-mode", "binary")],
-        None,
-    );
-    let JoinRequest {
-        filters,
-        member,
-        request,
-        ..
-    } = c.the_join();
-    assert_eq!(filters[0].mode, Mode::Binary);
-    c.s.joined(member, request, Ok(()));
-    assert_eq!(c.received(), suback(4, &[0]));
-
-    c.subscribe(
-        5,
-        &[("app/readonly", QoS::AtMostOnce)],
-        vec![("content-mode", "fancy")],
-        None,
-    );
-    assert!(c.events().is_empty());
-    assert_eq!(c.received(), suback(5, &[0x83]));
-}
-
-/// Spec 2.1 `start`: parsed into the Join; any other value refuses every filter of that
-/// SUBSCRIBE with 0x83 and asks nothing of the backend.
-#[test]
-fn start_property_reaches_the_join_or_refuses() {
+fn content_mode_and_start_properties_reach_the_join() {
     use crate::seam::StartAt;
     let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(
-        4,
-        &[("app/demo", QoS::AtLeastOnce)],
-        vec![("start", "-15m")],
-        None,
+    let properties = vec![("content-mode", "binary"), ("start", "-15m")];
+    c.subscribe(4, &[("app/demo", QoS::AtLeastOnce)], properties, None);
+    let join = c.accept_join();
+    assert_eq!(join.filters[0].mode, Mode::Binary);
+    assert_eq!(
+        join.start,
+        StartAt::Ago(std::time::Duration::from_secs(900))
     );
-    let JoinRequest {
-        start,
-        member,
-        request,
-        ..
-    } = c.the_join();
-    assert_eq!(start, StartAt::Ago(std::time::Duration::from_secs(900)));
-    c.s.joined(member, request, Ok(()));
     assert_eq!(c.received(), suback(4, &[1]));
+}
 
-    c.subscribe(
-        5,
-        &[
-            ("app/demo", QoS::AtMostOnce),
-            ("app/readonly", QoS::AtMostOnce),
-        ],
-        vec![("start", "tomorrow")],
-        None,
-    );
-    assert!(c.events().is_empty());
-    assert_eq!(c.received(), suback(5, &[0x83, 0x83]));
+/// Any other value of `content-mode` or `start` refuses every filter of that SUBSCRIBE with
+/// 0x83 and asks nothing of the backend.
+#[test]
+fn unknown_content_mode_or_start_refuses_the_subscribe() {
+    let demo = ("app/demo", QoS::AtMostOnce);
+    let readonly = ("app/readonly", QoS::AtMostOnce);
+    for (filters, property, codes) in [
+        (&[readonly][..], ("content-mode", "fancy"), &[0x83][..]),
+        (&[demo, readonly], ("start", "tomorrow"), &[0x83, 0x83]),
+    ] {
+        let mut c = Client::connected(Version::V5, "c1", None);
+        c.subscribe(5, filters, vec![property], None);
+        assert!(c.events().is_empty());
+        assert_eq!(c.received(), suback(5, codes));
+    }
 }
 
 #[test]

@@ -13,15 +13,7 @@ fn a_new_group_gets_only_events_appended_after_joined() {
     let group = GroupKey::client(APP, "c1");
     let conn = shard.conn(1);
     assert_eq!(
-        shard.join(
-            &h,
-            APP,
-            conn,
-            7,
-            &group,
-            vec![whole(QoS::AtMostOnce, None)],
-            flow()
-        ),
+        shard.join_filters(&h, conn, 7, &group, vec![whole(QoS::AtMostOnce, None)]),
         Ok(())
     );
     let after: BTreeSet<_> = (0..3)
@@ -152,14 +144,12 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
     let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let conn = shard.conn(1);
     shard
-        .join(
+        .join_filters(
             &h,
-            APP,
             conn,
             1,
             &group,
             vec![topic("app/demo/d1/#", QoS::AtMostOnce, 1)],
-            flow(),
         )
         .ok();
     h.publish("d1", "t");
@@ -172,15 +162,7 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
     let consumed = h.wait_committed(&group, |c| c.iter().sum::<u64>() >= 2);
     assert_eq!(consumed.iter().sum::<u64>(), 2);
     shard
-        .join(
-            &h,
-            APP,
-            conn,
-            2,
-            &group,
-            vec![whole(QoS::AtMostOnce, Some(5))],
-            flow(),
-        )
+        .join_filters(&h, conn, 2, &group, vec![whole(QoS::AtMostOnce, Some(5))])
         .ok();
     h.publish("d1", "t");
     h.publish("d2", "t");
@@ -318,7 +300,7 @@ fn filters_route_by_device_and_channel() {
         topic("app/demo/d1/#", QoS::AtLeastOnce, 2),
     ];
     shard
-        .join(&h, APP, shard.conn(1), 1, &group, filters, flow())
+        .join_filters(&h, shard.conn(1), 1, &group, filters)
         .ok();
     h.publish("d1", "temp");
     h.publish("d2", "temp");
@@ -371,7 +353,7 @@ fn whole_app_and_topic_filter_give_one_delivery_on_the_app_topic() {
         whole(QoS::AtMostOnce, Some(1)),
     ];
     shard
-        .join(&h, APP, shard.conn(1), 1, &group, filters, flow())
+        .join_filters(&h, shard.conn(1), 1, &group, filters)
         .ok();
     h.publish("d1", "temp");
     let got = shard.collect(1);

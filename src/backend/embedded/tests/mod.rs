@@ -193,6 +193,18 @@ impl Shard {
         }
     }
 
+    /// Joins the application with `filters` and no limit on the connection.
+    fn join_filters(
+        &mut self,
+        h: &Harness,
+        conn: ConnId,
+        member: u32,
+        group: &GroupKey,
+        filters: Vec<MemberFilter>,
+    ) -> Result<(), BackendError> {
+        self.join(h, APP, conn, member, group, filters, flow())
+    }
+
     /// Joins with one whole-application filter and no limit on the connection.
     fn join_whole(
         &mut self,
@@ -202,7 +214,7 @@ impl Shard {
         group: &GroupKey,
         qos: QoS,
     ) -> Result<(), BackendError> {
-        self.join(h, APP, conn, member, group, vec![whole(qos, None)], flow())
+        self.join_filters(h, conn, member, group, vec![whole(qos, None)])
     }
 
     /// Joins `app` and waits for the answer; no delivery for this member may come before it.
