@@ -2,7 +2,6 @@
 //!
 //! Used for Kafka structured records and, through [`super::batch`], HTTP batch ingest.
 
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
