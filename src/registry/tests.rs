@@ -3,31 +3,8 @@
 use super::*;
 use crate::config::Config;
 
-const CONFIG: &str = r#"
-[[user]]
-name = "alice"
-api_keys = ["hash-a"]
-
-[[app]]
-name = "shop"
-owner = "olivia"
-members = { ada = "admin", max = "manager", rita = "reader", anonymous = "reader" }
-devices = [ { name = "door" }, { name = "old", enabled = false } ]
-
-[[app]]
-name = "open"
-members = { anonymous = "manager" }
-devices = [ { name = "d" } ]
-
-[[app]]
-name = "closed"
-owner = "olivia"
-devices = [ { name = "d" } ]
-
-[[app]]
-name = "admins"
-members = { anonymous = "admin" }
-"#;
+/// Users and applications covering every role, anonymous access and a disabled device.
+const CONFIG: &str = include_str!("../../tests/fixtures/registry.toml");
 
 fn registry() -> Registry {
     let config = Config::from_toml_str(CONFIG, "test", std::iter::empty()).unwrap();
