@@ -9,6 +9,8 @@
 //! - `idle`: N connections held open with keep-alive; RSS per connection, connect rate.
 //! - `soak`: a steady rate for a long time; RSS and lag over time.
 //! - `kafka`: the service's Kafka path against a bare rdkafka consumer (its own knobs).
+//! - `http`: single-event POSTs from many keep-alive connections (the device side), against the
+//!   service or `loadtest/http-reference`.
 //!
 //! Event sources: the service's HTTP batch ingest (default), Kafka (`--source kafka`), or, with
 //! `--target-broker HOST:PORT`, MQTT publishers to a plain broker (Mosquitto, rumqttd), so the
@@ -17,6 +19,7 @@
 //! message. See `loadtest/compare` for the side-by-side run.
 
 mod driver;
+mod http_load;
 mod kafka;
 mod net;
 mod payload;
@@ -81,6 +84,9 @@ enum Scenario {
     /// produce-to-MQTT latency. Needs the service running with `backend.kind = "kafka"` on the
     /// same broker.
     Kafka(kafka::Args),
+    /// HTTP: single-event POSTs from N keep-alive connections (default 1,000), closed loop or at
+    /// --rate; requests/s, latency, the server's CPU and RSS per connection.
+    Http(http_load::Args),
 }
 
 fn main() {
@@ -106,6 +112,7 @@ fn main() {
             kafka::run(args);
             0
         }
+        Scenario::Http(args) => http_load::run(args),
     };
     std::process::exit(code);
 }
