@@ -542,7 +542,14 @@ impl Conn {
             deadline: ctx.now + deferred.timeout,
             on_timeout: deferred.on_timeout,
         };
-        (deferred.start)(Responder::new(ctx.inbox.clone(), self.key, seq));
+        let responder = Responder::new(ctx.inbox.clone(), self.key, seq);
+        if catch_unwind(AssertUnwindSafe(|| (deferred.start)(responder))).is_err() {
+            tracing::error!("HTTP handler panicked starting a deferred reply");
+            if let Phase::Waiting { request, .. } = std::mem::replace(&mut self.phase, Phase::Done)
+            {
+                self.answer(ctx, request, internal_error(), true);
+            }
+        }
     }
 
     /// A deferred reply arrived for request `seq`.
