@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(value_name = "USER")]
         user: String,
     },
+    /// Tell the running service to reload its configuration (SIGHUP): checks the file given with
+    /// `-c` first (exit 2 if it is invalid, nothing is sent), then signals the process named by
+    /// its `server.pid_file` (or MQTT_INTEGRATION__SERVER__PID_FILE). The service logs what it
+    /// applied and what needs a restart.
+    Reload,
 }
 
 /// Loads and checks `file` as the service would (with the process's `MQTT_INTEGRATION__…`
@@ -89,6 +94,47 @@ pub fn api_key(user: &str) -> Result<String, String> {
     let NewApiKey { key, hash } =
         auth::generate_api_key().map_err(|e| format!("no random numbers from the OS: {e}"))?;
     Ok(format!("{key}\n{hash}\n"))
+}
+
+/// `reload`: checks `file` as `check-config` does, then sends SIGHUP to the process whose pid
+/// `server.pid_file` holds. Returns the line to print.
+pub fn reload(file: Option<&Path>) -> Result<String, ReloadFailure> {
+    // The file the service will read, checked as it will check it: a file that would be refused
+    // is not worth a signal.
+    if let Some(file) = file {
+        check_config(file).map_err(ReloadFailure::Config)?;
+    }
+    let config =
+        Config::load(file, config::process_environment()).map_err(ReloadFailure::Config)?;
+    let source = file.map_or("the built-in configuration".into(), |f| {
+        f.display().to_string()
+    });
+    let Some(pid_file) = config.server.pid_file() else {
+        return Err(ReloadFailure::Runtime(format!(
+            "{source}: server.pid_file is not set, so the running service cannot be found; set it (and restart once), or send SIGHUP yourself (systemctl reload mqtt-integration)"
+        )));
+    };
+    let pid = crate::ops::PidFile::read(pid_file).map_err(ReloadFailure::Runtime)?;
+    let target = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| ReloadFailure::Runtime(format!("{}: no valid pid", pid_file.display())))?;
+    rustix::process::kill_process(target, rustix::process::Signal::HUP).map_err(|e| {
+        ReloadFailure::Runtime(format!(
+            "cannot signal process {pid} (from {}): {e}; is the service still running, and are you its user?",
+            pid_file.display()
+        ))
+    })?;
+    Ok(format!(
+        "sent SIGHUP to process {pid}; it reloads {source} (see its log for what it applied)"
+    ))
+}
+
+/// Why `reload` sent nothing.
+#[derive(Debug)]
+pub enum ReloadFailure {
+    /// The file is invalid (exit 2).
+    Config(ConfigError),
+    /// The service cannot be found or signalled (exit 1).
+    Runtime(String),
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -152,6 +198,13 @@ mod tests {
     }
 
     #[test]
+    fn reload_command() {
+        let cli = parse(&["-c", "x.toml", "reload"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Reload));
+        assert_eq!(cli.config.as_deref(), Some(Path::new("x.toml")));
+    }
+
+    #[test]
     fn api_key_output_round_trips() {
         let out = api_key("alice").unwrap();
         let lines: Vec<&str> = out.lines().collect();
@@ -162,6 +215,7 @@ mod tests {
         let users = [config::UserConfig {
             name: "alice".into(),
             api_keys: vec![lines[1].to_owned()],
+            admin: false,
         }];
         let authenticator =
             auth::Authenticator::new(&config::AuthConfig::default(), &users).unwrap();

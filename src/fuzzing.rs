@@ -10,7 +10,7 @@ use crate::backend::kafka::codec;
 use crate::cloudevents::Event;
 use crate::config::Config;
 use crate::protocol::{self, Version};
-use crate::registry::{Identity, Registry};
+use crate::registry::{Current, Identity, Registry};
 use crate::seam::{BackendError, ConnId};
 use crate::session::{Session, SessionConfig, SessionEvent};
 use crate::shard::transport::WsStream;
@@ -107,9 +107,11 @@ fn drain(s: &mut Session) {
 }
 
 /// Built once: parsing the TOML on every input would make the session target ten times slower.
-fn registry() -> Arc<Registry> {
-    static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(|| Arc::new(build_registry())).clone()
+fn registry() -> Arc<Current> {
+    static REGISTRY: std::sync::OnceLock<Arc<Current>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Arc::new(build_registry().into()))
+        .clone()
 }
 
 fn build_registry() -> Registry {

@@ -11,6 +11,7 @@
 //! - [`registry`]: applications, devices, users and who may do what.
 //! - [`config`]: the typed configuration file.
 //! - [`http`]: ingest and operations routes.
+//! - [`inbox`]: commands waiting for devices that fetch them over HTTP.
 //! - [`ops`]: running under a service manager: log format, systemd notify, loop liveness.
 // `deny`, not `forbid`: one module may opt out (backend::kafka::payload, zero-copy Kafka
 // payloads; its documentation argues why that is sound).
@@ -23,6 +24,7 @@ pub mod cloudevents;
 pub mod config;
 pub mod fuzzing;
 pub mod http;
+pub mod inbox;
 pub mod metrics;
 pub mod ops;
 pub mod protocol;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use mqtt_integration::cli::{self, Cli, Command};
 use mqtt_integration::config::{Config, LogFormat};
-use mqtt_integration::ops::{logging, systemd};
-use mqtt_integration::server::Server;
+use mqtt_integration::ops::{logging, systemd, PidFile};
+use mqtt_integration::server::{reload, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 fn main() -> ExitCode {
@@ -39,18 +39,33 @@ fn main() -> ExitCode {
                 ExitCode::from(cli::EXIT_RUNTIME as u8)
             }
         },
+        Some(Command::Reload) => match cli::reload(cli.config.as_deref()) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(cli::ReloadFailure::Config(e)) => {
+                eprintln!("{e}\nnothing was sent: the running service keeps its configuration");
+                ExitCode::from(cli::EXIT_CONFIG as u8)
+            }
+            Err(cli::ReloadFailure::Runtime(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::from(cli::EXIT_RUNTIME as u8)
+            }
+        },
         None => run(cli.config.as_deref()),
     }
 }
 
 fn run(config_path: Option<&Path>) -> ExitCode {
-    let config = match Config::load(config_path, mqtt_integration::config::process_environment()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(cli::EXIT_CONFIG as u8);
-        }
-    };
+    let mut config =
+        match Config::load(config_path, mqtt_integration::config::process_environment()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(cli::EXIT_CONFIG as u8);
+            }
+        };
     // After loading: the format is configured. Configuration errors above go to stderr as text.
     logging::init(config.log.format);
     let open_files = mqtt_integration::ops::open_files::raise_to_hard_limit();
@@ -90,6 +105,15 @@ fn run(config_path: Option<&Path>) -> ExitCode {
         server.shutdown();
         return ExitCode::SUCCESS;
     }
+    // Written once ready: `mqtt-integration reload` signals only a process that can reload.
+    let _pid_file = match config.server.pid_file().map(|p| (p, PidFile::create(p))) {
+        None => None,
+        Some((_, Ok(file))) => Some(file),
+        Some((path, Err(e))) => {
+            tracing::error!(path = %path.display(), "cannot write server.pid_file: {e}; `mqtt-integration reload` will not find this process (send SIGHUP by pid)");
+            None
+        }
+    };
     systemd::ready();
     let watchdog = systemd::Watchdog::start(server.liveness().clone());
     tracing::info!(
@@ -100,8 +124,8 @@ fn run(config_path: Option<&Path>) -> ExitCode {
     );
     for signal in signals.forever() {
         if signal == SIGHUP {
-            // Live reconfiguration (issue #16) goes here: systemd::reloading() before applying,
-            // systemd::ready() after.
+            // Live reconfiguration: applications, devices, users, keys and [auth].
+            reload::on_signal(&server, config_path, &mut config);
             // Certificate rotation: re-read the TLS files without dropping connections.
             for result in server.reload_tls() {
                 match result {

@@ -129,6 +129,33 @@ fn ready_then_watchdog_pings_then_stopping_on_sigterm() {
 }
 
 #[test]
+fn a_reload_is_announced_as_reloading_then_ready() {
+    let sock = NotifySocket::bind();
+    let svc = start_notified(&sock, &[]);
+    sock.collect(Duration::from_secs(10), |m| m == "READY=1");
+    assert!(std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(svc.child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let msgs = sock.collect(Duration::from_secs(5), |m| m == "READY=1");
+    let reloading = msgs
+        .iter()
+        .position(|m| m.1.starts_with("RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1: {msgs:?}"));
+    assert!(
+        msgs[reloading].1.contains("MONOTONIC_USEC="),
+        "Type=notify-reload needs the time: {msgs:?}"
+    );
+    assert_eq!(
+        msgs.last().map(|m| m.1.as_str()),
+        Some("READY=1"),
+        "{msgs:?}"
+    );
+}
+
+#[test]
 fn watchdog_pings_stop_when_an_event_loop_is_stuck() {
     let sock = NotifySocket::bind();
     // Debug-build test hook: shard 0's loop hangs 3 s after start-up.

@@ -49,19 +49,20 @@ fn api_key(user: &str) -> (String, String) {
     (key.to_owned(), hash.to_owned())
 }
 
-/// Tokens (HS256) and anonymous access allowed; `ops` connects with an API key.
-fn with_tokens(env: &[(&str, &str)], ops_hash: &str) -> Service {
+/// Tokens (HS256) and anonymous access allowed; `ops` connects with an API key, and so does
+/// `root`, an admin user (`admin = true`).
+fn with_tokens(env: &[(&str, &str)], ops_hash: &str, root_hash: &str) -> Service {
     let auth = format!(
         "[auth]\nallow_anonymous = true\n[auth.oauth]\nissuer = \"{ISSUER}\"\nhs256_secret = \"{SECRET}\"\n"
     );
     let apps = format!(
-        "[[user]]\nname = \"ops\"\napi_keys = [\"{ops_hash}\"]\n\n{}",
+        "[[user]]\nname = \"ops\"\napi_keys = [\"{ops_hash}\"]\n\n[[user]]\nname = \"root\"\napi_keys = [\"{root_hash}\"]\nadmin = true\n\n{}",
         common::APPS
     );
     Service::start_with(&auth, &apps, env)
 }
 
-/// (status, `WWW-Authenticate`, content type, body) of `GET path`.
+/// (status, the `WWW-Authenticate` challenges joined by `; `, content type, body) of `GET path`.
 fn get(svc: &Service, path: &str, authorization: Option<&str>) -> (u16, String, String, String) {
     let mut request = ureq::get(&format!("http://{}{path}", svc.http));
     if let Some(value) = authorization {
@@ -72,10 +73,7 @@ fn get(svc: &Service, path: &str, authorization: Option<&str>) -> (u16, String, 
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("GET {path}: {e}"),
     };
-    let www = response
-        .header("WWW-Authenticate")
-        .unwrap_or_default()
-        .to_owned();
+    let www = response.all("WWW-Authenticate").join("; ");
     let content_type = response.content_type().to_owned();
     (
         response.status(),
@@ -112,13 +110,16 @@ fn family_sum(metrics: &str, name: &str) -> i64 {
 }
 
 #[test]
-fn admin_mode_needs_a_token_with_the_admin_role() {
+fn admin_mode_needs_the_admin_role_of_a_token_or_an_admin_user() {
     let (key, hash) = api_key("ops");
-    let svc = with_tokens(&[], &hash);
+    let (root_key, root_hash) = api_key("root");
+    let svc = with_tokens(&[], &hash, &root_hash);
     let admin = format!("Bearer {}", token("root", true));
     let plain = format!("Bearer {}", token("alice", false));
-    // A valid API key, but API-key users are plain users: only a token carries the admin role.
+    // A valid API key, but `ops` is a plain user.
     let basic = format!("Basic {}", STANDARD.encode(format!("ops:{key}")));
+    // What a browser sends once its user typed an admin user's name and API key.
+    let admin_basic = format!("Basic {}", STANDARD.encode(format!("root:{root_key}")));
     assert_eq!(
         svc.ingest("demo", "device1", "t", "text/plain", b"x"),
         202,
@@ -134,13 +135,16 @@ fn admin_mode_needs_a_token_with_the_admin_role() {
         ] {
             let (code, www, _, body) = get(&svc, path, authorization);
             assert_eq!(code, 401, "{path} with {authorization:?}: {body}");
+            // Basic first: a browser answers it with a login prompt.
             assert!(
-                www.starts_with("Bearer"),
+                www.starts_with("Basic realm=") && www.contains("; Bearer realm="),
                 "{path}: WWW-Authenticate {www:?}"
             );
             let error: Value = serde_json::from_str(&body).unwrap();
             assert!(error["error"].as_str().is_some(), "{body}");
         }
+        let (code, _, _, body) = get(&svc, path, Some(&admin_basic));
+        assert_eq!(code, 200, "{path} as an admin user: {body}");
         let (code, _, content_type, body) = get(&svc, path, Some(&admin));
         assert_eq!(code, 200, "{path} as admin: {body}");
         if path == "/" {

@@ -35,6 +35,8 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::SystemTime;
 
 pub use api_key::{generate as generate_api_key, ApiKeyHash, NewApiKey};
@@ -48,21 +50,44 @@ use crate::session::{ConnectRefusal, ConnectRequest};
 use remote::RefreshPolicy;
 use token::TokenVerifier;
 
-/// Checks credentials. Cheap to clone (one `Arc`).
+/// Checks credentials. Cheap to clone (one `Arc`); every clone sees a [`Authenticator::replace`]
+/// (a reload) from its next check on.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
-    inner: Arc<Inner>,
+    inner: Arc<ArcSwap<Inner>>,
 }
 
 #[derive(Debug)]
 struct Inner {
     allow_anonymous: bool,
     tokens: Option<TokenVerifier>,
-    /// User name → hashes of its API keys.
-    users: HashMap<String, Vec<ApiKeyHash>>,
+    /// User name → hashes of its API keys, and whether they grant the admin role.
+    users: HashMap<String, (Vec<ApiKeyHash>, bool)>,
     /// Checked against when the user is unknown, so that an unknown user costs as much time
     /// as a known one with a wrong key (user names are not probed by timing).
     decoy: ApiKeyHash,
+}
+
+impl Inner {
+    fn new(
+        auth: &AuthConfig,
+        users: &[UserConfig],
+        policy: RefreshPolicy,
+    ) -> Result<Inner, AuthSetupError> {
+        let users = parse_users(users)?;
+        let tokens = match &auth.oauth {
+            Some(oauth) => Some(TokenVerifier::with_policy(oauth, policy)?),
+            None => None,
+        };
+        let decoy = ApiKeyHash::parse(&generate_api_key().map_err(random_failed)?.hash)
+            .expect("a generated hash parses");
+        Ok(Inner {
+            allow_anonymous: auth.allow_anonymous,
+            tokens,
+            users,
+            decoy,
+        })
+    }
 }
 
 impl Authenticator {
@@ -77,21 +102,21 @@ impl Authenticator {
         users: &[UserConfig],
         policy: RefreshPolicy,
     ) -> Result<Authenticator, AuthSetupError> {
-        let users = parse_users(users)?;
-        let tokens = match &auth.oauth {
-            Some(oauth) => Some(TokenVerifier::with_policy(oauth, policy)?),
-            None => None,
-        };
-        let decoy = ApiKeyHash::parse(&generate_api_key().map_err(random_failed)?.hash)
-            .expect("a generated hash parses");
+        let inner = Inner::new(auth, users, policy)?;
         Ok(Authenticator {
-            inner: Arc::new(Inner {
-                allow_anonymous: auth.allow_anonymous,
-                tokens,
-                users,
-                decoy,
-            }),
+            inner: Arc::new(ArcSwap::from_pointee(inner)),
         })
+    }
+
+    /// Puts new settings and users in force (a reload): API keys, `allow_anonymous` and the
+    /// token keys (the JWKS file is read again; a JWKS URL gets a new refresher and the old one
+    /// stops). On an error nothing changes. Connections keep the identity they authenticated
+    /// as; whether that identity may still read is the registry's question
+    /// ([`crate::registry::Current`]).
+    pub fn replace(&self, auth: &AuthConfig, users: &[UserConfig]) -> Result<(), AuthSetupError> {
+        let inner = Inner::new(auth, users, RefreshPolicy::default())?;
+        self.inner.store(Arc::new(inner));
+        Ok(())
     }
 
     /// Decides a CONNECT's identity from its credentials (spec 2.6); logs why a refusal
@@ -113,7 +138,7 @@ impl Authenticator {
         // check), so this never hides an API-key login.
         let username = req.username.as_ref().filter(|u| !u.is_empty());
         let result = match (username, &req.password) {
-            (None, None) if self.inner.allow_anonymous => Ok(Authenticated {
+            (None, None) if self.inner.load().allow_anonymous => Ok(Authenticated {
                 identity: Identity::Anonymous,
                 expires_at: None,
             }),
@@ -152,7 +177,7 @@ impl Authenticator {
         token: &str,
         now: SystemTime,
     ) -> Result<Authenticated, AuthError> {
-        match &self.inner.tokens {
+        match &self.inner.load().tokens {
             Some(verifier) => verifier.verify(token, now),
             None => Err(AuthError::TokensNotConfigured),
         }
@@ -160,8 +185,9 @@ impl Authenticator {
 
     /// Checks `user` and one of its API keys.
     pub fn authenticate_api_key(&self, user: &str, key: &str) -> Result<Authenticated, AuthError> {
-        let Some(hashes) = self.inner.users.get(user) else {
-            let _ = self.inner.decoy.verify(key);
+        let inner = self.inner.load();
+        let Some((hashes, admin)) = inner.users.get(user) else {
+            let _ = inner.decoy.verify(key);
             return Err(AuthError::UnknownUser {
                 user: user.to_owned(),
             });
@@ -174,8 +200,8 @@ impl Authenticator {
         Ok(Authenticated {
             identity: Identity::User {
                 name: user.to_owned(),
-                // API-key users are plain users; the admin role comes only from tokens.
-                admin: false,
+                // `admin = true` in the user's `[[user]]` entry; else a plain user.
+                admin: *admin,
             },
             expires_at: None,
         })
@@ -183,7 +209,7 @@ impl Authenticator {
 
     /// Whether requests without credentials are anonymous (else refused).
     pub fn allows_anonymous(&self) -> bool {
-        self.inner.allow_anonymous
+        self.inner.load().allow_anonymous
     }
 }
 
@@ -197,7 +223,9 @@ pub fn check_config(auth: &AuthConfig, users: &[UserConfig]) -> Result<(), AuthS
     }
 }
 
-fn parse_users(users: &[UserConfig]) -> Result<HashMap<String, Vec<ApiKeyHash>>, AuthSetupError> {
+type Users = HashMap<String, (Vec<ApiKeyHash>, bool)>;
+
+fn parse_users(users: &[UserConfig]) -> Result<Users, AuthSetupError> {
     let mut out = HashMap::with_capacity(users.len());
     for (i, user) in users.iter().enumerate() {
         let hashes = user
@@ -212,7 +240,7 @@ fn parse_users(users: &[UserConfig]) -> Result<HashMap<String, Vec<ApiKeyHash>>,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        out.insert(user.name.clone(), hashes);
+        out.insert(user.name.clone(), (hashes, user.admin));
     }
     Ok(out)
 }

@@ -10,6 +10,7 @@
 //! messages. Nothing outside this module reaches into `embedded::` or `kafka::` (but the fuzz
 //! entry points in `crate::fuzzing`): what others need is re-exported here.
 
+mod command_inbox;
 mod consumer;
 pub mod embedded;
 pub mod kafka;
@@ -52,7 +53,14 @@ impl Backend {
 
     /// Has [`Backend::shutdown`] run `f` after the workers stopped (or gave up waiting).
     pub fn on_stopped(mut self, f: impl FnOnce() + Send + 'static) -> Backend {
-        self.on_stopped = Some(Box::new(f));
+        // After what was set before (each part of the backend stops what it started).
+        self.on_stopped = Some(match self.on_stopped.take() {
+            Some(before) => Box::new(move || {
+                before();
+                f();
+            }),
+            None => Box::new(f),
+        });
         self
     }
 

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use super::command_inbox::OfferingProducer;
 use super::embedded::{self, DiskOptions, EmbeddedLog, EmbeddedOptions};
 use super::kafka;
+use super::kafka::command_reader::CommandReader;
 use super::Backend;
 use crate::config::{BackendKind, Config, Storage};
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 
 /// Starts the backend `config` names for its applications and has `metrics` read the backend's
@@ -16,6 +19,7 @@ use crate::metrics::Metrics;
 pub fn start(
     config: &Config,
     metrics: &Metrics,
+    inbox: &Arc<Inbox>,
 ) -> Result<(Backend, Option<Arc<EmbeddedLog>>), String> {
     let started = match config.backend.kind {
         BackendKind::Embedded => {
@@ -42,8 +46,17 @@ pub fn start(
                 }
             }
             .map_err(|e| e.to_string())?;
+            // Commands reach devices waiting over HTTP once stored.
+            let mut backend = backend;
+            backend.producer = Arc::new(OfferingProducer {
+                inner: backend.producer.clone(),
+                inbox: inbox.clone(),
+            });
             let lags = log.clone();
+            let commands = inbox.clone();
             metrics.set_collector(move |m| {
+                commands.sweep(std::time::Instant::now());
+                m.raise_commands_expired(commands.expired_total());
                 m.replace_group_lags(lags.group_lag().into_iter().map(|(g, lag)| (g, lag as i64)));
                 m.raise_records_skipped(lags.skipped_records() + crate::seam::unroutable_records());
                 m.set_groups(lags.groups() as i64);
@@ -66,6 +79,10 @@ pub fn start(
                 config.backend.group_retention,
             )
             .map_err(|e| e.to_string())?;
+            // Every instance reads the command topic for the devices waiting on it.
+            let reader = CommandReader::start(&config.backend.kafka, inbox.clone())
+                .map_err(|e| format!("cannot start the command topic's reader: {e}"))?;
+            let backend = backend.on_stopped(move || reader.stop());
             metrics.set_collector(move |m| {
                 m.replace_group_lags(stats.lags.lock().iter().map(|(g, lag)| (g.clone(), *lag)));
                 m.raise_records_skipped(

@@ -129,6 +129,11 @@ pub struct UserConfig {
     /// Several keys let you rotate without downtime.
     #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Connecting with one of these keys grants the admin role, as a token carrying
+    /// `auth.oauth.admin_role` does: every right on every application, and the status page.
+    /// For operators; devices and applications should not have it.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl fmt::Debug for UserConfig {
@@ -136,6 +141,7 @@ impl fmt::Debug for UserConfig {
         f.debug_struct("UserConfig")
             .field("name", &self.name)
             .field("api_keys", &Redacted(self.api_keys.len()))
+            .field("admin", &self.admin)
             .finish()
     }
 }

@@ -104,6 +104,10 @@ pub struct EmbeddedConfig {
     /// they change (a crash delivers again at most this much of what was acknowledged).
     #[serde(with = "humantime_serde")]
     pub offsets_flush_interval: Duration,
+    /// A command for a device that is not waiting for one over HTTP is kept this long for it
+    /// to ask, then dropped (and counted): devices that poll every N seconds need N here.
+    #[serde(with = "humantime_serde")]
+    pub command_ttl: Duration,
 }
 
 /// `backend.embedded.storage`.
@@ -134,6 +138,8 @@ pub enum Fsync {
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// `backend.embedded.retention_age` by default: 7 days.
 pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// `backend.embedded.command_ttl` by default.
+pub const DEFAULT_COMMAND_TTL: Duration = Duration::from_secs(30);
 /// `backend.embedded.offsets_flush_interval` by default.
 pub const DEFAULT_OFFSETS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -150,6 +156,7 @@ impl Default for EmbeddedConfig {
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             retention_age: DEFAULT_RETENTION_AGE,
             offsets_flush_interval: DEFAULT_OFFSETS_FLUSH_INTERVAL,
+            command_ttl: DEFAULT_COMMAND_TTL,
         }
     }
 }

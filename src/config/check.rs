@@ -197,6 +197,7 @@ fn backend(backend: &BackendConfig) -> Checked {
         embedded.key("offsets_flush_interval"),
         backend.embedded.offsets_flush_interval,
     )?;
+    positive_duration(embedded.key("command_ttl"), backend.embedded.command_ttl)?;
     if backend.kind == BackendKind::Kafka {
         let kafka = KeyPath::root().key("backend").key("kafka");
         if backend.kafka.bootstrap_servers.trim().is_empty() {

@@ -7,8 +7,9 @@
 //! [`ConfigError`] naming the source, the key and the problem. See `docs/configuration.md`.
 //!
 //! Owns: the configuration's types, its defaults, environment overrides and every check of it,
-//! done once at start-up. Must not touch: sockets, threads, backends or sessions; nothing reads a
-//! file or the environment for configuration but this module.
+//! done at start-up and again by each reload ([`needs_restart`]: what a reload cannot change).
+//! Must not touch: sockets, threads, backends or sessions; nothing reads a file or the
+//! environment for configuration but this module.
 
 mod app;
 mod auth;
@@ -19,6 +20,7 @@ mod error;
 mod http;
 mod key_path;
 mod listener;
+mod live;
 mod load;
 mod log;
 mod mqtt;
@@ -38,6 +40,7 @@ pub use env::{process_environment, ENV_PREFIX};
 pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
 pub use http::{HttpConfig, StatusPage};
 pub use listener::{ListenerConfig, ListenerKind, DEFAULT_WS_PATH};
+pub use live::needs_restart;
 pub use load::DEFAULT_TOML;
 pub use log::{LogConfig, LogFormat};
 pub use mqtt::MqttConfig;

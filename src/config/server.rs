@@ -1,6 +1,7 @@
 //! `[server]`: process-wide limits and timeouts.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -36,6 +37,10 @@ pub struct ServerConfig {
     /// process exits. Match it to your orchestrator's termination grace period.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Where the running process writes its pid (removed at exit), so that
+    /// `mqtt-integration reload` can find it and send SIGHUP. Unset or "": no pid file (read it
+    /// through [`ServerConfig::pid_file`]).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -47,11 +52,19 @@ impl Default for ServerConfig {
             max_packet_size: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            pid_file: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// `pid_file`, unless unset or empty.
+    pub fn pid_file(&self) -> Option<&std::path::Path> {
+        self.pid_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
     /// The number of event-loop threads to start: `threads`, or one per core when it is 0.
     pub fn shard_threads(&self) -> usize {
         resolve_threads(self.threads)

@@ -52,6 +52,7 @@ pub(crate) fn one(
     })?;
     state
         .registry
+        .load()
         .authorize_device_write(&identity, app, device)
         .map_err(|e| device_refusal(&e, &identity, app, device))?;
     let content_type = request
@@ -82,6 +83,7 @@ pub(crate) fn batch(state: &HttpState, request: &Request<'_>, app: &str) -> Resu
     let identity = authenticate(state, request)?;
     state
         .registry
+        .load()
         .authorize(&identity, app, Access::Write)
         .map_err(|e| app_refusal(&e, &identity, app))?;
     let content_type = request.header("Content-Type").unwrap_or("");
@@ -111,6 +113,7 @@ pub(crate) fn batch(state: &HttpState, request: &Request<'_>, app: &str) -> Resu
             check_device: &|device: &str| {
                 names::check_device(device)?;
                 registry
+                    .load()
                     .authorize_device_write(&identity, &app, device)
                     .map(|_| ())
                     .map_err(|e| device_problem(&e, &app, device))

@@ -40,7 +40,7 @@ pub use server::{HttpLimits, HttpServer};
 pub use status::StatusSettings;
 
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::Current;
 use crate::seam::Producer;
 
 /// Default for [`HttpState::max_body_size`]: 1 MiB.
@@ -48,7 +48,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 
 /// What every request handler shares.
 pub struct HttpState {
-    pub registry: Arc<Registry>,
+    pub registry: Arc<Current>,
     pub producer: Arc<dyn Producer>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<dyn HttpAuthenticator>,

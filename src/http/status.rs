@@ -4,8 +4,10 @@
 //! counted twice. The page is one static file compiled into the binary (no build step, no
 //! CDN); its script polls the JSON route and draws the rates itself.
 //!
-//! Both routes need the admin role (a token carrying `auth.oauth.admin_role`) unless
-//! `http.status_page = "public"`: group names name clients, which is not for everyone.
+//! Both routes need the admin role (a token carrying `auth.oauth.admin_role`, or the API key of
+//! a `[[user]]` with `admin = true`) unless `http.status_page = "public"`: group names name
+//! clients, which is not for everyone. The `401` offers Basic as well as Bearer, so that a plain
+//! browser asks for the admin user's name and API key.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -24,8 +26,11 @@ use crate::registry::Identity;
 
 const PAGE: &str = include_str!("status.html");
 
-/// Only a token can carry the admin role (API-key users are plain users).
-const WWW_AUTHENTICATE: &str = "Bearer realm=\"mqtt-integration status\"";
+/// The challenges of a `401`: Basic first, the one browsers answer with a login prompt.
+const CHALLENGES: [&str; 2] = [
+    "Basic realm=\"mqtt-integration status\", charset=\"UTF-8\"",
+    "Bearer realm=\"mqtt-integration status\"",
+];
 
 /// What the status routes need beyond the shared [`HttpState`].
 #[derive(Debug, Clone)]
@@ -170,16 +175,22 @@ fn authorize(state: &HttpState, request: &Request<'_>) -> Result<(), Reply> {
         return Ok(());
     }
     let refused = |message: String| {
-        Reply::error(401, message).with_header("WWW-Authenticate", WWW_AUTHENTICATE)
+        CHALLENGES
+            .iter()
+            .fold(Reply::error(401, message), |reply, challenge| {
+                reply.with_header("WWW-Authenticate", *challenge)
+            })
     };
     match state.auth.authenticate(request.header("Authorization")) {
         Ok(Identity::User { admin: true, .. }) => Ok(()),
         Ok(who) => Err(refused(format!(
-            "the status page needs the admin role (a token with `auth.oauth.admin_role`); \
-             {who} does not have it; or set `http.status_page = \"public\"`"
+            "the status page needs the admin role (a token with `auth.oauth.admin_role`, or the \
+             API key of a [[user]] with `admin = true`); {who} does not have it; or set \
+             `http.status_page = \"public\"`"
         ))),
         Err(AuthFailure::Missing) => Err(refused(
-            "the status page needs the admin role: send `Authorization: Bearer <token>` with \
+            "the status page needs the admin role: log in as a [[user]] with `admin = true` \
+             (Basic: user name and API key), send `Authorization: Bearer <token>` with \
              `auth.oauth.admin_role`, or set `http.status_page = \"public\"`"
                 .to_owned(),
         )),

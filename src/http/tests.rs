@@ -137,7 +137,7 @@ impl Harness {
         let metrics = Arc::new(Metrics::default());
         let listeners_ready = Arc::new(AtomicBool::new(false));
         let state = HttpState {
-            registry: Arc::new(registry()),
+            registry: Arc::new(registry().into()),
             producer: producer.clone(),
             metrics: metrics.clone(),
             auth,

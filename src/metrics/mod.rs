@@ -67,6 +67,12 @@ pub struct Metrics {
     ready: Gauge,
     /// `server.max_connections`, so that alerts and the status page can compare against it.
     max_connections: Gauge,
+    /// Commands dropped because no device asked for them within `command_ttl`.
+    commands_expired: Counter,
+    /// Reloads (SIGHUP) by outcome: `[ok, failed]`.
+    config_reloads: [Counter; 2],
+    /// When the configuration in force was loaded, in seconds since the Unix epoch.
+    config_loaded: Gauge,
     /// HTTP answers by status code (index `code - 100`); plain atomics, 4 KiB in all.
     http_responses: [AtomicU64; HTTP_CODES],
     /// The embedded log on disk (issue #14): bytes of segments per application.
@@ -129,6 +135,9 @@ impl Metrics {
             group_lag: Mutex::new(BTreeMap::new()),
             ready: Gauge::new(),
             max_connections: Gauge::new(),
+            commands_expired: Counter::new(),
+            config_reloads: [Counter::new(), Counter::new()],
+            config_loaded: Gauge::new(),
             http_responses: [const { AtomicU64::new(0) }; HTTP_CODES],
             log_bytes: Mutex::new(BTreeMap::new()),
             log_segments: Gauge::new(),
@@ -218,6 +227,14 @@ impl Metrics {
     }
 
     /// Raises the skipped-records counter to `total` (for a backend that keeps its own count).
+    /// Raises the count of commands dropped unclaimed to `total` (the inbox's own count).
+    pub fn raise_commands_expired(&self, total: u64) {
+        let now = self.commands_expired.0.load(Relaxed);
+        if total > now {
+            self.commands_expired.add(total - now);
+        }
+    }
+
     pub fn raise_records_skipped(&self, total: u64) {
         let now = self.records_skipped.0.load(Relaxed);
         if total > now {
@@ -238,6 +255,19 @@ impl Metrics {
     /// Whether the service is ready (what `/readyz` reports), for `mqtt_integration_ready`.
     pub fn set_ready(&self, ready: bool) {
         self.ready.0.store(i64::from(ready), Relaxed);
+    }
+
+    /// Counts a reload of the configuration file (SIGHUP), applied or refused.
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reloads[usize::from(!ok)].add(1);
+    }
+
+    /// Records when the configuration now in force was loaded (at start, and by each reload).
+    pub fn set_config_loaded(&self, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.config_loaded.0.store(secs as i64, Relaxed);
     }
 
     /// Sets the configured connection limit (`server.max_connections`).

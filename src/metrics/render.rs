@@ -160,6 +160,27 @@ impl Metrics {
             "The configured limit of open client connections (server.max_connections).",
             &[unlabelled(self.max_connections.value())],
         );
+        family(
+            "mqtt_integration_commands_expired_total",
+            "counter",
+            "Commands dropped because no device asked for them over HTTP within backend.embedded.command_ttl.",
+            &[unlabelled(self.commands_expired.value())],
+        );
+        family(
+            "mqtt_integration_config_reloads_total",
+            "counter",
+            "Reloads of the configuration file (SIGHUP, `mqtt-integration reload`): applied (ok) or refused, the old configuration staying in force (failed).",
+            &[
+                ("{outcome=\"ok\"}".to_owned(), self.config_reloads[0].value()),
+                ("{outcome=\"failed\"}".to_owned(), self.config_reloads[1].value()),
+            ],
+        );
+        family(
+            "mqtt_integration_config_loaded_timestamp_seconds",
+            "gauge",
+            "When the configuration in force was loaded (start or last applied reload), Unix time.",
+            &[unlabelled(self.config_loaded.value())],
+        );
         let responses: Vec<_> = self
             .http_responses()
             .map(|(code, n)| (format!("{{code=\"{code}\"}}"), i128::from(n)))

@@ -43,6 +43,9 @@ fn every_family_has_help_and_type() {
         ("mqtt_integration_max_connections", "gauge"),
         ("mqtt_integration_ready", "gauge"),
         ("mqtt_integration_http_responses_total", "counter"),
+        ("mqtt_integration_config_reloads_total", "counter"),
+        ("mqtt_integration_commands_expired_total", "counter"),
+        ("mqtt_integration_config_loaded_timestamp_seconds", "gauge"),
     ] {
         assert_family(&text, name, kind);
     }

@@ -2,8 +2,7 @@
 //!
 //! Without `NOTIFY_SOCKET` (not started by systemd) every call here does nothing.
 //! - [`ready`]: once the listeners are bound and the backend is ready.
-//! - [`reloading`]: the hook for live reload (issue #16): call it before applying a new
-//!   configuration, and [`ready`] after.
+//! - [`reloading`]: before a reload (SIGHUP) is applied, and [`ready`] after.
 //! - [`stopping`]: at the start of a graceful shutdown.
 //! - [`Watchdog`]: `WATCHDOG=1` every half `WATCHDOG_USEC`, only while every event loop's
 //!   heartbeat ([`Liveness`]) is fresh; a stuck loop stops the pings and systemd restarts us.
@@ -18,10 +17,14 @@ use sd_notify::NotifyState;
 use super::Liveness;
 
 fn send(state: NotifyState) {
+    send_all(&[state]);
+}
+
+fn send_all(states: &[NotifyState]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    if let Err(e) = sd_notify::notify(false, &[state]) {
+    if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
     }
 }
@@ -30,8 +33,13 @@ pub fn ready() {
     send(NotifyState::Ready);
 }
 
+/// `RELOADING=1` with `MONOTONIC_USEC` (`Type=notify-reload` refuses a reload without it);
+/// [`ready`] ends the reload.
 pub fn reloading() {
-    send(NotifyState::Reloading);
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send_all(&[NotifyState::Reloading, now]),
+        Err(_) => send(NotifyState::Reloading),
+    }
 }
 
 pub fn stopping() {

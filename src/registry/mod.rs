@@ -1,13 +1,15 @@
 //! Applications, devices, users and who may do what (spec §3).
 //!
-//! The [`Registry`] is built once from a checked [`Config`] and never changes; lookups are
-//! hash-map reads, cheap enough for every SUBSCRIBE, command and ingest request.
+//! A [`Registry`] is built from a checked [`Config`] and never changes; a reload builds a new one
+//! and puts it in force whole ([`Current`]). Lookups are hash-map reads, cheap enough for every
+//! SUBSCRIBE, command and ingest request.
 //!
 //! Owns: applications, devices, users and the rights of each identity on them. Must not touch:
 //! credentials (checking who someone is belongs to [`crate::auth`]), sockets, sessions or
 //! backends; it reads only the checked configuration.
 
 mod app;
+mod current;
 mod error;
 mod identity;
 #[cfg(test)]
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 use crate::config::Config;
 
 pub use app::{App, Device};
+pub use current::Current;
 pub use error::{AccessError, DeviceAccessError};
 pub use identity::{Access, Identity};
 pub use user::User;

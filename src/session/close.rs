@@ -1,12 +1,14 @@
-//! How a session ends: the connect, keep-alive and token timeouts, take-over and shutdown,
-//! protocol violations and decode errors (DISCONNECT with a reason to v5 clients), and the
-//! teardown that hands the groups to leave back to the shell.
+//! How a session ends: the connect, keep-alive and token timeouts, take-over, rights revoked by
+//! a reload, shutdown, protocol violations and decode errors (DISCONNECT with a reason to v5
+//! clients), and the teardown that hands the groups to leave back to the shell.
 
 use std::time::Instant;
 
 use super::deliver::take_unsent;
+use super::filter::parse;
 use super::{encode_into, CloseReason, Session, State};
 use crate::protocol::{DecodeError, Disconnect, Packet, Properties, ReasonCode, Version};
+use crate::registry::{Access, Registry};
 use crate::seam::{AckToken, GroupKey};
 
 impl Session {
@@ -51,6 +53,36 @@ impl Session {
             "another connection with the same client id",
             CloseReason::TakenOver,
         );
+    }
+
+    /// The registry was replaced (a reload): a subscriber that may no longer read an application
+    /// it subscribed to, or whose application is gone, is disconnected (v5: DISCONNECT `0x87`
+    /// Not authorized; v3.1.1, which has no DISCONNECT from the server, is closed). Returns
+    /// whether it was. Dropping only the subscription would leave the client waiting for
+    /// events that never come, with no way to learn why.
+    pub fn recheck_rights(&mut self, registry: &Registry) -> bool {
+        if self.state != State::Connected {
+            return false;
+        }
+        let Some(subs) = self.subscribed.as_deref() else {
+            return false;
+        };
+        let revoked = subs.subscriptions.keys().find_map(|filter| {
+            // Every held filter parsed when it was granted.
+            let app = parse(filter).ok()?.app;
+            let allowed = registry.authorize(&self.identity, app, Access::Read);
+            allowed.is_err().then(|| app.to_owned())
+        });
+        let Some(app) = revoked else {
+            return false;
+        };
+        tracing::info!(client = %self.client_id, app, "a reload revoked this client's read permission; disconnecting");
+        self.disconnect(
+            ReasonCode::NOT_AUTHORIZED,
+            &format!("not authorized: no read permission on application {app} any more (configuration reloaded)"),
+            CloseReason::RightsRevoked { app },
+        );
+        true
     }
 
     /// The server is stopping (spec 6).

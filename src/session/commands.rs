@@ -85,11 +85,11 @@ impl Session {
         let Some(target) = parse_command_topic(p.topic) else {
             return self.refuse_command(&p, CommandRefusal::InvalidTopic);
         };
-        if let Err(e) =
-            self.config
-                .registry
-                .authorize_device_write(&self.identity, target.app, target.device)
-        {
+        if let Err(e) = self.config.registry.load().authorize_device_write(
+            &self.identity,
+            target.app,
+            target.device,
+        ) {
             tracing::info!(client = %self.client_id, topic = p.topic, "command refused: {e}");
             return self.refuse_command(&p, CommandRefusal::NotAuthorized);
         }

@@ -43,7 +43,7 @@ pub use stats::Stats;
 use subscribed::{trim_deque, Subscribed};
 
 use crate::protocol::{self, Packet, ReasonCode, Version};
-use crate::registry::{Identity, Registry};
+use crate::registry::{Current, Identity};
 use crate::seam::{AckToken, ConnId, GroupKey, MemberFilter, StartAt};
 
 /// Settings shared by every session of a server.
@@ -62,7 +62,7 @@ pub struct SessionConfig {
     pub server_keep_alive: Option<u16>,
     /// Filters one connection may hold (`mqtt.max_subscriptions_per_connection`).
     pub max_subscriptions: usize,
-    pub registry: Arc<Registry>,
+    pub registry: Arc<Current>,
 }
 
 /// What the shell must do on the session's behalf.
@@ -171,6 +171,11 @@ pub enum CloseReason {
     ReauthenticationFailed,
     ConnectRefused(ConnectRefusal),
     TakenOver,
+    /// A reload took away the right to read an application this session subscribed to (or the
+    /// application itself).
+    RightsRevoked {
+        app: String,
+    },
     ServerShutdown,
     /// An MQTT 3.1.1 command failed; 3.1.1 has no way to say so but closing (spec 2.5).
     CommandFailed(String),

@@ -131,10 +131,11 @@ impl Session {
                 });
                 continue;
             }
-            if let Err(e) = self
-                .config
-                .registry
-                .authorize(&self.identity, target.app, Access::Read)
+            if let Err(e) =
+                self.config
+                    .registry
+                    .load()
+                    .authorize(&self.identity, target.app, Access::Read)
             {
                 tracing::info!(client = %self.client_id, filter = f.filter, "subscription refused: {e}");
                 // One text for an unknown application and a missing right: names cannot be

@@ -376,6 +376,18 @@ impl Shard {
         }
     }
 
+    fn recheck_rights(&mut self) {
+        let registry = self.ctx.session.registry.load();
+        let revoked: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(slot, conn)| conn.session.recheck_rights(&registry).then_some(slot))
+            .collect();
+        for slot in revoked {
+            self.mark_dirty(slot);
+        }
+    }
+
     // ----- channels -----------------------------------------------------------------------
 
     fn drain_channels(&mut self) {
@@ -383,6 +395,7 @@ impl Shard {
         while let Ok(msg) = self.control.try_recv() {
             match msg {
                 Control::Kick(id) => self.kick_local(id),
+                Control::RecheckRights => self.recheck_rights(),
                 Control::Shutdown => self.begin_shutdown(),
             }
         }
@@ -559,6 +572,7 @@ impl Shard {
                     CloseReason::ProtocolViolation { .. }
                         | CloseReason::TokenExpired
                         | CloseReason::ReauthenticationFailed
+                        | CloseReason::RightsRevoked { .. }
                         | CloseReason::CommandFailed(_)
                 )
             ) {

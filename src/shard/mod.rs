@@ -63,6 +63,9 @@ pub struct ShardContext {
 pub enum Control {
     /// Close this connection: its client id was taken over (spec 2.6).
     Kick(ConnId),
+    /// The registry was replaced (a reload): end the connections whose subscriptions it no
+    /// longer allows.
+    RecheckRights,
     /// Stop accepting, tell clients, close everything, exit.
     Shutdown,
 }

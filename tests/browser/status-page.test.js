@@ -53,6 +53,16 @@ function adminToken(user) {
   return `${header}.${body}.${b64url(sig)}`;
 }
 
+/** A new API key for `user` from the binary's own `api-key` command: { key, hash }. */
+function apiKey(user) {
+  const out = require('node:child_process').execFileSync(BIN, ['api-key', user], { encoding: 'utf8' });
+  const [key, hash] = out.trim().split('\n');
+  return { key, hash };
+}
+
+/** The admin user (`admin = true`) whose name and key the browser test types in. */
+const ROOT = apiKey('root');
+
 /** Starts the binary with the status page `access` ("public" | "admin"); resolves when ready. */
 async function startService(dir, access) {
   const ports = { mqtt: await freePort(), http: await freePort() };
@@ -76,6 +86,11 @@ allow_anonymous = true
 [auth.oauth]
 issuer = "${ISSUER}"
 hs256_secret = "${SECRET}"
+
+[[user]]
+name = "root"
+api_keys = ["${ROOT.hash}"]
+admin = true
 
 [[app]]
 name = "demo"
@@ -289,14 +304,33 @@ describe('status page in headless Chromium', { timeout: 90_000 }, () => {
     }
   });
 
-  it('needs an admin token in admin mode', async () => {
+  it('needs an admin token or an admin user\'s login in admin mode', async () => {
     const svc = await startService(state.dir, 'admin');
     try {
+      const refused = await fetch(`${svc.http}/`, { signal: AbortSignal.timeout(WAIT) });
+      assert.equal(refused.status, 401);
+      // Both challenges (fetch joins repeated headers with ", "); Basic first, so that a browser
+      // asks for a login.
+      const challenges = refused.headers.get('www-authenticate') || '';
+      assert.match(challenges, /^Basic realm="mqtt-integration status"/, challenges);
+      assert.match(challenges, /Bearer realm=/, challenges);
+      // A browser without a login to give: the prompt is dismissed (playwright: the navigation
+      // fails with ERR_INVALID_AUTH_CREDENTIALS) and nothing of the page is shown.
       const anonymous = await state.browser.newPage();
-      const refused = await anonymous.goto(`${svc.http}/`);
-      assert.equal(refused.status(), 401);
-      assert.match(refused.headers()['www-authenticate'] || '', /^Bearer/);
+      await assert.rejects(anonymous.goto(`${svc.http}/`), /ERR_INVALID_AUTH_CREDENTIALS/);
       await anonymous.close();
+
+      // A person at a plain browser: answers the login prompt with the admin user's name and API
+      // key (playwright answers the Basic challenge as the prompt would); the page's polls reuse
+      // the login, as browsers do within the realm.
+      const login = await state.browser.newContext({
+        httpCredentials: { username: 'root', password: ROOT.key },
+      });
+      const typed = await login.newPage();
+      assert.equal((await typed.goto(`${svc.http}/`)).status(), 200);
+      await until('two polls after the login', async () => (await shown(typed)).polls >= 2);
+      assert.equal((await shown(typed)).error, '');
+      await login.close();
 
       // A client that sends the token with every request (here: the browser context's headers,
       // as a proxy in front of the page would) sees the page, and the page's polls pass too.

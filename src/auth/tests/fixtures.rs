@@ -194,6 +194,7 @@ pub fn user(name: &str, api_keys: &[&str]) -> UserConfig {
     UserConfig {
         name: name.to_owned(),
         api_keys: api_keys.iter().map(|s| (*s).to_owned()).collect(),
+        admin: false,
     }
 }
 

@@ -78,3 +78,24 @@ fn refusals_say_why_without_the_secret() {
         }
     }
 }
+
+#[test]
+fn an_admin_users_api_key_grants_the_admin_role_and_a_reload_can_take_it_away() {
+    let key = crate::auth::generate_api_key().unwrap();
+    let mut root = user("root", &[&key.hash]);
+    root.admin = true;
+    let auth = Authenticator::new(&auth_config(false, None), &[root.clone()]).unwrap();
+    let basic = format!("Basic {}", STANDARD.encode(format!("root:{}", key.key)));
+    assert_eq!(
+        check(&auth, Some(&basic)),
+        Ok(Identity::User {
+            name: "root".into(),
+            admin: true
+        })
+    );
+    // A clone (as the shards and the HTTP server hold) sees the replacement.
+    let seen_by_http = auth.clone();
+    root.admin = false;
+    auth.replace(&auth_config(false, None), &[root]).unwrap();
+    assert_eq!(check(&seen_by_http, Some(&basic)), Ok(user_named("root")));
+}

@@ -1,10 +1,12 @@
-//! The log itself: one [`AppLog`] (`app_log`) per application (known at start), the command stream, the
-//! offset store and the doorbells, behind one shared [`EmbeddedLog`].
+//! The log itself: one [`AppLog`] (`app_log`) per application (those configured at start, and
+//! those a reload adds), the command stream, the offset store and the doorbells, behind one
+//! shared [`EmbeddedLog`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::Sender;
 
 use super::app_log::AppLog;
@@ -12,6 +14,7 @@ use super::commands::CommandLog;
 use super::disk::DirLock;
 use super::hash;
 use super::partition::{Partition, Retention};
+use super::storage::{self, DiskOptions};
 use super::store::OffsetStore;
 use super::sync_request::{Done, Msg};
 use super::wake::Wakers;
@@ -23,7 +26,14 @@ use crate::seam::{BackendError, Record};
 /// tests, tools and metrics (the service itself talks to the backend through the seam).
 pub struct EmbeddedLog {
     partitions: u32,
-    apps: HashMap<Arc<str>, Arc<AppLog>>,
+    /// Replaced whole when a reload adds applications; readers load it without a lock.
+    apps: ArcSwap<HashMap<Arc<str>, Arc<AppLog>>>,
+    /// How the log of an application added at run time is made.
+    options: EmbeddedOptions,
+    /// On disk: where, and the segment size (`None` in memory).
+    disk: Option<(DiskOptions, u64)>,
+    /// One [`EmbeddedLog::add_apps`] at a time.
+    adding: parking_lot::Mutex<()>,
     commands: CommandLog,
     pub(crate) store: OffsetStore,
     pub(crate) wakers: Wakers,
@@ -35,6 +45,14 @@ pub struct EmbeddedLog {
     pub(crate) syncer: Option<Sender<Msg>>,
     /// On disk: `dir/LOCK`, held while the log is open.
     _lock: Option<DirLock>,
+}
+
+/// Where a log on disk lives: its settings, the size of its segments (for the logs of
+/// applications added later) and the directory's lock.
+pub(crate) struct OnDisk {
+    pub options: DiskOptions,
+    pub segment_bytes: u64,
+    pub lock: DirLock,
 }
 
 /// The on-disk log's size, from [`EmbeddedLog::disk_size`].
@@ -65,10 +83,14 @@ impl EmbeddedLog {
         let workers = wakers.len();
         EmbeddedLog {
             partitions: options.partitions,
-            apps: apps
-                .into_iter()
-                .map(|name| (name.clone(), Arc::new(AppLog::new(name, options, workers))))
-                .collect(),
+            apps: ArcSwap::from_pointee(
+                apps.into_iter()
+                    .map(|name| (name.clone(), Arc::new(AppLog::new(name, options, workers))))
+                    .collect(),
+            ),
+            options: *options,
+            disk: None,
+            adding: parking_lot::Mutex::new(()),
             commands: CommandLog::new(
                 options.partitions,
                 Retention {
@@ -89,35 +111,73 @@ impl EmbeddedLog {
     /// [`super::storage::open`]; `syncer` when appends wait for its fdatasync.
     pub(crate) fn on_disk(
         options: &EmbeddedOptions,
+        disk: OnDisk,
         apps: Vec<Arc<str>>,
         partitions: Vec<Box<[Partition]>>,
         wakers: Wakers,
         store: OffsetStore,
-        lock: DirLock,
         syncer: Option<Sender<Msg>>,
     ) -> EmbeddedLog {
         let mut log = EmbeddedLog::new(options, Vec::new(), wakers);
         let workers = log.wakers.len();
-        log.apps = apps
-            .into_iter()
-            .zip(partitions)
-            .map(|(name, parts)| {
-                let app = AppLog::with_partitions(name.clone(), parts, workers);
-                (name, Arc::new(app))
-            })
-            .collect();
+        log.apps = ArcSwap::from_pointee(
+            apps.into_iter()
+                .zip(partitions)
+                .map(|(name, parts)| {
+                    let app = AppLog::with_partitions(name.clone(), parts, workers);
+                    (name, Arc::new(app))
+                })
+                .collect(),
+        );
+        log.disk = Some((disk.options, disk.segment_bytes));
         log.store = store;
-        log._lock = Some(lock);
+        log._lock = Some(disk.lock);
         log.syncer = syncer;
         log
     }
 
-    pub(crate) fn app(&self, name: &str) -> Option<&Arc<AppLog>> {
-        self.apps.get(name)
+    pub(crate) fn app(&self, name: &str) -> Option<Arc<AppLog>> {
+        self.apps.load().get(name).cloned()
     }
 
-    pub(crate) fn apps(&self) -> impl Iterator<Item = &Arc<AppLog>> {
-        self.apps.values()
+    pub(crate) fn apps(&self) -> Vec<Arc<AppLog>> {
+        self.apps.load().values().cloned().collect()
+    }
+
+    /// Adds the applications of `names` this log does not have yet (a reload configured them):
+    /// in memory, empty; on disk, opened in `dir` (recovering what an earlier run left there).
+    /// Applications are never removed at run time: a reload that drops one takes away every
+    /// right to it (the registry's), and its log stays until a restart.
+    pub fn add_apps(&self, names: &[&str]) -> Result<Vec<String>, BackendError> {
+        let _one = self.adding.lock();
+        let current = self.apps.load_full();
+        let mut next = (*current).clone();
+        let mut added = Vec::new();
+        let workers = self.wakers.len();
+        for &name in names {
+            if next.contains_key(name) {
+                continue;
+            }
+            let name: Arc<str> = Arc::from(name);
+            let app = match &self.disk {
+                None => AppLog::new(name.clone(), &self.options, workers),
+                Some((disk, segment_bytes)) => {
+                    let parts = storage::open_app(disk, &name, self.partitions, *segment_bytes)
+                        .map_err(|e| {
+                            BackendError::Unavailable(format!(
+                                "cannot open the log of application {name}: {e}"
+                            ))
+                        })?;
+                    AppLog::with_partitions(name.clone(), parts, workers)
+                }
+            };
+            added.push(name.to_string());
+            next.insert(name, Arc::new(app));
+        }
+        if !added.is_empty() {
+            self.apps.store(Arc::new(next));
+        }
+        Ok(added)
     }
 
     /// Appends `events` to `app`'s log, one batch per partition (partition = hash of the
@@ -129,8 +189,7 @@ impl EmbeddedLog {
         events: Vec<Event>,
     ) -> Result<(Arc<AppLog>, Vec<PartitionAppend>), BackendError> {
         let log = self
-            .apps
-            .get(app)
+            .app(app)
             .ok_or_else(|| BackendError::UnknownStream(app.to_owned()))?;
         let mut by_partition: Vec<(Vec<usize>, Vec<Event>)> = Vec::new();
         let mut slot = vec![usize::MAX; self.partitions as usize];
@@ -166,7 +225,7 @@ impl EmbeddedLog {
                 result,
             });
         }
-        Ok((log.clone(), appended))
+        Ok((log, appended))
     }
 
     /// Completes appends made by [`EmbeddedLog::append_batch`]: `done` runs once the
@@ -245,7 +304,7 @@ impl EmbeddedLog {
     ) -> Result<(u32, u64), BackendError> {
         // Commands for applications this backend does not know are refused like events: the
         // application must exist (spec 2.5).
-        if !self.apps.contains_key(app) {
+        if !self.apps.load().contains_key(app) {
             return Err(BackendError::UnknownStream(app.to_owned()));
         }
         Ok(self.commands.append(app, device, event))
@@ -255,7 +314,7 @@ impl EmbeddedLog {
     pub fn disk_size(&self) -> Option<DiskSize> {
         let mut size = DiskSize::default();
         let mut on_disk = false;
-        for app in self.apps.values() {
+        for app in self.apps.load().values() {
             let mut bytes = 0;
             for disk in app.partitions.iter().filter_map(Partition::disk) {
                 on_disk = true;
@@ -270,8 +329,8 @@ impl EmbeddedLog {
     }
 
     /// The applications, in no particular order.
-    pub fn applications(&self) -> impl Iterator<Item = &str> {
-        self.apps.keys().map(|k| &**k)
+    pub fn applications(&self) -> Vec<String> {
+        self.apps.load().keys().map(|k| k.to_string()).collect()
     }
 
     /// Partitions per application.
@@ -286,13 +345,13 @@ impl EmbeddedLog {
 
     /// The next offset to be written, per partition.
     pub fn end_offsets(&self, app: &str) -> Option<Vec<u64>> {
-        let log = self.apps.get(app)?;
+        let log = self.app(app)?;
         Some(log.partitions.iter().map(Partition::end).collect())
     }
 
     /// The first retained offset, per partition.
     pub fn first_offsets(&self, app: &str) -> Option<Vec<u64>> {
-        let log = self.apps.get(app)?;
+        let log = self.app(app)?;
         Some(log.partitions.iter().map(Partition::first).collect())
     }
 
@@ -304,7 +363,8 @@ impl EmbeddedLog {
         from: u64,
         max: usize,
     ) -> Option<Vec<Arc<Record>>> {
-        let p = self.apps.get(app)?.partitions.get(partition as usize)?;
+        let log = self.app(app)?;
+        let p = log.partitions.get(partition as usize)?;
         let mut out = Vec::new();
         p.read(from, max, &mut out);
         Some(out)
@@ -320,12 +380,13 @@ impl EmbeddedLog {
     /// pass. Idle groups that have read everything are left out, so that `/metrics` stays small
     /// with many groups (issue #17).
     pub fn group_lag(&self) -> Vec<(String, u64)> {
+        let apps = self.apps.load();
         let mut out: Vec<(String, u64)> = self
             .store
             .snapshot()
             .into_iter()
             .filter_map(|(name, app, committed, active)| {
-                let log = self.apps.get(&app)?;
+                let log = apps.get(&app)?;
                 let lag = log
                     .partitions
                     .iter()

@@ -174,13 +174,18 @@ where
             let (tx, rx) = crossbeam_channel::unbounded();
             // Appends wait for the syncer only with `fsync = "always"`.
             let waits = (disk.fsync == crate::config::Fsync::Always).then(|| tx.clone());
+            let on_disk = log::OnDisk {
+                options: disk.clone(),
+                segment_bytes: storage::segment_bytes(retention_bytes),
+                lock: opened.lock,
+            };
             let log = Arc::new(EmbeddedLog::on_disk(
                 &options,
+                on_disk,
                 apps,
                 opened.partitions,
                 wake::Wakers::new(&senders),
                 offsets,
-                opened.lock,
                 waits,
             ));
             let run = syncer::Syncer::new(

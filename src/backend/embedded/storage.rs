@@ -55,7 +55,7 @@ pub(crate) struct Opened {
 
 /// Segments per partition are at most this large, and small enough that byte retention (whole
 /// segments) keeps within about a quarter of its limit.
-fn segment_bytes(retention_bytes_per_partition: u64) -> u64 {
+pub(crate) fn segment_bytes(retention_bytes_per_partition: u64) -> u64 {
     const MAX: u64 = 64 << 20;
     const MIN: u64 = 64 << 10;
     match retention_bytes_per_partition {
@@ -82,13 +82,8 @@ pub(crate) fn open(
     let mut opened = Vec::with_capacity(apps.len());
     let mut records = 0;
     for app in apps {
-        let parts = (0..partitions)
-            .map(|p| {
-                let disk = DiskPartition::open_with(dir, app, p, durability, segment_bytes)?;
-                records += disk.end() - disk.first();
-                Ok(Partition::on_disk(p, disk))
-            })
-            .collect::<Result<Box<[Partition]>, StoreError>>()?;
+        let parts = open_partitions(dir, app, partitions, durability, segment_bytes)?;
+        records += parts.iter().map(|p| p.end() - p.first()).sum::<u64>();
         opened.push(parts);
     }
     let (offsets, committed, _repair) = OffsetsFile::open(offsets_path(dir))?;
@@ -108,6 +103,38 @@ pub(crate) fn open(
         partitions: opened,
         offsets,
     })
+}
+
+/// Opens (creating or recovering) the partitions of an application added at run time, in the
+/// directory [`open`] locked.
+pub(crate) fn open_app(
+    options: &DiskOptions,
+    app: &str,
+    partitions: u32,
+    segment_bytes: u64,
+) -> Result<Box<[Partition]>, StoreError> {
+    open_partitions(
+        &options.dir,
+        app,
+        partitions,
+        options.durability(),
+        segment_bytes,
+    )
+}
+
+fn open_partitions(
+    dir: &Path,
+    app: &str,
+    partitions: u32,
+    durability: Durability,
+    segment_bytes: u64,
+) -> Result<Box<[Partition]>, StoreError> {
+    (0..partitions)
+        .map(|p| {
+            let disk = DiskPartition::open_with(dir, app, p, durability, segment_bytes)?;
+            Ok(Partition::on_disk(p, disk))
+        })
+        .collect()
 }
 
 /// A group committed past the end of a partition (its segments were lost or removed by hand,

@@ -136,9 +136,9 @@ impl Syncer {
 
     /// The timer's work; `last` at shutdown (everything synced and written, now).
     fn timed(&mut self, last: bool) {
+        let apps = self.log.apps();
         let every_partition = || {
-            self.log
-                .apps()
+            apps.iter()
                 .flat_map(|app| app.partitions.iter().filter_map(|p| p.disk()))
         };
         if self.options.fsync == Fsync::Interval || last {

@@ -57,7 +57,7 @@ impl worker::Backend for State {
     }
 
     fn join(&mut self, join: Join) {
-        let Some(app_log) = self.log.app(&join.app).cloned() else {
+        let Some(app_log) = self.log.app(&join.app) else {
             let unknown = BackendError::UnknownStream(join.app.to_string());
             join.link.send(joined(&join, Err(unknown)));
             return;

@@ -23,6 +23,7 @@
 mod bell;
 mod clients;
 pub mod codec;
+pub(crate) mod command_reader;
 mod context;
 mod group;
 mod open;

@@ -62,3 +62,47 @@ fn takeover_and_shutdown_tell_v5_clients_why() {
     c.s.shutdown();
     assert!(c.received().is_empty(), "3.1.1 has no server DISCONNECT");
 }
+
+/// The fixture's applications with `readonly` no longer readable by anonymous clients.
+fn registry_without_readonly_readers() -> Registry {
+    let apps = APPS.replace(
+        "name = \"readonly\"\nmembers = { anonymous = \"reader\" }",
+        "name = \"readonly\"",
+    );
+    assert_ne!(apps, APPS, "the fixture changed: update this test");
+    Registry::from_config(&Config::from_toml_str(&apps, "test", Vec::new()).unwrap())
+}
+
+#[test]
+fn a_reload_that_revokes_reading_disconnects_only_the_readers_it_concerns() {
+    let revoked = registry_without_readonly_readers();
+    for version in [Version::V5, Version::V311] {
+        let mut reader = Client::connected(version, "reader", None);
+        join(&mut reader, "app/demo/#", QoS::AtMostOnce);
+        join(&mut reader, "app/readonly/#", QoS::AtMostOnce);
+        reader.received();
+        let mut other = Client::connected(version, "other", None);
+        join(&mut other, "app/demo/#", QoS::AtMostOnce);
+        other.received();
+        let mut idle = Client::connected(version, "idle", None);
+
+        // The registry in force still allows everything: nothing happens.
+        assert!(!reader.s.recheck_rights(&reader.s.config.registry.load()));
+
+        assert!(reader.s.recheck_rights(&revoked));
+        assert!(reader.s.is_closed());
+        assert!(matches!(
+            reader.s.close_reason(),
+            Some(CloseReason::RightsRevoked { app }) if app == "readonly"
+        ));
+        let told = reader.received();
+        match version {
+            Version::V5 => assert_eq!(told, vec![Owned::Disconnect { code: 0x87 }]),
+            // MQTT 3.1.1 has no DISCONNECT from the server: the connection just closes.
+            _ => assert_eq!(told, vec![]),
+        }
+        assert!(!other.s.recheck_rights(&revoked));
+        assert!(!idle.s.recheck_rights(&revoked));
+        assert!(!other.s.is_closed() && !idle.s.is_closed());
+    }
+}

@@ -13,6 +13,7 @@ use crate::protocol::{
     Ack, Auth, Connect, Properties, Publish, QoS, Subscribe, SubscribeFilter, SubscribeOptions,
     Unsubscribe,
 };
+use crate::registry::Registry;
 use crate::seam::{AppAlias, BackendError, Delivery, Mode, Record, Selector};
 
 /// The applications every test configuration starts from: `demo` (open to anonymous clients,
@@ -35,7 +36,7 @@ fn config() -> Arc<SessionConfig> {
         connect_timeout: Duration::from_secs(5),
         server_keep_alive: None,
         max_subscriptions: 4,
-        registry: Arc::new(Registry::from_config(&config)),
+        registry: Arc::new(Registry::from_config(&config).into()),
     })
 }
 

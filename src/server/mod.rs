@@ -2,7 +2,10 @@
 //!
 //! [`Server::start`] builds the registry, starts the backend, binds every listener (so a bind
 //! error is reported before anything runs), spawns the shards and the HTTP server; the binary
-//! and the integration tests both start the service this way.
+//! and the integration tests both start the service this way. [`reload`]: a new configuration
+//! put in force in the running service (SIGHUP).
+
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::backend::{self, Backend, EmbeddedLog};
-use crate::config::Config;
+use crate::config::{BackendKind, Config};
 use crate::http::{HttpLimits, HttpServer, HttpState, StatusSettings};
+use crate::inbox::{Inbox, Keep};
 use crate::metrics::Metrics;
 use crate::ops::Liveness;
-use crate::registry::Registry;
+use crate::registry::{Current, Registry};
 use crate::session::SessionConfig;
 use crate::shard::{self, ClientIds, Control, ListenerSpec, PerIp, ShardContext, ShardPeer};
 use crate::tls::{TlsAcceptor, TlsFiles};
@@ -64,13 +68,17 @@ pub struct Server {
     acceptors: Vec<Arc<TlsAcceptor>>,
     shutdown_timeout: Duration,
     liveness: Arc<Liveness>,
+    /// What a reload replaces: the registry and the credentials in force.
+    registry: Arc<Current>,
+    auth: Authenticator,
 }
 
 impl Server {
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let metrics = Arc::new(Metrics::default());
         metrics.set_max_connections(config.server.max_connections as u64);
-        let registry = Arc::new(Registry::from_config(config));
+        let registry = Arc::new(Current::new(Registry::from_config(config)));
+        metrics.set_config_loaded(std::time::SystemTime::now());
         let auth = Authenticator::new(&config.auth, &config.users)?;
         let threads = config.server.shard_threads();
 
@@ -116,7 +124,15 @@ impl Server {
             }
         }
 
-        let (backend, embedded) = backend::start(config, &metrics).map_err(StartError::Backend)?;
+        // Commands for devices that fetch them over HTTP: kept for a while with the embedded
+        // backend; with Kafka, every instance reads them and hands out those its devices wait for.
+        let keep = match config.backend.kind {
+            BackendKind::Embedded => Keep::For(config.backend.embedded.command_ttl),
+            BackendKind::Kafka => Keep::OnlyWaiting,
+        };
+        let inbox = Arc::new(Inbox::new(keep));
+        let (backend, embedded) =
+            backend::start(config, &metrics, &inbox).map_err(StartError::Backend)?;
 
         let session = Arc::new(SessionConfig {
             max_packet_size: config.server.max_packet_size,
@@ -152,10 +168,10 @@ impl Server {
 
         let listeners_ready = Arc::new(AtomicBool::new(false));
         let state = HttpState {
-            registry,
+            registry: registry.clone(),
             producer: backend.producer.clone(),
             metrics: metrics.clone(),
-            auth: Arc::new(auth),
+            auth: Arc::new(auth.clone()),
             listeners_ready: listeners_ready.clone(),
             instance,
             max_body_size: config.http.max_body_size,
@@ -188,6 +204,8 @@ impl Server {
             acceptors,
             shutdown_timeout: config.server.shutdown_timeout,
             liveness,
+            registry,
+            auth,
         })
     }
 
