@@ -175,9 +175,13 @@ impl Conn {
             }
             if self.wants_input() && self.readable {
                 match self.inbound.receive(&mut self.stream, ctx.scratch) {
-                    Ok(0) => {}
-                    Ok(_) => {
+                    Ok(_) if self.inbound.eof => {}
+                    Ok(full) => {
                         self.last_in = ctx.now;
+                        // A short read emptied the socket: bytes arriving later raise a new
+                        // readiness event, so asking again now would only hear `WouldBlock`
+                        // (one system call per request saved).
+                        self.readable = full;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -33,22 +33,22 @@ impl Inbound {
         self.buf.len() - self.start < BUFFER
     }
 
-    /// Reads once from `stream` through `scratch`: the number of bytes kept (`0` at the end of
-    /// the stream, which sets [`Inbound::eof`]).
-    pub fn receive(&mut self, stream: &mut impl Read, scratch: &mut [u8]) -> io::Result<usize> {
+    /// Reads once from `stream` through `scratch`: whether the read filled all it asked for
+    /// (if not, the socket had no more for now). The end of the stream sets [`Inbound::eof`].
+    pub fn receive(&mut self, stream: &mut impl Read, scratch: &mut [u8]) -> io::Result<bool> {
         let room = BUFFER - (self.buf.len() - self.start);
         let want = room.min(scratch.len());
         let n = stream.read(&mut scratch[..want])?;
         if n == 0 {
             self.eof = true;
-            return Ok(0);
+            return Ok(false);
         }
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
         self.buf.extend_from_slice(&scratch[..n]);
-        Ok(n)
+        Ok(n == want)
     }
 
     /// Drops whatever is buffered (a connection that only lingers).
