@@ -118,8 +118,8 @@ fn ten_thousand_keep_alive_connections_from_50_addresses_are_all_answered() {
     }
     let took = started.elapsed();
     assert_eq!(ingested(&svc), 2 * CONNECTIONS as u64);
+    // ~10 s in debug here; not asserted (timings are noisy), each read is bounded instead.
     eprintln!("{CONNECTIONS} connections: connected in {connected:?}, 2 events each in {took:?}");
-    assert!(took < Duration::from_secs(60), "{took:?}");
     drop(conns);
 }
 
@@ -145,7 +145,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn a_slow_loris_is_cut_at_the_head_timeout_while_others_are_served() {
-    let svc = Service::start_with("", APPS, &[("MQTT_INTEGRATION__HTTP__HEAD_TIMEOUT", "3s")]);
+    let svc = Service::start_with("", APPS, &[("MQTT_INTEGRATION__HTTP__HEAD_TIMEOUT", "5s")]);
     let mut slow = connect_from(2, svc.http);
     let started = Instant::now();
     let trickle = std::thread::spawn(move || {
@@ -157,7 +157,7 @@ fn a_slow_loris_is_cut_at_the_head_timeout_while_others_are_served() {
                 break;
             }
             std::thread::sleep(Duration::from_secs(1));
-            if started.elapsed() > Duration::from_secs(6) {
+            if started.elapsed() > Duration::from_secs(8) {
                 break;
             }
         }
@@ -165,21 +165,23 @@ fn a_slow_loris_is_cut_at_the_head_timeout_while_others_are_served() {
     });
     // Meanwhile, another client is served, on one keep-alive connection.
     let mut other = connect_from(3, svc.http);
-    for seq in 0..5 {
+    for seq in 0..3 {
         other.write_all(event(seq, "").as_bytes()).unwrap();
-        let t = Instant::now();
         assert_eq!(response(&mut other).0, 202);
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let others_done = started.elapsed();
     let mut slow = trickle.join().unwrap();
     let (status, _, body) = response(&mut slow);
     let waited = started.elapsed();
     assert_eq!(status, 408, "{body}");
-    assert!(body.contains("not complete within 3.0 s"), "{body}");
-    assert!(waited >= Duration::from_millis(2900), "{waited:?}");
+    assert!(body.contains("not complete within 5.0 s"), "{body}");
+    assert!(waited >= Duration::from_millis(4900), "{waited:?}");
+    // The other client's answers came while the slow head was still arriving: it is cut no
+    // sooner than 5 s after its first byte.
+    assert!(others_done < Duration::from_millis(4900), "{others_done:?}");
     assert!(closed_within(&mut slow, Duration::from_secs(5)));
-    assert_eq!(ingested(&svc), 5);
+    assert_eq!(ingested(&svc), 3);
 }
 
 #[test]
