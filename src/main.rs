@@ -68,6 +68,8 @@ fn run(config_path: Option<&Path>) -> ExitCode {
         };
     // After loading: the format is configured. Configuration errors above go to stderr as text.
     logging::init(config.log.format);
+    let open_files = mqtt_integration::ops::open_files::raise_to_hard_limit();
+    tracing::debug!(?open_files, "open files limit");
     // Register for signals before starting, so an early SIGTERM is not lost.
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,

@@ -210,8 +210,16 @@ fn readyz_is_answered_beside_300_idle_sockets() {
 
 #[test]
 fn readyz_is_answered_when_every_place_is_held_by_a_request_in_progress() {
-    // Heads left unfinished hold their places for the head deadline (30 s here).
-    let svc = Service::start_with("", APPS, &[("MQTT_INTEGRATION__HTTP__HEAD_TIMEOUT", "30s")]);
+    // Heads left unfinished hold their places for the head deadline (30 s here). 256 places,
+    // as the server had before #15 (its default is 100,000 now).
+    let svc = Service::start_with(
+        "",
+        APPS,
+        &[
+            ("MQTT_INTEGRATION__HTTP__HEAD_TIMEOUT", "30s"),
+            ("MQTT_INTEGRATION__HTTP__MAX_CONNECTIONS", "256"),
+        ],
+    );
     let sub = Steady::new(&svc, "busy-places-sub", "app/demo");
     ingest_seq(&svc, 0);
     // The server's 256 places (and then some) in the middle of a head.

@@ -21,6 +21,15 @@ pub struct HttpConfig {
     /// slow links.
     #[serde(with = "humantime_serde")]
     pub head_timeout: Duration,
+    /// Event-loop threads serving the HTTP port; 0 = one per core.
+    pub threads: usize,
+    /// HTTP connections held at once. When all are taken an idle one is closed to make room;
+    /// when none is idle, new ones get `503` (a small reserve still answers `/healthz`,
+    /// `/readyz` and `/metrics`). Each takes a file descriptor: the process raises its open
+    /// files limit to the hard limit at start.
+    pub max_connections: usize,
+    /// HTTP connections from one IP address at once; 0 = no limit. Beyond it, `503`.
+    pub max_connections_per_ip: usize,
     /// Who may see the status page (`GET /`) and its JSON (`GET /api/v1/status`): `"admin"`
     /// (a token with `auth.oauth.admin_role`) or `"public"` (anyone who reaches the port). The
     /// page shows group names, which name clients, so it is not public by default.
@@ -36,12 +45,22 @@ pub enum StatusPage {
     Public,
 }
 
+impl HttpConfig {
+    /// The number of HTTP event loops to start: `threads`, or one per core when it is 0.
+    pub fn loop_threads(&self) -> usize {
+        super::server::resolve_threads(self.threads)
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8081)),
             max_body_size: 1024 * 1024,
             head_timeout: Duration::from_secs(10),
+            threads: 0,
+            max_connections: 100_000,
+            max_connections_per_ip: 0,
             status_page: StatusPage::Admin,
         }
     }

@@ -5,22 +5,25 @@
 //! only, it tells nothing of the application), authorization (`404`/`403`), content type (`415`), size (`413`, from
 //! `Content-Length` before reading anything, else while reading), content (`400`), and only then
 //! the backend, whose confirmation is awaited before answering `202`.
+//!
+//! Nothing here blocks the event loop that calls it: the checks before the body run on the head,
+//! the body is asked for with [`Answer::Body`], and the wait for the backend is an
+//! [`Answer::Later`] that the backend's completion callback answers.
 
-use std::io::Read;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use crossbeam_channel::RecvTimeoutError;
 use serde_json::json;
 
 use super::auth::AuthFailure;
 use super::names;
-use super::server::{Outcome, Reply, Request};
+use super::server::{Answer, Deferred, Reply, Request, Responder};
 use super::HttpState;
 use crate::cloudevents::{parse_batch, BatchContext, BatchError, Event, BATCH_CONTENT_TYPE};
+use crate::metrics::Metrics;
 use crate::registry::{Access, AccessError, DeviceAccessError, Identity};
-use crate::seam::BackendError;
+use crate::seam::{BackendError, Producer};
 
 /// How long to wait for the backend to confirm an event before answering `503`.
 pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,11 +36,11 @@ const WWW_AUTHENTICATE: &str = "Basic realm=\"mqtt-integration\", Bearer";
 /// `POST /api/v1/apps/<app>/devices/<device>/events/<channel>`
 pub(crate) fn one(
     state: &HttpState,
-    request: &mut Request<'_>,
+    request: &Request<'_>,
     app: &str,
     device: &str,
     channel: &str,
-) -> Outcome {
+) -> Result<Answer, Reply> {
     let identity = authenticate(state, request)?;
     // Before the registry: a name that cannot form a topic is a `400` whatever the registry
     // holds (spec 5; issue #17).
@@ -56,23 +59,27 @@ pub(crate) fn one(
         .header("Content-Type")
         .unwrap_or(DEFAULT_CONTENT_TYPE)
         .to_owned();
-    let data = read_body(request, state.max_body_size)?;
-    let event = Event::new_device_event(
-        app,
-        device,
-        channel,
-        device, // the device sends for itself; gateways are not modelled here
-        &state.instance,
-        Some(&content_type),
-        Bytes::from(data),
-        SystemTime::now(),
-    );
-    let accepted = publish(state, app, vec![event])?;
-    Ok(Reply::json(202, &json!({ "accepted": accepted })))
+    check_length(request, state.max_body_size)?;
+    let backend = Backend::of(state);
+    let (app, device, channel) = (app.to_owned(), device.to_owned(), channel.to_owned());
+    let instance = state.instance.clone();
+    Ok(Answer::body(state.max_body_size, move |data| {
+        let event = Event::new_device_event(
+            &app,
+            &device,
+            &channel,
+            &device, // the device sends for itself; gateways are not modelled here
+            &instance,
+            Some(&content_type),
+            Bytes::from(data),
+            SystemTime::now(),
+        );
+        backend.publish(app, vec![event])
+    }))
 }
 
 /// `POST /api/v1/apps/<app>/events`
-pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> Outcome {
+pub(crate) fn batch(state: &HttpState, request: &Request<'_>, app: &str) -> Result<Answer, Reply> {
     let identity = authenticate(state, request)?;
     state
         .registry
@@ -91,36 +98,45 @@ pub(crate) fn batch(state: &HttpState, request: &mut Request<'_>, app: &str) -> 
             format!("batch ingest needs Content-Type: {BATCH_CONTENT_TYPE} (found {found}); a single event goes to /api/v1/apps/<app>/devices/<device>/events/<channel>"),
         ));
     }
-    let body = read_body(request, state.max_body_size)?;
-    let ctx = BatchContext {
-        app,
-        instance: &state.instance,
-        now: SystemTime::now(),
-        check_device: &|device: &str| {
-            names::check_device(device)?;
-            state
-                .registry
-                .load()
-                .authorize_device_write(&identity, app, device)
-                .map(|_| ())
-                .map_err(|e| device_problem(&e, app, device))
-        },
-    };
-    let events = parse_batch(&body, &ctx)
-        .and_then(|events| check_subjects(app, events))
-        .map_err(|e| {
-        // All or nothing: say so, so that the client resends the whole batch once fixed.
-        let body = match e.index {
-            Some(index) => json!({
-                "error": format!("event {index}: {}; nothing of the batch was stored", e.reason),
-                "index": index,
-            }),
-            None => json!({ "error": format!("{}; nothing of the batch was stored", e.reason) }),
+    check_length(request, state.max_body_size)?;
+    let backend = Backend::of(state);
+    let (registry, app, instance) = (
+        state.registry.clone(),
+        app.to_owned(),
+        state.instance.clone(),
+    );
+    Ok(Answer::body(state.max_body_size, move |body| {
+        let ctx = BatchContext {
+            app: &app,
+            instance: &instance,
+            now: SystemTime::now(),
+            check_device: &|device: &str| {
+                names::check_device(device)?;
+                registry
+                    .load()
+                    .authorize_device_write(&identity, &app, device)
+                    .map(|_| ())
+                    .map_err(|e| device_problem(&e, &app, device))
+            },
         };
-        Reply::json(400, &body)
-    })?;
-    let accepted = publish(state, app, events)?;
-    Ok(Reply::json(202, &json!({ "accepted": accepted })))
+        match parse_batch(&body, &ctx).and_then(|events| check_subjects(&app, events)) {
+            Ok(events) => backend.publish(app, events),
+            Err(e) => Answer::Now(batch_refusal(&e)),
+        }
+    }))
+}
+
+/// A batch refused for one of its events, or as a whole.
+fn batch_refusal(e: &BatchError) -> Reply {
+    // All or nothing: say so, so that the client resends the whole batch once fixed.
+    let body = match e.index {
+        Some(index) => json!({
+            "error": format!("event {index}: {}; nothing of the batch was stored", e.reason),
+            "index": index,
+        }),
+        None => json!({ "error": format!("{}; nothing of the batch was stored", e.reason) }),
+    };
+    Reply::json(400, &body)
 }
 
 /// Refuses a batch whose event has a `subject` (its channel) that cannot form a topic; the device
@@ -239,95 +255,164 @@ fn is_media_type(content_type: &str, expected: &str) -> bool {
     media.eq_ignore_ascii_case(expected)
 }
 
-/// Reads the whole body, at most `limit` bytes: `413` as soon as it is known to be larger, so an
-/// oversized body is never held in memory. (The connection reads and drops the rest of a refused
-/// body, within a bound, before it answers: see `server::connection`.)
-fn read_body(request: &mut Request<'_>, limit: usize) -> Result<Vec<u8>, Reply> {
-    let too_large = || {
-        Reply::error(
+/// `413` for a body announced larger than `limit` bytes, before anything of it is read (a body
+/// without a length is measured while the server reads it, and refused as soon as it is too
+/// large, so an oversized body is never held in memory).
+fn check_length(request: &Request<'_>, limit: usize) -> Result<(), Reply> {
+    if request.body_length().is_some_and(|len| len > limit as u64) {
+        return Err(Reply::error(
             413,
             format!("the request body is larger than {limit} bytes (the configured maximum); send less data per request"),
-        )
-    };
-    let announced = request.body_length();
-    if announced.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+        ));
     }
-    let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize));
-    // One byte more than allowed tells an oversized chunked body from one of exactly `limit`.
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let unreadable =
-        |e: std::io::Error| Reply::error(400, format!("could not read the request body: {e}"));
-    request
-        .body()
-        .map_err(unreadable)?
-        .take(cap)
-        .read_to_end(&mut body)
-        .map_err(unreadable)?;
-    if body.len() > limit {
-        return Err(too_large());
-    }
-    Ok(body)
+    Ok(())
 }
 
-/// Hands `events` to the backend in order and waits until it confirmed every one (or failed one,
-/// or the timeout passed). Returns how many were accepted; counts them in the metrics.
-fn publish(state: &HttpState, app: &str, events: Vec<Event>) -> Result<usize, Reply> {
-    let total = events.len();
-    // Room for every completion, so that a completion never blocks the backend's thread.
-    let (tx, rx) = crossbeam_channel::bounded(total.max(1));
-    let mut outcome = Tally::default();
-    let published = state.producer.publish_events(
-        app,
-        events,
-        Arc::new(move |index, result| {
-            // The receiver is gone only when the request gave up waiting.
-            let _ = tx.send((index, result));
-        }),
-    );
-    let deadline = Instant::now() + PUBLISH_TIMEOUT;
-    while outcome.answered < published {
-        match rx.recv_deadline(deadline) {
-            Ok((index, result)) => outcome.record(index, result),
-            Err(RecvTimeoutError::Timeout) => {
-                outcome.stuck = Some(format!(
+/// What an ingest needs of the state once the request's head was checked.
+struct Backend {
+    producer: Arc<dyn Producer>,
+    metrics: Arc<Metrics>,
+}
+
+impl Backend {
+    fn of(state: &HttpState) -> Backend {
+        Backend {
+            producer: state.producer.clone(),
+            metrics: state.metrics.clone(),
+        }
+    }
+
+    /// Hands `events` to the backend in order; the reply comes once it confirmed every one
+    /// (`202` with how many), failed one, dropped them, or did not answer within
+    /// [`PUBLISH_TIMEOUT`] (`503`). Accepted events are counted in the metrics.
+    fn publish(self, app: String, events: Vec<Event>) -> Answer {
+        let progress = Arc::new(Mutex::new(Progress {
+            total: events.len(),
+            published: None,
+            tally: Tally::default(),
+            dropped: false,
+            responder: None,
+            metrics: self.metrics,
+            counted: false,
+        }));
+        let on_timeout = progress.clone();
+        Answer::Later(Deferred {
+            timeout: PUBLISH_TIMEOUT,
+            start: Box::new(move |responder| {
+                lock(&progress).responder = Some(responder);
+                let completion = Completion(progress.clone());
+                let published = self.producer.publish_events(
+                    &app,
+                    events,
+                    Arc::new(move |index, result| completion.record(index, result)),
+                );
+                let mut progress = lock(&progress);
+                progress.published = Some(published);
+                progress.answer_if_complete();
+            }),
+            on_timeout: Box::new(move || {
+                let mut progress = lock(&on_timeout);
+                progress.responder = None;
+                progress.tally.stuck = Some(format!(
                     "the event backend did not confirm within {} s",
                     PUBLISH_TIMEOUT.as_secs()
                 ));
-                break;
+                progress.reply()
+            }),
+        })
+    }
+}
+
+fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    progress.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An ingest between handing its events to the backend and its reply.
+struct Progress {
+    total: usize,
+    /// How many events the backend took (known once `publish_events` returned).
+    published: Option<usize>,
+    tally: Tally,
+    /// The backend let go of the completion callback.
+    dropped: bool,
+    /// Taken by the reply (or cleared by the timeout): answers go out once.
+    responder: Option<Responder>,
+    metrics: Arc<Metrics>,
+    /// The accepted events were counted (a timeout racing the last answer counts them once).
+    counted: bool,
+}
+
+impl Progress {
+    /// Replies if every answer is in, or none will come.
+    fn answer_if_complete(&mut self) {
+        let Some(published) = self.published else {
+            return;
+        };
+        if self.tally.answered < published {
+            if !self.dropped {
+                return;
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                outcome.stuck = Some(
-                    "the event backend dropped the event without an answer (shutting down?)"
-                        .to_owned(),
-                );
-                break;
-            }
+            self.tally.stuck = Some(
+                "the event backend dropped the event without an answer (shutting down?)".to_owned(),
+            );
+        }
+        if let Some(responder) = self.responder.take() {
+            let reply = self.reply();
+            responder.send(reply);
         }
     }
-    if outcome.accepted > 0 {
-        state.metrics.ingested(outcome.accepted as u64);
-    }
-    let problem = match (outcome.failed, outcome.stuck) {
-        (None, None) => return Ok(outcome.accepted),
-        (Some((index, error)), _) => backend_problem(total, index, &error),
-        (None, Some(why)) => why,
-    };
-    let unsure = outcome.answered < published;
-    let mut message = problem;
-    if total > 1 {
-        message.push_str(&format!(
-            "; {} of {total} events were accepted",
-            outcome.accepted
-        ));
-        if unsure {
-            message.push_str(" so far, more may follow");
+
+    /// The reply for the answers so far (counting the accepted events, once).
+    fn reply(&mut self) -> Reply {
+        let outcome = &self.tally;
+        if outcome.accepted > 0 && !self.counted {
+            self.metrics.ingested(outcome.accepted as u64);
         }
-        message.push_str("; retrying the whole batch may store those again");
-    } else if unsure {
-        message.push_str("; the event may still be stored, retrying may store it twice");
+        self.counted = true;
+        let total = self.total;
+        let published = self.published.unwrap_or(total);
+        let problem = match (&outcome.failed, &outcome.stuck) {
+            (None, None) => return Reply::json(202, &json!({ "accepted": outcome.accepted })),
+            (Some((index, error)), _) => backend_problem(total, *index, error),
+            (None, Some(why)) => why.clone(),
+        };
+        let unsure = outcome.answered < published;
+        let mut message = problem;
+        if total > 1 {
+            message.push_str(&format!(
+                "; {} of {total} events were accepted",
+                outcome.accepted
+            ));
+            if unsure {
+                message.push_str(" so far, more may follow");
+            }
+            message.push_str("; retrying the whole batch may store those again");
+        } else if unsure {
+            message.push_str("; the event may still be stored, retrying may store it twice");
+        }
+        Reply::error(503, format!("{message}; retry later"))
     }
-    Err(Reply::error(503, format!("{message}; retry later")))
+}
+
+/// The backend's completion callback's hold on an ingest's progress: when the backend drops the
+/// callback without answering every event, the ingest hears it (rather than waiting for the
+/// timeout).
+struct Completion(Arc<Mutex<Progress>>);
+
+impl Completion {
+    fn record(&self, index: usize, result: Result<(), BackendError>) {
+        let mut progress = lock(&self.0);
+        progress.tally.record(index, result);
+        progress.answer_if_complete();
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let mut progress = lock(&self.0);
+        progress.dropped = true;
+        progress.answer_if_complete();
+    }
 }
 
 fn backend_problem(total: usize, index: usize, error: &BackendError) -> String {

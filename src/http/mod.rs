@@ -1,13 +1,13 @@
 //! HTTP ingest and operations routes (spec 5).
 //!
-//! Each connection is served by its own thread ([`server`]), which reads a request, handles it
-//! to the end, including the wait for the backend to confirm an ingested event, and answers.
-//! Ingest clients are few next to MQTT clients and keep their connections open, so blocking
-//! threads are the simple, predictable choice; the server bounds how many there are.
+//! Connections are served by a few event loops ([`server`]); a device fleet holds thousands of
+//! keep-alive connections at once (issue #15). A handler never blocks its loop: ingest checks
+//! the head, asks for the body, hands the events to the backend and answers `202` later, when
+//! the backend's completion callback confirmed them (a deferred reply).
 //!
-//! - [`server`]: HTTP/1.1 over TCP (heads, bodies, keep-alive, timeouts), replies and JSON error
-//!   bodies; an I/O shell that asks its [`server::Handler`] (here [`HttpState`], through
-//!   [`routes`]) for each answer.
+//! - [`server`]: HTTP/1.1 over TCP (heads, bodies, keep-alive, pipelining, timeouts), replies
+//!   and JSON error bodies; an I/O shell that asks its [`server::Handler`] (here [`HttpState`],
+//!   through [`routes`]) for each answer.
 //! - [`routes`]: which route a request is for, `404`/`405`.
 //! - [`ingest`]: single-event and batch ingest (a batch's events are parsed by
 //!   [`crate::cloudevents::parse_batch`]);

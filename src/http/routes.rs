@@ -6,7 +6,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use super::server::{Handler, Method, Outcome, Reply, Request};
+use super::server::{Answer, Handler, Method, Reply, Request};
 use super::{ingest, ops, status, HttpState};
 
 /// The routes of spec 5.
@@ -110,18 +110,20 @@ fn decode(segment: &str) -> Result<String, Reply> {
 
 /// The application the HTTP server serves: each request routed to its handler.
 impl Handler for HttpState {
-    fn handle(&self, request: &mut Request<'_>) -> Reply {
-        let reply = dispatch(self, request).unwrap_or_else(|reply| reply);
-        self.metrics.http_response(reply.status);
-        reply
+    fn handle(&self, request: &Request<'_>) -> Answer {
+        dispatch(self, request).unwrap_or_else(Answer::Now)
     }
 
     fn answers_on_reserve(&self, target: &str) -> bool {
         Route::is_operations(target)
     }
+
+    fn answered(&self, _method: &Method, _target: &str, reply: &Reply) {
+        self.metrics.http_response(reply.status);
+    }
 }
 
-fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
+fn dispatch(state: &HttpState, request: &Request<'_>) -> Result<Answer, Reply> {
     let Some(route) = Route::parse(request.url())? else {
         return Err(Reply::error(
             404,
@@ -139,12 +141,13 @@ fn dispatch(state: &HttpState, request: &mut Request<'_>) -> Outcome {
         )
         .with_header("Allow", allow));
     }
+    let now = |reply: Result<Reply, Reply>| reply.map(Answer::Now);
     match route {
-        Route::Healthz => Ok(ops::healthz()),
-        Route::Readyz => ops::readyz(state),
-        Route::Metrics => Ok(ops::metrics(state)),
-        Route::StatusPage => status::page(state, request),
-        Route::Status => status::json(state, request),
+        Route::Healthz => Ok(ops::healthz().into()),
+        Route::Readyz => now(ops::readyz(state)),
+        Route::Metrics => Ok(ops::metrics(state).into()),
+        Route::StatusPage => now(status::page(state, request)),
+        Route::Status => now(status::json(state, request)),
         Route::IngestOne {
             app,
             device,

@@ -183,6 +183,9 @@ impl Server {
         };
         let limits = HttpLimits {
             head_timeout: config.http.head_timeout,
+            threads: config.http.loop_threads(),
+            max_connections: config.http.max_connections,
+            max_connections_per_ip: config.http.max_connections_per_ip,
             ..HttpLimits::default()
         };
         let http = HttpServer::start(config.http.bind, state, limits).map_err(|source| {

@@ -1,5 +1,10 @@
 //! Reading a request body as its head frames it: a `Content-Length` or chunked transfer coding
 //! (RFC 9112 section 7.1), over any buffered reader.
+//!
+//! Resumable: over a non-blocking reader, a read that needs bytes not received yet fails with
+//! `WouldBlock` and consumes nothing it cannot account for (a chunk line is taken only once it is
+//! whole), so the same [`Body`] carries on when more bytes arrive. The event loop keeps the
+//! decoder's [`BodyState`] between reads.
 
 use std::io::{self, BufRead, Read};
 
@@ -12,6 +17,12 @@ const MAX_LINE: usize = 4096;
 /// request on the connection starts where it should.
 pub(crate) struct Body<R> {
     inner: R,
+    state: BodyState,
+}
+
+/// Where a body's decoding stands, kept between reads of a non-blocking connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyState {
     framing: Framing,
     /// Bytes left: of the whole body (`Length`) or of the current chunk (`Chunked`).
     left: u64,
@@ -26,13 +37,14 @@ enum ChunkState {
     Data,
     /// The CRLF after a chunk's data.
     DataEnd,
+    /// Trailer lines after the last chunk, up to an empty line.
+    Trailers,
     Done,
 }
 
-impl<R: BufRead> Body<R> {
-    pub fn new(inner: R, framing: Framing) -> Body<R> {
-        Body {
-            inner,
+impl BodyState {
+    pub fn new(framing: Framing) -> BodyState {
+        BodyState {
             framing,
             left: match framing {
                 Framing::Length(n) => n,
@@ -43,11 +55,6 @@ impl<R: BufRead> Body<R> {
         }
     }
 
-    /// Whether a read of the body failed; nothing more will be read from it.
-    pub fn broken(&self) -> bool {
-        self.broken
-    }
-
     /// Whether every byte of the body has been read.
     pub fn finished(&self) -> bool {
         match self.framing {
@@ -56,16 +63,38 @@ impl<R: BufRead> Body<R> {
             Framing::Chunked => self.chunked == ChunkState::Done,
         }
     }
+}
+
+impl<R: BufRead> Body<R> {
+    #[cfg(test)]
+    pub fn new(inner: R, framing: Framing) -> Body<R> {
+        Body::resume(inner, BodyState::new(framing))
+    }
+
+    /// Carries on decoding a body from where `state` says it stands.
+    pub fn resume(inner: R, state: BodyState) -> Body<R> {
+        Body { inner, state }
+    }
+
+    /// Where the decoding stands, to [`Body::resume`] it later.
+    pub fn state(&self) -> BodyState {
+        self.state
+    }
+
+    /// Whether every byte of the body has been read.
+    pub fn finished(&self) -> bool {
+        self.state.finished()
+    }
 
     fn read_chunked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.chunked {
+            match self.state.chunked {
                 ChunkState::Done => return Ok(0),
                 ChunkState::Size => {
                     let line = self.line()?;
                     let size = line.split(';').next().unwrap_or("").trim();
                     // `1*HEXDIG` (RFC 9112 section 7.1): `from_str_radix` alone takes a sign.
-                    self.left = u64::from_str_radix(size, 16)
+                    self.state.left = u64::from_str_radix(size, 16)
                         .ok()
                         .filter(|_| {
                             !size.is_empty()
@@ -73,38 +102,43 @@ impl<R: BufRead> Body<R> {
                                 && size.bytes().all(|b| b.is_ascii_hexdigit())
                         })
                         .ok_or_else(|| bad(format!("chunk size `{size}` is not a hex number")))?;
-                    if self.left == 0 {
-                        // Trailers, if any, up to the empty line; their contents mean nothing here.
-                        while !self.line()?.is_empty() {}
-                        self.chunked = ChunkState::Done;
-                        return Ok(0);
+                    if self.state.left == 0 {
+                        self.state.chunked = ChunkState::Trailers;
+                        continue;
                     }
-                    self.chunked = ChunkState::Data;
+                    self.state.chunked = ChunkState::Data;
                 }
                 ChunkState::Data => {
                     let n = self.read_data(buf)?;
-                    if self.left == 0 {
-                        self.chunked = ChunkState::DataEnd;
+                    if self.state.left == 0 {
+                        self.state.chunked = ChunkState::DataEnd;
                     }
                     if n > 0 || buf.is_empty() {
                         return Ok(n);
+                    }
+                }
+                ChunkState::Trailers => {
+                    // Their contents mean nothing here.
+                    if self.line()?.is_empty() {
+                        self.state.chunked = ChunkState::Done;
+                        return Ok(0);
                     }
                 }
                 ChunkState::DataEnd => {
                     if !self.line()?.is_empty() {
                         return Err(bad("chunk data is longer than its size".into()));
                     }
-                    self.chunked = ChunkState::Size;
+                    self.state.chunked = ChunkState::Size;
                 }
             }
         }
     }
 
-    /// Up to `self.left` bytes of data; an early end of the stream is an error.
+    /// Up to `self.state.left` bytes of data; an early end of the stream is an error.
     fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let want = buf
             .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            .min(usize::try_from(self.state.left).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
@@ -115,27 +149,33 @@ impl<R: BufRead> Body<R> {
                 "the client closed the connection before the end of the body",
             ));
         }
-        self.left -= n as u64;
+        self.state.left -= n as u64;
         Ok(n)
     }
 
-    /// One CRLF-terminated line, without its terminator.
+    /// One CRLF-terminated line, without its terminator. Taken only once it is whole: until then
+    /// `WouldBlock` (more may come) and nothing is consumed; an empty reader is the end of the
+    /// stream.
     fn line(&mut self) -> io::Result<String> {
-        let mut line = Vec::new();
-        (&mut self.inner)
-            .take(MAX_LINE as u64 + 2)
-            .read_until(b'\n', &mut line)?;
-        if line.last() != Some(&b'\n') {
-            return Err(if line.len() > MAX_LINE {
+        let buffered = self.inner.fill_buf()?;
+        if buffered.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client closed the connection inside a chunked body",
+            ));
+        }
+        let Some(end) = buffered.iter().take(MAX_LINE + 2).position(|&b| b == b'\n') else {
+            return Err(if buffered.len() > MAX_LINE {
                 bad(format!("a chunk line is longer than {MAX_LINE} bytes"))
             } else {
                 io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the client closed the connection inside a chunked body",
+                    io::ErrorKind::WouldBlock,
+                    "a chunk line is not complete yet",
                 )
             });
-        }
-        line.pop();
+        };
+        let mut line = buffered[..end].to_vec();
+        self.inner.consume(end + 1);
         if line.last() == Some(&b'\r') {
             line.pop();
         }
@@ -145,15 +185,16 @@ impl<R: BufRead> Body<R> {
 
 impl<R: BufRead> Read for Body<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.broken {
+        if self.state.broken {
             return Err(io::Error::other("an earlier read of this body failed"));
         }
-        let result = match self.framing {
+        let result = match self.state.framing {
             Framing::Empty => Ok(0),
             Framing::Length(_) => self.read_data(buf),
             Framing::Chunked => self.read_chunked(buf),
         };
-        self.broken = result.is_err();
+        // Waiting for bytes is not a failure: the read is tried again once they arrive.
+        self.state.broken = matches!(&result, Err(e) if e.kind() != io::ErrorKind::WouldBlock);
         result
     }
 }

@@ -1,187 +1,126 @@
-//! The receiving side of one HTTP connection: a read buffer that the head parser can look at
-//! whole and the body reader can consume from, over a socket with a short read timeout.
+//! The receiving side of one HTTP connection: the bytes received and not consumed yet, which the
+//! head parser looks at whole and the body decoder consumes from.
 //!
-//! The socket's timeout only lets the connection thread look up now and then: a read that times
-//! out is retried until the client has been silent for longer than it may be (then it is an
-//! error), or, between requests, until the server stops.
+//! Bounded ([`BUFFER`]) and empty between requests: an idle connection holds no buffer (ten
+//! thousand keep-alive devices would otherwise hold 64 KiB each). Reads go through the loop's
+//! scratch buffer and only what arrived is kept.
 
 use std::io::{self, BufRead, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-/// Read buffer size; also the most a request head may take (see [`super::head::MAX_HEAD`]).
-const BUFFER: usize = 64 * 1024;
+/// Most bytes held unconsumed; also more than the longest request head accepted
+/// (see [`super::head::MAX_HEAD`]), so a head that does not fit is refused by its size.
+pub(crate) const BUFFER: usize = 64 * 1024;
 
-pub(crate) struct Inbound<'s, S> {
-    stream: S,
-    buf: Box<[u8]>,
+/// Capacity above which an emptied buffer is given back.
+const KEEP: usize = 4 * 1024;
+
+#[derive(Default)]
+pub(crate) struct Inbound {
+    buf: Vec<u8>,
     start: usize,
-    end: usize,
-    /// How long the client may stay silent: between requests, and within one.
-    idle: Duration,
-    stall: Duration,
-    /// The most a whole request head may take, from its first byte (`http.head_timeout`).
-    head_timeout: Duration,
-    /// When the head being read started arriving (`None` between heads).
-    head_since: Option<Instant>,
-    stopping: &'s AtomicBool,
-    /// Whether a request is being read (its head started arriving).
-    in_request: bool,
+    /// The client shut its side: nothing more will arrive.
+    pub eof: bool,
 }
 
-/// Why no further request comes from this connection.
-#[derive(Debug)]
-pub(crate) enum Gone {
-    /// Closed by the client, idle too long, or the server is stopping: nothing to answer.
-    Quietly,
-    /// A request started but did not complete in time (`408`), or the socket failed.
-    Broken(io::Error),
-}
-
-impl<'s, S: Read> Inbound<'s, S> {
-    pub fn new(
-        stream: S,
-        idle: Duration,
-        stall: Duration,
-        head_timeout: Duration,
-        stopping: &'s AtomicBool,
-    ) -> Self {
-        Inbound {
-            head_timeout,
-            head_since: None,
-            stream,
-            buf: vec![0; BUFFER].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            idle,
-            stall,
-            stopping,
-            in_request: false,
-        }
-    }
-
+impl Inbound {
     /// The bytes received and not consumed yet.
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start..]
     }
 
-    /// Marks the end of a request: the next bytes are the next request's.
-    pub fn request_done(&mut self) {
-        self.in_request = false;
+    /// Whether there is room for more bytes.
+    pub fn has_room(&self) -> bool {
+        self.buf.len() - self.start < BUFFER
     }
 
-    /// Marks the end of a head: the body that follows has no overall deadline, only `stall`.
-    pub fn head_done(&mut self) {
-        self.head_since = None;
-    }
-
-    /// `TimedOut` once the head being read took longer than `head_timeout` (a client trickling
-    /// it a byte at a time would otherwise hold the connection for as long as it likes).
-    fn head_overdue(&self) -> io::Result<()> {
-        match self.head_since {
-            Some(since) if since.elapsed() >= self.head_timeout => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "the request head was not complete within {:.1} s of its first byte",
-                    self.head_timeout.as_secs_f64()
-                ),
-            )),
-            _ => Ok(()),
+    /// Reads once from `stream` through `scratch`: whether the read filled all it asked for
+    /// (if not, the socket had no more for now). The end of the stream sets [`Inbound::eof`].
+    pub fn receive(&mut self, stream: &mut impl Read, scratch: &mut [u8]) -> io::Result<bool> {
+        let room = BUFFER - (self.buf.len() - self.start);
+        let want = room.min(scratch.len());
+        let n = stream.read(&mut scratch[..want])?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
         }
-    }
-
-    /// Receives more bytes after those buffered (for a head that is not complete yet).
-    pub fn receive_more(&mut self) -> Result<(), Gone> {
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.end == self.buf.len() {
-            // The head parser refuses heads this long before asking for more.
-            return Err(Gone::Broken(io::Error::other(
-                "request head overflows the buffer",
-            )));
-        }
-        let idle = self.start == self.end && !self.in_request;
-        if !idle && self.head_since.is_none() {
-            // Part of the next head came with the previous request: its clock runs from now.
-            self.head_since = Some(Instant::now());
-        }
-        self.head_overdue().map_err(Gone::Broken)?;
-        match self.read_stream(self.end) {
-            Ok(0) if idle => Err(Gone::Quietly),
-            Ok(0) => Err(Gone::Broken(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the client closed the connection in the middle of a request head",
-            ))),
-            Ok(n) => {
-                self.end += n;
-                self.in_request = true;
-                self.head_since.get_or_insert_with(Instant::now);
-                Ok(())
-            }
-            Err(_) if idle => Err(Gone::Quietly),
-            Err(e) => Err(Gone::Broken(e)),
-        }
+        self.buf.extend_from_slice(&scratch[..n]);
+        Ok(n == want)
     }
 
-    /// Reads into `self.buf[at..]`, retrying timeouts while the client may still be silent.
-    fn read_stream(&mut self, at: usize) -> io::Result<usize> {
-        let since = Instant::now();
-        loop {
-            match self.stream.read(&mut self.buf[at..]) {
-                Ok(n) => return Ok(n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let patience = if self.in_request {
-                        self.stall
-                    } else {
-                        self.idle
-                    };
-                    if !self.in_request && self.stopping.load(Ordering::Acquire) {
-                        return Err(io::Error::other("the server is stopping"));
-                    }
-                    self.head_overdue()?;
-                    if since.elapsed() >= patience {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("the client sent nothing for {} s", patience.as_secs()),
-                        ));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+    /// Drops whatever is buffered (a connection that only lingers).
+    pub fn discard(&mut self) {
+        self.consume(self.buf.len() - self.start);
     }
 }
 
-impl<S: Read> BufRead for Inbound<'_, S> {
+impl BufRead for Inbound {
+    /// What is buffered; `WouldBlock` when nothing is but more may come, empty at the end.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.start == self.end {
-            // Empty before reading, so that a failed read leaves nothing stale behind.
-            (self.start, self.end) = (0, 0);
-            self.end = self.read_stream(0)?;
+        if self.start == self.buf.len() && !self.eof {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
-        Ok(&self.buf[self.start..self.end])
+        Ok(&self.buf[self.start..])
     }
 
     fn consume(&mut self, amount: usize) {
-        self.start = (self.start + amount).min(self.end);
+        self.start = (self.start + amount).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > KEEP {
+                self.buf = Vec::new();
+            }
+        }
     }
 }
 
-impl<S: Read> Read for Inbound<'_, S> {
+impl Read for Inbound {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let available = self.fill_buf()?;
         let n = available.len().min(out.len());
         out[..n].copy_from_slice(&available[..n]);
         self.consume(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::server::body::Body;
+    use crate::http::server::head::Framing;
+
+    /// A chunked body fed a byte at a time decodes as it does whole.
+    #[test]
+    fn a_body_decodes_across_any_split() {
+        let wire = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nGET /";
+        let mut inbound = Inbound::default();
+        let mut state = crate::http::server::body::BodyState::new(Framing::Chunked);
+        let mut out = Vec::new();
+        let mut scratch = [0u8; 16];
+        for byte in wire {
+            inbound.receive(&mut &[*byte][..], &mut scratch).unwrap();
+            if state.finished() {
+                continue;
+            }
+            let mut body = Body::resume(&mut inbound, state);
+            let mut buf = [0u8; 4];
+            loop {
+                match body.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            state = body.state();
+        }
+        assert!(state.finished());
+        assert_eq!(out, b"hello world");
+        assert_eq!(inbound.buffered(), b"GET /");
     }
 }

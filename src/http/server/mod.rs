@@ -1,39 +1,58 @@
-//! The HTTP/1.1 server: an accepting thread, and a thread per connection that reads, handles
-//! and answers its requests ([`connection`]).
+//! The HTTP/1.1 server: a few mio event loops of its own (`http.threads`), each accepting
+//! from the shared listening socket and serving its connections without blocking: keep-alive,
+//! pipelining (answers in order), `Content-Length` and chunked bodies, `Expect: 100-continue`,
+//! bounded buffers, idle, stall and head deadlines, and replies that come later (an ingest
+//! answered once the backend confirmed it) without holding a thread.
 //!
+//! - [`event_loop`]: one loop: accepting, readiness, deadlines, deferred replies.
+//! - [`connection`]: one connection's state machine (read, parse, handle, answer).
 //! - [`head`]: the request head (httparse) and what it says of framing and keep-alive.
-//! - [`body`]: the body as `Content-Length` or chunked coding delimit it.
-//! - [`inbound`]: the connection's read buffer and its timeouts (idle, stall, head deadline).
-//! - [`pool`]: the places connections hold; which one gives way, and the reserve that keeps
+//! - [`body`]: the body as `Content-Length` or chunked coding delimit it (resumable).
+//! - [`inbound`]: the connection's bounded read buffer.
+//! - [`pool`]: the places connections hold (`http.max_connections`, per address
+//!   `http.max_connections_per_ip`); which one gives way, and the reserve that keeps
 //!   `/healthz`, `/readyz` and `/metrics` answered whatever ingest clients do.
-//! - [`handler`]: the [`Handler`] the server is given, which answers each request; the server
+//! - [`handler`]: the [`Handler`] the server is given, which answers each request with an
+//!   [`Answer`]: a reply now, after the body, or later through a [`Responder`]. The server
 //!   imports nothing of the application (routes, ingest) it serves.
 //! - [`request`]: what a handler sees of a request; [`response`]: the [`Reply`] it returns, and
-//!   how it is written.
+//!   how it is written; [`responder`]: how a later reply reaches the loop (one wake-up for a
+//!   burst of them).
 //!
-//! It replaced tiny_http, which handed every request from the connection's thread to a worker
-//! thread and back (~20 % of the service's CPU at 1,000 requests/s went to those hand-offs),
-//! and whose fixed pool left keep-alive clients beyond the fourth waiting for the whole run.
+//! Owns: the HTTP listening socket, its connections and their timeouts. Must not touch: what a
+//! request means (the handler's business); no TLS here (the HTTP port has never had it).
+//!
+//! Own loops rather than the MQTT shards': the shards' loops stay free of HTTP's deadlines and
+//! handler calls (an ingest's registry and auth checks), and the two kinds of clients cannot
+//! delay one another; the loops are few, so the cost is a thread or two.
+//!
+//! It replaced a thread per connection (256 at most, issue #15: a fleet of 1,000 keep-alive
+//! devices got 744 `503`s), which had replaced tiny_http.
 
 mod body;
 mod connection;
+mod event_loop;
 mod handler;
 mod head;
 mod inbound;
 mod pool;
 mod request;
+mod responder;
 mod response;
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub(crate) use handler::Handler;
+use mio::{Poll, Waker};
+
+pub(crate) use handler::{Answer, Deferred, Handler};
 pub(crate) use head::Method;
 pub(crate) use request::Request;
+pub(crate) use responder::Responder;
 pub(crate) use response::{Outcome, Reply};
 
 /// How long [`HttpServer::shutdown`] waits for requests in progress (an ingest waits for the
@@ -43,9 +62,13 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// What the server allows its clients.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Connections served at once (a thread each). When all are taken, the one idle longest
-    /// is closed to make room; when none is idle, the newcomer goes to the reserve.
+    /// Event loops serving the port (at least 1).
+    pub threads: usize,
+    /// Connections served at once. When all are taken, the one idle longest is closed to make
+    /// room; when none is idle, the newcomer goes to the reserve.
     pub max_connections: usize,
+    /// Connections from one address at once (0: no limit); beyond it, `503`.
+    pub max_connections_per_ip: usize,
     /// Connections beyond `max_connections` that answer only `/healthz`, `/readyz` and
     /// `/metrics` (one request each), so that probes are answered whatever ingest clients do.
     pub ops_reserve: usize,
@@ -61,7 +84,9 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> HttpLimits {
         HttpLimits {
-            max_connections: 256,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections: 100_000,
+            max_connections_per_ip: 0,
             ops_reserve: 16,
             idle: Duration::from_secs(120),
             stall: Duration::from_secs(30),
@@ -70,14 +95,20 @@ impl Default for HttpLimits {
     }
 }
 
-/// The running HTTP server: its bound address and accepting thread.
+/// What the event loops share.
+struct Shared<H> {
+    handler: H,
+    limits: HttpLimits,
+    pool: pool::Pool,
+    stopping: AtomicBool,
+}
+
+/// The running HTTP server: its bound address and event loops.
 ///
 /// Dropping it stops it as [`HttpServer::shutdown`] does.
 pub struct HttpServer {
     addr: SocketAddr,
-    stopping: Arc<AtomicBool>,
-    live: Arc<AtomicUsize>,
-    acceptor: Option<JoinHandle<()>>,
+    stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl HttpServer {
@@ -88,35 +119,74 @@ impl HttpServer {
         handler: H,
         limits: HttpLimits,
     ) -> io::Result<HttpServer> {
-        let listener = TcpListener::bind(bind).map_err(|e| {
+        let listener = std::net::TcpListener::bind(bind).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot bind the HTTP server to {bind}: {e}"),
             )
         })?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let stopping = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(AtomicUsize::new(0));
-        let max_connections = limits.max_connections;
-        let acceptor = {
-            let (stopping, live) = (stopping.clone(), live.clone());
-            let handler = Arc::new(handler);
-            std::thread::Builder::new()
-                .name("http-accept".into())
-                .spawn(move || accept(&listener, &handler, &stopping, &live, &limits))
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot start the HTTP accept thread: {e}"),
-                    )
-                })?
+        let (max_connections, threads) = (limits.max_connections, limits.threads.max(1));
+        let shared = Arc::new(Shared {
+            handler,
+            pool: pool::Pool::new(
+                limits.max_connections,
+                limits.ops_reserve,
+                limits.max_connections_per_ip,
+            ),
+            limits,
+            stopping: AtomicBool::new(false),
+        });
+        let mut loops: Vec<(JoinHandle<()>, Arc<responder::Inbox>)> = Vec::new();
+        let stop_all = |shared: &Shared<H>, loops: Vec<(JoinHandle<()>, Arc<responder::Inbox>)>| {
+            shared.stopping.store(true, Ordering::Release);
+            for (_, inbox) in &loops {
+                let _ = inbox.waker.wake();
+            }
+            for (thread, _) in loops {
+                if thread.join().is_err() {
+                    tracing::warn!("an HTTP event loop panicked");
+                }
+            }
         };
-        tracing::info!(%addr, max_connections, "HTTP server listening");
+        for i in 0..threads {
+            let started = (|| {
+                let poll = Poll::new()?;
+                let waker = Waker::new(poll.registry(), event_loop::WAKER)?;
+                let (tx, replies) = crossbeam_channel::unbounded();
+                let inbox = Arc::new(responder::Inbox {
+                    tx,
+                    waker,
+                    woken: AtomicBool::new(false),
+                });
+                let event_loop = event_loop::EventLoop {
+                    poll,
+                    listener: mio::net::TcpListener::from_std(listener.try_clone()?),
+                    inbox: inbox.clone(),
+                    replies,
+                    shared: shared.clone(),
+                };
+                let thread = std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || event_loop.run())?;
+                io::Result::Ok((thread, inbox))
+            })();
+            match started {
+                Ok(started) => loops.push(started),
+                Err(e) => {
+                    stop_all(&shared, loops);
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot start the HTTP event loops: {e}"),
+                    ));
+                }
+            }
+        }
+        tracing::info!(%addr, max_connections, threads, "HTTP server listening");
         Ok(HttpServer {
             addr,
-            stopping,
-            live,
-            acceptor: Some(acceptor),
+            stop: Some(Box::new(move || stop_all(&shared, loops))),
         })
     }
 
@@ -132,29 +202,8 @@ impl HttpServer {
     }
 
     fn stop(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else {
-            return;
-        };
-        self.stopping.store(true, Ordering::Release);
-        // The accepting thread blocks in accept(): a connection of our own wakes it.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if acceptor.join().is_err() {
-            tracing::warn!("the HTTP accept thread panicked");
-        }
-        let deadline = Instant::now() + STOP_WAIT;
-        while self.live.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let left = self.live.load(Ordering::Acquire);
-        if left > 0 {
-            tracing::warn!(
-                connections = left,
-                "HTTP requests still in progress at shutdown"
-            );
+        if let Some(stop) = self.stop.take() {
+            stop();
         }
     }
 }
@@ -163,71 +212,4 @@ impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn accept<H: Handler>(
-    listener: &TcpListener,
-    handler: &Arc<H>,
-    stopping: &Arc<AtomicBool>,
-    live: &Arc<AtomicUsize>,
-    limits: &HttpLimits,
-) {
-    let max_connections = limits.max_connections.max(1);
-    let pool = Arc::new(pool::Pool::new(max_connections, limits.ops_reserve));
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::Acquire) {
-            return;
-        }
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                // Out of file descriptors, mostly: wait a little rather than spin.
-                tracing::warn!(error = %e, "HTTP accept failed");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let Ok(slot) = pool.admit(&stream) else {
-            turn_away(&stream, max_connections);
-            continue;
-        };
-        live.fetch_add(1, Ordering::AcqRel);
-        let (handler, stopping, live_too) = (handler.clone(), stopping.clone(), live.clone());
-        let (pool_too, held) = (pool.clone(), slot.clone());
-        let patience = connection::Patience {
-            // A reserve connection is for one probe, which sends its head at once.
-            idle: match slot.place {
-                pool::Place::General => limits.idle,
-                pool::Place::Reserve => limits.idle.min(limits.head_timeout),
-            },
-            stall: limits.stall,
-            head: limits.head_timeout,
-        };
-        let spawned = std::thread::Builder::new()
-            .name("http".into())
-            .spawn(move || {
-                connection::serve(&stream, &*handler, &stopping, patience, &slot);
-                pool_too.release(&slot);
-                live_too.fetch_sub(1, Ordering::AcqRel);
-            });
-        if let Err(e) = spawned {
-            pool.release(&held);
-            live.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(error = %e, "cannot start a thread for an HTTP connection");
-        }
-    }
-}
-
-fn turn_away(stream: &TcpStream, max_connections: usize) {
-    tracing::warn!(
-        max_connections,
-        "HTTP connection refused: the server holds as many as it may"
-    );
-    let reply = Reply::error(
-        503,
-        format!("the server holds its maximum of {max_connections} HTTP connections, all in the middle of a request; retry later or reuse a connection"),
-    );
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = reply.send(&mut &*stream, false, true);
-    let _ = stream.shutdown(Shutdown::Write);
 }

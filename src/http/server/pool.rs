@@ -17,13 +17,20 @@
 //! A request head also has an overall deadline (`http.head_timeout`), so that a place held by
 //! a trickled head comes back in bounded time.
 //!
-//! Threads never wait on this pool's lock for long: it is taken once per accepted connection and
-//! once when a connection ends; the per-request state changes are atomics.
+//! A per-address limit (`http.max_connections_per_ip`, off by default) keeps one client from
+//! taking every place.
+//!
+//! The event loops share the pool: its lock is taken once per accepted connection and once when
+//! a connection ends (O(1) both, unless every place is taken and one must be chosen to give
+//! way); the per-request state changes are atomics.
 
-use std::net::{Shutdown, TcpStream};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use super::responder::{Delivery, Inbox};
 
 /// Where a connection was admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +47,17 @@ const IDLE: u8 = 0;
 const HEAD: u8 = 1;
 /// A request is being handled or answered.
 const BUSY: u8 = 2;
-/// Closed to make room; the connection's thread stops at its next step.
+/// Closed to make room; the connection's loop closes it at its next step.
 const EVICTED: u8 = 3;
 
-/// One admitted connection, as the pool and the connection's thread share it.
+/// One admitted connection, as the pool and the connection's event loop share it.
 pub(crate) struct Slot {
     pub place: Place,
-    /// A handle on the socket, to close it from the accepting thread.
-    stream: TcpStream,
+    id: u64,
+    ip: IpAddr,
+    /// Where to tell the connection's loop that it was closed to make room (a handle on the
+    /// socket itself would cost a second descriptor per connection).
+    owner: Option<(Arc<Inbox>, usize)>,
     state: AtomicU8,
     /// When `state` last became [`IDLE`] or [`HEAD`], in ms since the pool started.
     since: AtomicU64,
@@ -55,6 +65,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Its number in the pool (an eviction names the slot, so that it reaches only the
+    /// connection still holding it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -110,68 +126,120 @@ impl Slot {
         {
             return false;
         }
-        // Wakes the connection's thread: its read sees the end of the stream.
-        let _ = self.stream.shutdown(Shutdown::Both);
+        // Its loop closes it; until then it no longer counts, and takes no further request.
+        if let Some((inbox, key)) = &self.owner {
+            inbox.deliver(Delivery::Evict {
+                key: *key,
+                slot: self.id,
+            });
+        }
         true
     }
 }
 
 /// The connections held, within `general` + `reserve` places.
 pub(crate) struct Pool {
-    slots: Mutex<Vec<Arc<Slot>>>,
+    inner: Mutex<Held>,
     general: usize,
     reserve: usize,
+    /// Most connections from one address (0: no limit).
+    per_ip: usize,
     epoch: Instant,
 }
 
+#[derive(Default)]
+struct Held {
+    slots: HashMap<u64, Arc<Slot>>,
+    general: usize,
+    reserve: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    next_id: u64,
+}
+
+impl Held {
+    fn count(&mut self, place: Place) -> &mut usize {
+        match place {
+            Place::General => &mut self.general,
+            Place::Reserve => &mut self.reserve,
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Slot>> {
+        let slot = self.slots.remove(&id)?;
+        *self.count(slot.place) -= 1;
+        if let Some(n) = self.per_ip.get_mut(&slot.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&slot.ip);
+            }
+        }
+        Some(slot)
+    }
+}
+
 /// Why a connection was not admitted.
-pub(crate) struct Full;
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// Every place is held by a request in progress.
+    Everywhere,
+    /// Its address holds `http.max_connections_per_ip` connections already.
+    FromAddress,
+}
 
 impl Pool {
-    pub fn new(general: usize, reserve: usize) -> Pool {
+    pub fn new(general: usize, reserve: usize, per_ip: usize) -> Pool {
         Pool {
-            slots: Mutex::new(Vec::new()),
+            inner: Mutex::new(Held::default()),
             general: general.max(1),
             reserve,
+            per_ip,
             epoch: Instant::now(),
         }
     }
 
-    /// Admits `stream` (closing an idle connection to make room if need be), or says it is full.
-    pub fn admit(&self, stream: &TcpStream) -> Result<Arc<Slot>, Full> {
-        let handle = stream.try_clone().map_err(|_| Full)?;
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+    /// Admits a connection from `ip`, served as connection `owner.1` of the loop whose inbox is
+    /// `owner.0` (closing an idle connection to make room if need be), or says why not.
+    pub fn admit(&self, ip: IpAddr, owner: Option<(Arc<Inbox>, usize)>) -> Result<Arc<Slot>, Full> {
+        let mut held = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if self.per_ip > 0 && held.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip {
+            return Err(Full::FromAddress);
+        }
         let place = self
-            .room(&mut slots, Place::General, self.general)
-            .or_else(|| self.room(&mut slots, Place::Reserve, self.reserve))
-            .ok_or(Full)?;
+            .room(&mut held, Place::General, self.general)
+            .or_else(|| self.room(&mut held, Place::Reserve, self.reserve))
+            .ok_or(Full::Everywhere)?;
+        held.next_id += 1;
         let slot = Arc::new(Slot {
             place,
-            stream: handle,
+            id: held.next_id,
+            ip,
+            owner,
             state: AtomicU8::new(IDLE),
             since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             epoch: self.epoch,
         });
-        slots.push(slot.clone());
+        held.slots.insert(slot.id, slot.clone());
+        *held.count(place) += 1;
+        *held.per_ip.entry(ip).or_default() += 1;
         Ok(slot)
     }
 
     /// Whether `place` has room, made by evicting its longest-waiting connection if need be.
-    fn room(&self, slots: &mut Vec<Arc<Slot>>, place: Place, capacity: usize) -> Option<Place> {
+    fn room(&self, held: &mut Held, place: Place, capacity: usize) -> Option<Place> {
         if capacity == 0 {
             return None;
         }
-        if slots.iter().filter(|s| s.place == place).count() < capacity {
+        if *held.count(place) < capacity {
             return Some(place);
         }
         loop {
-            let (i, _) = slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.place == place)
-                .filter_map(|(i, s)| s.evictable().map(|since| (i, since)))
+            let (id, _) = held
+                .slots
+                .values()
+                .filter(|s| s.place == place)
+                .filter_map(|s| s.evictable().map(|since| (s.id, since)))
                 .min_by_key(|&(_, since)| since)?;
-            let victim = slots.swap_remove(i);
+            let victim = held.remove(id).expect("found just now");
             if victim.evict() {
                 tracing::debug!(?place, "HTTP connection closed to make room for a new one");
                 return Some(place);
@@ -179,25 +247,23 @@ impl Pool {
         }
     }
 
-    /// The connection of `slot` ended (its thread is done with it).
-    pub fn release(&self, slot: &Arc<Slot>) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
-            slots.swap_remove(i);
-        }
+    /// The connection of `slot` ends.
+    pub fn release(&self, slot: &Slot) {
+        let mut held = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(slot.id);
     }
 
-    /// How many connections hold a place (evicted ones whose threads are finishing excluded).
+    /// How many connections hold a place (evicted ones whose loops are closing them excluded).
     #[cfg(test)]
     pub fn held(&self) -> usize {
-        self.slots.lock().unwrap().len()
+        self.inner.lock().unwrap().slots.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -208,11 +274,11 @@ mod tests {
     #[test]
     fn idle_give_way_busy_do_not_and_the_reserve_takes_ops_only() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let pool = Pool::new(2, 1);
+        let pool = Pool::new(2, 1, 0);
         let mut kept = Vec::new();
         let mut admit = || {
             let (client, server) = pair(&listener);
-            let slot = pool.admit(&server);
+            let slot = pool.admit(server.peer_addr().unwrap().ip(), None);
             kept.push((client, server));
             slot
         };
@@ -241,5 +307,17 @@ mod tests {
         assert_eq!(pool.held(), 2);
         assert_eq!(admit().ok().unwrap().place, Place::General);
         assert!(c.idle());
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share() {
+        let pool = Pool::new(10, 0, 2);
+        let one: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = pool.admit(one, None).unwrap();
+        let _b = pool.admit(one, None).unwrap();
+        assert_eq!(pool.admit(one, None).err(), Some(Full::FromAddress));
+        assert!(pool.admit("127.0.0.2".parse().unwrap(), None).is_ok());
+        pool.release(&a);
+        assert!(pool.admit(one, None).is_ok());
     }
 }

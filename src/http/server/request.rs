@@ -1,30 +1,16 @@
-//! [`Request`]: what a handler sees of one HTTP request.
-
-use std::io::{self, Read, Write};
+//! [`Request`]: what a handler sees of one HTTP request (its head; the body comes later, when
+//! the handler asks for it with [`super::Answer::Body`]).
 
 use super::head::{Framing, Head, Method};
 
 pub(crate) struct Request<'a> {
     head: &'a Head,
     framing: Framing,
-    body: &'a mut dyn Read,
-    /// Where `100 Continue` goes, while the client waits for it before sending the body.
-    continue_to: Option<&'a mut dyn Write>,
 }
 
 impl<'a> Request<'a> {
-    pub fn new(
-        head: &'a Head,
-        framing: Framing,
-        body: &'a mut dyn Read,
-        continue_to: Option<&'a mut dyn Write>,
-    ) -> Request<'a> {
-        Request {
-            head,
-            framing,
-            body,
-            continue_to,
-        }
+    pub fn new(head: &'a Head, framing: Framing) -> Request<'a> {
+        Request { head, framing }
     }
 
     pub fn method(&self) -> &Method {
@@ -48,20 +34,5 @@ impl<'a> Request<'a> {
             Framing::Empty => Some(0),
             Framing::Chunked => None,
         }
-    }
-
-    /// The body. A client that waits for `100 Continue` gets it now: only handlers that
-    /// want the body ask for it, so a refusal (`401`, `413` by length, …) spares the upload.
-    pub fn body(&mut self) -> io::Result<&mut dyn Read> {
-        if let Some(out) = self.continue_to.take() {
-            out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-            out.flush()?;
-        }
-        Ok(&mut *self.body)
-    }
-
-    /// Whether the client still waits for `100 Continue` (so it sent no body).
-    pub fn continue_owed(&self) -> bool {
-        self.continue_to.is_some()
     }
 }

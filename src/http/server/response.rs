@@ -1,13 +1,13 @@
-//! Replies, built by handlers and sent by the worker loop.
+//! Replies, built by handlers and written by the event loop.
 //!
 //! Every error body is JSON `{"error": "…"}` (spec 5), so that clients can show the reason; the
 //! text says what to do about it where there is something to do.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use serde_json::json;
 
-use super::request::Request;
+use super::head::Method;
 
 /// What a handler answers: status, body and any extra headers.
 #[derive(Debug)]
@@ -58,8 +58,7 @@ impl Reply {
         value.get("error")?.as_str().map(str::to_owned)
     }
 
-    pub fn log(&self, request: &Request<'_>) {
-        let (method, url) = (request.method(), request.url());
+    pub fn log(&self, method: &Method, url: &str) {
         match self.status {
             500.. => {
                 let error = self.error_text().unwrap_or_default();
@@ -73,28 +72,10 @@ impl Reply {
         }
     }
 
-    /// Writes the reply in one piece: status line, headers (`Connection: close` when the
-    /// connection ends after it), and the body unless the request was `HEAD`.
-    pub fn send(&self, out: &mut dyn Write, head_only: bool, close: bool) -> io::Result<()> {
-        self.send_as(
-            out,
-            head_only,
-            if close {
-                Connection::Close
-            } else {
-                Connection::Default
-            },
-        )
-    }
-
-    /// [`Reply::send`], saying explicitly what happens to the connection.
-    pub fn send_as(
-        &self,
-        out: &mut dyn Write,
-        head_only: bool,
-        connection: Connection,
-    ) -> io::Result<()> {
-        let mut wire = Vec::with_capacity(160 + self.body.len());
+    /// Appends the reply to `wire` in one piece: status line, headers (`Connection` as
+    /// `connection` says), and the body unless the request was `HEAD`.
+    pub fn encode(&self, wire: &mut Vec<u8>, head_only: bool, connection: Connection) {
+        wire.reserve(160 + self.body.len());
         let _ = write!(
             wire,
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
@@ -120,8 +101,6 @@ impl Reply {
         if !head_only {
             wire.extend_from_slice(&self.body);
         }
-        out.write_all(&wire)?;
-        out.flush()
     }
 }
 
