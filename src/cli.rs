@@ -173,28 +173,25 @@ mod tests {
     }
 
     #[test]
-    fn check_config_command() {
-        let cli = parse(&["check-config", "x.toml"]).unwrap();
-        assert_eq!(
-            cli.command,
-            Some(Command::CheckConfig {
-                file: "x.toml".into()
-            })
-        );
-        assert!(parse(&["check-config"]).is_err());
+    fn commands_and_their_required_argument() {
+        for (args, command) in [
+            (
+                &["check-config", "x.toml"],
+                Command::CheckConfig {
+                    file: "x.toml".into(),
+                },
+            ),
+            (
+                &["api-key", "alice"],
+                Command::ApiKey {
+                    user: "alice".into(),
+                },
+            ),
+        ] {
+            assert_eq!(parse(args).unwrap().command, Some(command), "{args:?}");
+            assert!(parse(&args[..1]).is_err(), "{args:?} without its argument");
+        }
         assert!(parse(&["--bogus"]).is_err());
-    }
-
-    #[test]
-    fn api_key_command() {
-        let cli = parse(&["api-key", "alice"]).unwrap();
-        assert_eq!(
-            cli.command,
-            Some(Command::ApiKey {
-                user: "alice".into()
-            })
-        );
-        assert!(parse(&["api-key"]).is_err());
     }
 
     #[test]

@@ -1,30 +1,34 @@
 //! The device inbox: commands on their way to devices that fetch them over HTTP (issue #15),
 //! as Drogue Cloud's HTTP endpoint gives them (`?ct=<seconds>` on an ingest, or a long poll).
 //!
-//! A device that asks waits here, keyed by `(application, device)`; a command the backend carries
-//! for that device is handed to the first one waiting, else (with [`Keep::For`]) kept for a while
-//! for the next one to ask. Each waiter gets at most one command: one HTTP answer carries one.
+//! A device that asks waits here, keyed by `(application, device)`, until a deadline; a command
+//! the backend carries for that device is handed to the device waiting longest, else (with
+//! [`Keep::For`]) kept for a while for the next one to ask. Each wait ends exactly once: its
+//! [`Claim`] is called with the command, or with `None` at its deadline ([`Inbox::expire_waits`],
+//! which [`Inbox::start_timer`]'s thread calls), or never if it is [`Inbox::cancel`]led first.
 //!
-//! - The embedded backend offers every command it appends and keeps those nobody waits for, for
+//! - The embedded backend offers every command it stores and keeps those nobody waits for, for
 //!   `backend.embedded.command_ttl`, then drops and counts them ([`Inbox::expired_total`]).
-//! - With Kafka, commands are read from the command topic by every instance and offered with
-//!   [`Keep::OnlyWaiting`]: a device waits on one instance, and the instance it waits on is the
-//!   one that hands it the command; the others drop their copy.
+//! - With Kafka, every instance reads the command topic and offers each command with
+//!   [`Keep::OnlyWaiting`]: the instance the device waits on hands it over, the others drop
+//!   their copy.
 //!
 //! Owns: waiting devices and undelivered commands, in memory. Must not touch: sockets (the HTTP
-//! side gives a [`Claim`] and answers when it is called), backends (they call
-//! [`Inbox::offer`]), the clock (callers pass `now`, so tests control time).
+//! side gives a claim that sends its reply), backends (they call [`Inbox::offer`]). Claims run
+//! under the inbox's lock, so that a wait is either claimed or cancelled, never both: they must
+//! be quick and must not call the inbox.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::cloudevents::Event;
 
-/// Called once with the command a waiting device gets.
-pub type Claim = Box<dyn FnOnce(Event) + Send>;
+/// Called once: with the command the waiting device gets, or `None` when its wait ran out.
+pub type Claim = Box<dyn FnOnce(Option<Event>) + Send>;
 
 /// What becomes of a command offered while no device waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,22 +44,28 @@ pub enum Keep {
 pub const MAX_KEPT_PER_DEVICE: usize = 100;
 
 /// A waiting device's place, to give up waiting with [`Inbox::cancel`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WaitId(u64);
 
 /// Waiting devices and the commands kept for them.
 pub struct Inbox {
     keep: Keep,
     state: Mutex<State>,
+    /// Signalled when a wait with an earlier deadline than any before arrives.
+    timer: Condvar,
     expired: AtomicU64,
 }
+
+type Key = (String, String);
 
 #[derive(Default)]
 struct State {
     next_id: u64,
-    devices: HashMap<(String, String), Device>,
-    /// Which device each waiter waits at, for `cancel`.
-    waiting: HashMap<WaitId, (String, String)>,
+    devices: HashMap<Key, Device>,
+    /// Every wait by deadline, for the timer.
+    deadlines: BTreeMap<(Instant, WaitId), Key>,
+    /// Where each wait is, for `cancel`.
+    waiting: HashMap<WaitId, (Key, Instant)>,
     /// Commands kept, over all devices.
     kept: usize,
 }
@@ -74,10 +84,11 @@ impl Device {
 }
 
 /// What [`Inbox::wait`] did.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Waiting {
     /// A kept command was there: the claim ran at once, before `wait` returned.
     Claimed,
-    /// The device waits; call [`Inbox::cancel`] when the wait ends without a command.
+    /// The device waits; its claim runs later (a command, or `None` at the deadline).
     Queued(WaitId),
 }
 
@@ -86,51 +97,68 @@ impl Inbox {
         Inbox {
             keep,
             state: Mutex::new(State::default()),
+            timer: Condvar::new(),
             expired: AtomicU64::new(0),
         }
     }
 
-    /// `device` of `app` asks for its next command: a kept one now, or the next one offered.
-    pub fn wait(&self, app: &str, device: &str, now: Instant, claim: Claim) -> Waiting {
+    /// Starts the thread that ends waits at their deadlines; it stops once the inbox is dropped.
+    pub fn start_timer(self: &Arc<Self>) -> std::io::Result<()> {
+        let inbox = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("inbox-timer".into())
+            .spawn(move || run_timer(&inbox))
+            .map(drop)
+    }
+
+    /// `device` of `app` asks for its next command, until `deadline`: a kept one now, else the
+    /// next one offered before the deadline, else `None` at the deadline.
+    pub fn wait(
+        &self,
+        app: &str,
+        device: &str,
+        now: Instant,
+        deadline: Instant,
+        claim: Claim,
+    ) -> Waiting {
         let mut st = self.state.lock();
         self.drop_expired(&mut st, now);
         let key = (app.to_owned(), device.to_owned());
-        let entry = st.devices.entry(key.clone()).or_default();
-        if let Some((_, command)) = entry.kept.pop_front() {
-            if entry.is_empty() {
-                st.devices.remove(&key);
+        if let Some(entry) = st.devices.get_mut(&key) {
+            if let Some((_, command)) = entry.kept.pop_front() {
+                if entry.is_empty() {
+                    st.devices.remove(&key);
+                }
+                st.kept -= 1;
+                claim(Some(command));
+                return Waiting::Claimed;
             }
-            st.kept -= 1;
-            drop(st);
-            claim(command);
-            return Waiting::Claimed;
         }
         let id = WaitId(st.next_id);
         st.next_id += 1;
+        let earliest = st
+            .deadlines
+            .keys()
+            .next()
+            .map_or(true, |(d, _)| deadline < *d);
         st.devices
-            .get_mut(&key)
-            .expect("inserted above")
+            .entry(key.clone())
+            .or_default()
             .waiters
             .push_back((id, claim));
-        st.waiting.insert(id, key);
+        st.deadlines.insert((deadline, id), key.clone());
+        st.waiting.insert(id, (key, deadline));
+        if earliest {
+            self.timer.notify_one();
+        }
         Waiting::Queued(id)
     }
 
-    /// The wait `id` ends (its deadline passed, the client went away). Returns `true` if it was
-    /// still waiting, and so will never be claimed; `false` if a command was handed to it (its
-    /// claim ran or is running: the caller answers with that).
+    /// The wait `id` ends without its claim (the client went away). Returns `true` if it was
+    /// still waiting; `false` if its claim already ran.
     pub fn cancel(&self, id: WaitId) -> bool {
         let mut st = self.state.lock();
-        let Some(key) = st.waiting.remove(&id) else {
-            return false;
-        };
-        if let Some(device) = st.devices.get_mut(&key) {
-            device.waiters.retain(|(w, _)| *w != id);
-            if device.is_empty() {
-                st.devices.remove(&key);
-            }
-        }
-        true
+        remove_wait(&mut st, id).is_some()
     }
 
     /// The backend carries `command` for `device` of `app`: to the device waiting longest, else
@@ -139,14 +167,13 @@ impl Inbox {
         let mut st = self.state.lock();
         self.drop_expired(&mut st, now);
         let key = (app.to_owned(), device.to_owned());
-        let waiter = st.devices.get_mut(&key).and_then(|d| d.waiters.pop_front());
-        if let Some((id, claim)) = waiter {
-            st.waiting.remove(&id);
-            if st.devices.get(&key).is_some_and(Device::is_empty) {
-                st.devices.remove(&key);
-            }
-            drop(st);
-            claim(command);
+        let first = st
+            .devices
+            .get(&key)
+            .and_then(|d| d.waiters.front())
+            .map(|(id, _)| *id);
+        if let Some(claim) = first.and_then(|id| remove_wait(&mut st, id)) {
+            claim(Some(command));
             return true;
         }
         if self.keep == Keep::OnlyWaiting {
@@ -154,18 +181,28 @@ impl Inbox {
         }
         let entry = st.devices.entry(key).or_default();
         entry.kept.push_back((now, command));
-        let dropped = if entry.kept.len() > MAX_KEPT_PER_DEVICE {
+        if entry.kept.len() > MAX_KEPT_PER_DEVICE {
             entry.kept.pop_front();
-            true
-        } else {
-            false
-        };
-        if dropped {
             self.expired.fetch_add(1, Ordering::Relaxed);
         } else {
             st.kept += 1;
         }
         false
+    }
+
+    /// Ends the waits whose deadline is at or before `now` (their claims get `None`); returns
+    /// the next deadline, if any wait is left.
+    pub fn expire_waits(&self, now: Instant) -> Option<Instant> {
+        let mut st = self.state.lock();
+        while let Some((&(deadline, id), _)) = st.deadlines.iter().next() {
+            if deadline > now {
+                return Some(deadline);
+            }
+            if let Some(claim) = remove_wait(&mut st, id) {
+                claim(None);
+            }
+        }
+        None
     }
 
     /// Drops the kept commands older than the TTL (also done by every `wait` and `offer`).
@@ -206,6 +243,40 @@ impl Inbox {
         });
         st.kept -= dropped;
         self.expired.fetch_add(dropped as u64, Ordering::Relaxed);
+    }
+}
+
+/// Takes wait `id` out of every index; its claim, if it was still waiting.
+fn remove_wait(st: &mut State, id: WaitId) -> Option<Claim> {
+    let (key, deadline) = st.waiting.remove(&id)?;
+    st.deadlines.remove(&(deadline, id));
+    let device = st.devices.get_mut(&key)?;
+    let at = device.waiters.iter().position(|(w, _)| *w == id)?;
+    let (_, claim) = device.waiters.remove(at)?;
+    if device.is_empty() {
+        st.devices.remove(&key);
+    }
+    Some(claim)
+}
+
+/// The timer thread: sleeps until the earliest deadline (or a new, earlier one), ends the waits
+/// that are due, and stops when the inbox is gone.
+fn run_timer(inbox: &Weak<Inbox>) {
+    // At least this often it checks whether the inbox still exists.
+    const CHECK: Duration = Duration::from_secs(1);
+    loop {
+        let Some(inbox) = inbox.upgrade() else {
+            return;
+        };
+        let next = inbox.expire_waits(Instant::now());
+        let until = next.map_or(Instant::now() + CHECK, |n| n.min(Instant::now() + CHECK));
+        let mut st = inbox.state.lock();
+        // A wait with an earlier deadline may have come since `expire_waits`: its `notify_one`
+        // found nobody waiting, so look before sleeping.
+        let earlier = st.deadlines.keys().next().is_some_and(|(d, _)| *d < until);
+        if !earlier {
+            inbox.timer.wait_until(&mut st, until);
+        }
     }
 }
 

@@ -179,11 +179,7 @@ mod tests {
 
     #[test]
     fn matches_any_of_several() {
-        let (a, b, c) = (
-            generate().unwrap(),
-            generate().unwrap(),
-            generate().unwrap(),
-        );
+        let [a, b, c] = std::array::from_fn(|_| generate().unwrap());
         let hashes = [
             ApiKeyHash::parse(&a.hash).unwrap(),
             ApiKeyHash::parse(&b.hash).unwrap(),

@@ -87,16 +87,17 @@ fn prepare_fast(body: &mut [u8], ctx: &BatchContext<'_>, time: &str) -> Option<V
         };
         let mut draft = Draft::from_value(item).ok()?;
         // An attribute given as null is not "missing": the careful path refuses it by name.
-        if present.id != draft.id.is_some()
-            || present.time != draft.time.is_some()
+        let e = &draft.event;
+        if present.id == e.id.is_empty()
+            || present.time != e.time.is_some()
             || present.specversion != draft.specversion.is_some()
-            || present.ty != draft.ty.is_some()
-            || present.source != draft.source.is_some()
+            || present.ty == e.ty.is_empty()
+            || present.source == e.source.is_empty()
         {
             return None;
         }
         draft.fill_ingest_defaults(time);
-        draft.source = Some(bound.1.clone());
+        draft.event.source = bound.1.clone();
         let mut event = draft.into_event().ok()?;
         bind(&mut event, ctx, device, &bound.2);
         events.push(event);
@@ -198,7 +199,7 @@ fn prepare_one(element: &[u8], ctx: &BatchContext<'_>, time: &str) -> Result<Eve
         simd_json::to_borrowed_value(&mut copy).map_err(|e| format!("not valid JSON: {e}"))?;
     let mut draft = Draft::from_value(&value).map_err(|e| e.to_string())?;
     draft.fill_ingest_defaults(time);
-    draft.source = Some(device_source(ctx.app, device));
+    draft.event.source = device_source(ctx.app, device);
     let mut event = draft.into_event().map_err(|e| e.to_string())?;
     bind(&mut event, ctx, device, &format!("{}/{device}", ctx.app));
     Ok(event)

@@ -2,8 +2,6 @@
 //!
 //! Used for Kafka structured records and, through [`super::batch`], HTTP batch ingest.
 
-use std::borrow::Cow;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -58,18 +56,13 @@ impl Event {
 
 /// An event as read, before deciding what to do about missing required attributes: a
 /// standalone event rejects them, a batch-ingested one gets them filled in.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Draft {
-    pub id: Option<Text>,
-    pub source: Option<Text>,
-    pub ty: Option<Text>,
+    /// The attributes read. A required one (`id`, `source`, `type`) that was not given is empty
+    /// here; one given is never empty (that is refused as it is read).
+    pub event: Event,
+    /// `specversion`, if given.
     pub specversion: Option<SpecVersion>,
-    pub subject: Option<Text>,
-    pub time: Option<Text>,
-    pub datacontenttype: Option<Text>,
-    pub dataschema: Option<Text>,
-    pub extensions: Vec<(Cow<'static, str>, ExtensionValue)>,
-    pub data: Bytes,
 }
 
 impl Draft {
@@ -77,7 +70,22 @@ impl Draft {
         let BorrowedValue::Object(members) = value else {
             return Err(EventError::NotAnObject(type_name(value)));
         };
-        let mut draft = Draft::default();
+        let mut draft = Draft {
+            event: Event {
+                id: Text::default(),
+                source: Text::default(),
+                ty: Text::default(),
+                specversion: SpecVersion::V1_0,
+                subject: None,
+                time: None,
+                datacontenttype: None,
+                dataschema: None,
+                extensions: Vec::new(),
+                data: Bytes::new(),
+            },
+            specversion: None,
+        };
+        let e = &mut draft.event;
         let mut data = None;
         let mut data_base64 = None;
         for (name, value) in members.iter() {
@@ -92,30 +100,28 @@ impl Draft {
                         None => None,
                     }
                 }
-                "id" => draft.id = required_string("id", value)?,
-                "source" => draft.source = required_string("source", value)?,
-                "type" => draft.ty = required_string("type", value)?,
-                "subject" => draft.subject = optional_string(name, value)?.map(Text::from),
-                "time" => draft.time = optional_string(name, value)?.map(Text::from),
+                "id" => e.id = required_string("id", value)?,
+                "source" => e.source = required_string("source", value)?,
+                "type" => e.ty = required_string("type", value)?,
+                "subject" => e.subject = optional_string(name, value)?.map(Text::from),
+                "time" => e.time = optional_string(name, value)?.map(Text::from),
                 "datacontenttype" => {
-                    draft.datacontenttype = optional_string(name, value)?.map(Text::from)
+                    e.datacontenttype = optional_string(name, value)?.map(Text::from)
                 }
-                "dataschema" => draft.dataschema = optional_string(name, value)?.map(Text::from),
+                "dataschema" => e.dataschema = optional_string(name, value)?.map(Text::from),
                 "data" => data = Some(value).filter(|v| !v.is_null()),
                 "data_base64" => data_base64 = optional_string(name, value)?,
                 _ => {
                     if let Some(ext) = extension_value(name, value)? {
-                        draft.extensions.push((extension_name(name), ext));
+                        e.extensions.push((extension_name(name), ext));
                     }
                 }
             }
         }
-        draft.data = match (data, data_base64) {
+        e.data = match (data, data_base64) {
             (Some(_), Some(_)) => return Err(EventError::BothData),
             (None, Some(encoded)) => Bytes::from(STANDARD.decode(encoded)?),
-            (Some(value), None) => {
-                data_bytes(DataKind::of(draft.datacontenttype.as_deref()), value)
-            }
+            (Some(value), None) => data_bytes(DataKind::of(e.datacontenttype.as_deref()), value),
             (None, None) => Bytes::new(),
         };
         Ok(draft)
@@ -125,29 +131,33 @@ impl Draft {
     /// request's), `specversion` 1.0 and `type` `io.drogue.event.v1`. `source` is left to the
     /// caller, which sets it from the path.
     pub fn fill_ingest_defaults(&mut self, time: &str) {
-        self.id.get_or_insert_with(new_id);
-        self.time.get_or_insert_with(|| time.into());
+        let e = &mut self.event;
+        if e.id.is_empty() {
+            e.id = new_id();
+        }
+        e.time.get_or_insert_with(|| time.into());
         self.specversion.get_or_insert(SpecVersion::V1_0);
-        self.ty
-            .get_or_insert_with(|| Text::const_new(super::DEVICE_EVENT_TYPE));
+        if e.ty.is_empty() {
+            e.ty = Text::const_new(super::DEVICE_EVENT_TYPE);
+        }
     }
 
     /// The event, if every required attribute was there.
-    pub fn into_event(mut self) -> Result<Event, EventError> {
+    pub fn into_event(self) -> Result<Event, EventError> {
+        let mut event = self.event;
+        event.specversion = self.specversion.ok_or(EventError::Missing("specversion"))?;
+        for (name, value) in [
+            ("id", &event.id),
+            ("source", &event.source),
+            ("type", &event.ty),
+        ] {
+            if value.is_empty() {
+                return Err(EventError::Missing(name));
+            }
+        }
         // Retained with the event: pushing 5 extensions grew the vector to 8 slots.
-        self.extensions.shrink_to_fit();
-        Ok(Event {
-            specversion: self.specversion.ok_or(EventError::Missing("specversion"))?,
-            id: self.id.ok_or(EventError::Missing("id"))?,
-            source: self.source.ok_or(EventError::Missing("source"))?,
-            ty: self.ty.ok_or(EventError::Missing("type"))?,
-            subject: self.subject,
-            time: self.time,
-            datacontenttype: self.datacontenttype,
-            dataschema: self.dataschema,
-            extensions: self.extensions,
-            data: self.data,
-        })
+        event.extensions.shrink_to_fit();
+        Ok(event)
     }
 }
 
@@ -168,14 +178,12 @@ fn data_bytes(kind: DataKind, value: &BorrowedValue<'_>) -> Bytes {
     }
 }
 
-/// A required attribute: a non-empty string. Null counts as missing, as in the format.
-fn required_string(
-    name: &'static str,
-    value: &BorrowedValue<'_>,
-) -> Result<Option<Text>, EventError> {
+/// A required attribute: a non-empty string. Null counts as missing, as in the format: the
+/// empty text.
+fn required_string(name: &'static str, value: &BorrowedValue<'_>) -> Result<Text, EventError> {
     match optional_string(name, value)? {
         Some("") => Err(EventError::Empty(name)),
-        other => Ok(other.map(Text::from)),
+        other => Ok(other.map(Text::from).unwrap_or_default()),
     }
 }
 

@@ -187,54 +187,73 @@ mod tests {
         );
     }
 
+    /// Which member carries the data, and its value, by content type: JSON embedded when it is
+    /// JSON, UTF-8 text as a string, anything else (or JSON that is not) as base64; never both.
     #[test]
-    fn json_data_is_embedded() {
-        let v = written(&event(Some("application/json"), b" {\"a\": [1, \"x\"]}\n"));
-        assert_eq!(v["data"], json!({"a": [1, "x"]}));
-        let v = written(&event(Some("application/vnd.x+json; charset=utf-8"), b"42"));
-        assert_eq!(v["data"], json!(42));
-    }
-
-    #[test]
-    fn unspecified_content_type_embeds_json_only_when_valid() {
-        assert_eq!(written(&event(None, b"[true]"))["data"], json!([true]));
-        let v = written(&event(None, b"hello"));
-        assert_eq!(v["data_base64"], json!("aGVsbG8="));
-        assert!(v.get("data").is_none());
-    }
-
-    #[test]
-    fn empty_data_stays_present() {
-        let v = written(&event(Some("application/octet-stream"), b""));
-        assert_eq!(v["data_base64"], json!(""));
-        assert!(v.get("data").is_none());
-        // Empty is not JSON: base64, like any data that claims to be JSON and is not.
-        let v = written(&event(Some("application/json"), b""));
-        assert_eq!(v["data_base64"], json!(""));
-        let v = written(&event(Some("text/plain"), b""));
-        assert_eq!(v["data"], json!(""));
-    }
-
-    #[test]
-    fn invalid_json_goes_as_base64() {
-        let v = written(&event(Some("application/json"), b"{\"a\":"));
-        assert_eq!(v["data_base64"], json!("eyJhIjo="));
-        assert!(v.get("data").is_none());
-    }
-
-    #[test]
-    fn text_goes_as_string_unless_not_utf8() {
-        let v = written(&event(Some("text/plain; charset=utf-8"), b"line \"1\"\n"));
-        assert_eq!(v["data"], json!("line \"1\"\n"));
-        let v = written(&event(Some("text/plain"), b"\xff\xfe"));
-        assert_eq!(v["data_base64"], json!("//4="));
-    }
-
-    #[test]
-    fn binary_goes_as_base64() {
-        let v = written(&event(Some("application/octet-stream"), b"{}"));
-        assert_eq!(v["data_base64"], json!("e30="));
-        assert_eq!(v["datacontenttype"], json!("application/octet-stream"));
+    fn data_member_by_content_type() {
+        for (content_type, data, member, value) in [
+            (
+                Some("application/json"),
+                &b" {\"a\": [1, \"x\"]}\n"[..],
+                "data",
+                json!({"a": [1, "x"]}),
+            ),
+            (
+                Some("application/vnd.x+json; charset=utf-8"),
+                b"42",
+                "data",
+                json!(42),
+            ),
+            (None, b"[true]", "data", json!([true])),
+            (None, b"hello", "data_base64", json!("aGVsbG8=")),
+            // Empty data stays present; empty is not JSON: base64, like any data that claims to
+            // be JSON and is not.
+            (
+                Some("application/octet-stream"),
+                b"",
+                "data_base64",
+                json!(""),
+            ),
+            (Some("application/json"), b"", "data_base64", json!("")),
+            (Some("text/plain"), b"", "data", json!("")),
+            (
+                Some("application/json"),
+                b"{\"a\":",
+                "data_base64",
+                json!("eyJhIjo="),
+            ),
+            (
+                Some("text/plain; charset=utf-8"),
+                b"line \"1\"\n",
+                "data",
+                json!("line \"1\"\n"),
+            ),
+            (
+                Some("text/plain"),
+                b"\xff\xfe",
+                "data_base64",
+                json!("//4="),
+            ),
+            (
+                Some("application/octet-stream"),
+                b"{}",
+                "data_base64",
+                json!("e30="),
+            ),
+        ] {
+            let v = written(&event(content_type, data));
+            assert_eq!(v[member], value, "{content_type:?} {data:?}");
+            let other = if member == "data" {
+                "data_base64"
+            } else {
+                "data"
+            };
+            assert!(v.get(other).is_none(), "{content_type:?} {data:?}: {v}");
+            assert_eq!(
+                v.get("datacontenttype"),
+                content_type.map(|t| json!(t)).as_ref()
+            );
+        }
     }
 
     #[test]

@@ -1,39 +1,21 @@
 //! `[[app]]`: applications, their devices and who may use them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 
 /// The member name that gives a role to anonymous connections.
 pub const ANONYMOUS_MEMBER: &str = "anonymous";
 
-/// A member's role in an application (spec §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read and write.
-    Admin,
-    /// Read and write.
-    Manager,
-    /// Read only.
-    Reader,
-}
-
-impl Role {
-    /// The name used in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Manager => "manager",
-            Self::Reader => "reader",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+config_names! {
+    /// A member's role in an application (spec §3).
+    pub enum Role {
+        /// Read and write.
+        Admin = "admin",
+        /// Read and write.
+        Manager = "manager",
+        /// Read only.
+        Reader = "reader",
     }
 }
 

@@ -1,7 +1,6 @@
 //! `[backend]`: the event log that holds device events and commands.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,30 +8,15 @@ use serde::Deserialize;
 
 use super::server::resolve_threads;
 
-/// Which event log to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// In-process partitioned log: one machine, tests and benchmarks.
-    #[default]
-    Embedded,
-    /// Apache Kafka through librdkafka: production.
-    Kafka,
-}
-
-impl BackendKind {
-    /// The name used in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Embedded => "embedded",
-            Self::Kafka => "kafka",
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+config_names! {
+    /// Which event log to use.
+    #[derive(Default)]
+    pub enum BackendKind {
+        /// In-process partitioned log: one machine, tests and benchmarks.
+        #[default]
+        Embedded = "embedded",
+        /// Apache Kafka through librdkafka: production.
+        Kafka = "kafka",
     }
 }
 

@@ -229,16 +229,22 @@ fn auth(auth: &AuthConfig) -> Checked {
         return Ok(());
     };
     let at = KeyPath::root().key("auth").key("oauth");
-    let non_empty = [
-        ("issuer", Some(&oauth.issuer)),
-        ("username_claim", Some(&oauth.username_claim)),
-        ("admin_role", Some(&oauth.admin_role)),
-        ("audience", oauth.audience.as_ref()),
-        ("jwks_url", oauth.jwks_url.as_ref()),
-        ("hs256_secret", oauth.hs256_secret.as_ref()),
+    // No text that is set may be empty: the required ones always are set.
+    let required = [
+        ("issuer", &oauth.issuer),
+        ("username_claim", &oauth.username_claim),
+        ("admin_role", &oauth.admin_role),
     ];
-    for (name, value) in non_empty {
-        if value.is_some_and(|v| v.is_empty()) {
+    let optional = [
+        ("audience", &oauth.audience),
+        ("jwks_url", &oauth.jwks_url),
+        ("hs256_secret", &oauth.hs256_secret),
+    ];
+    let set = optional
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_ref()?)));
+    for (name, value) in required.into_iter().chain(set) {
+        if value.is_empty() {
             return Err(Invalid::new(at.key(name), "must not be empty"));
         }
     }

@@ -1,36 +1,25 @@
 //! `[[listener]]`: where MQTT clients connect.
 
-use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The transport of a listener.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListenerKind {
-    /// MQTT over plain TCP.
-    Mqtt,
-    /// MQTT over TLS.
-    Mqtts,
-    /// MQTT over WebSocket (subprotocol `mqtt`, binary frames).
-    Ws,
-    /// MQTT over WebSocket over TLS.
-    Wss,
+config_names! {
+    /// The transport of a listener.
+    pub enum ListenerKind {
+        /// MQTT over plain TCP.
+        Mqtt = "mqtt",
+        /// MQTT over TLS.
+        Mqtts = "mqtts",
+        /// MQTT over WebSocket (subprotocol `mqtt`, binary frames).
+        Ws = "ws",
+        /// MQTT over WebSocket over TLS.
+        Wss = "wss",
+    }
 }
 
 impl ListenerKind {
-    /// The name used in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mqtt => "mqtt",
-            Self::Mqtts => "mqtts",
-            Self::Ws => "ws",
-            Self::Wss => "wss",
-        }
-    }
-
     /// Whether the listener speaks TLS (and so needs `cert` and `key`).
     pub fn is_tls(self) -> bool {
         matches!(self, Self::Mqtts | Self::Wss)
@@ -39,12 +28,6 @@ impl ListenerKind {
     /// Whether the listener speaks WebSocket (and so uses `path`).
     pub fn is_websocket(self) -> bool {
         matches!(self, Self::Ws | Self::Wss)
-    }
-}
-
-impl fmt::Display for ListenerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -11,6 +11,38 @@
 //! Must not touch: sockets, threads, backends or sessions; nothing reads a file or the
 //! environment for configuration but this module.
 
+/// An enum whose values are a closed set of names in the configuration file, each written once:
+/// the variants (deserialized from those names), `as_str` and `Display`.
+macro_rules! config_names {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// The name used in the configuration file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod app;
 mod auth;
 mod backend;

@@ -60,41 +60,37 @@ impl Histogram {
     }
 }
 
-/// A monotonic counter on its own cache line, so that hot counters bumped by different shard
+/// An atomic number on its own cache line, so that hot figures bumped by different shard
 /// threads do not slow each other down by sharing one.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(super) struct Counter(pub(super) AtomicU64);
+macro_rules! cell {
+    ($(#[$doc:meta])* $name:ident($atomic:ty, $int:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        #[repr(align(64))]
+        pub(super) struct $name(pub(super) $atomic);
 
-impl Counter {
-    pub(super) const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
-    }
+        impl $name {
+            pub(super) const fn new() -> $name {
+                $name(<$atomic>::new(0))
+            }
 
-    pub(super) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
-    }
+            pub(super) fn add(&self, n: $int) {
+                self.0.fetch_add(n, Relaxed);
+            }
 
-    pub(super) fn value(&self) -> i128 {
-        i128::from(self.0.load(Relaxed))
-    }
+            pub(super) fn value(&self) -> i128 {
+                i128::from(self.0.load(Relaxed))
+            }
+        }
+    };
 }
 
-/// A gauge that goes up and down.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(super) struct Gauge(pub(super) AtomicI64);
+cell! {
+    /// A monotonic counter.
+    Counter(AtomicU64, u64)
+}
 
-impl Gauge {
-    pub(super) const fn new() -> Gauge {
-        Gauge(AtomicI64::new(0))
-    }
-
-    pub(super) fn add(&self, delta: i64) {
-        self.0.fetch_add(delta, Relaxed);
-    }
-
-    pub(super) fn value(&self) -> i128 {
-        i128::from(self.0.load(Relaxed))
-    }
+cell! {
+    /// A gauge that goes up and down.
+    Gauge(AtomicI64, i64)
 }

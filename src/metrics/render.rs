@@ -1,6 +1,7 @@
 //! Rendering the figures in the Prometheus text exposition format (version 0.0.4), with the
 //! process's CPU time and memory read from `/proc/self`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::atomics::LOG_FSYNC;
@@ -13,34 +14,9 @@ impl Metrics {
             collect(self);
         }
         let mut out = String::with_capacity(4096);
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, i128)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-
-        let connections: Vec<_> = Protocol::ALL
-            .iter()
-            .map(|p| {
-                (
-                    format!("{{protocol=\"{}\"}}", p.label()),
-                    self.connections[*p as usize].value(),
-                )
-            })
-            .collect();
-        family(
-            "mqtt_integration_connections",
-            "gauge",
-            "Open client connections.",
-            &connections,
-        );
-        family(
-            "mqtt_integration_subscriptions",
-            "gauge",
-            "Active event subscriptions.",
-            &[unlabelled(self.subscriptions.value())],
+        let connections = labelled(
+            "protocol",
+            Protocol::ALL.map(|p| (p.label(), self.connections[p as usize].value())),
         );
         let mut delivered = Vec::new();
         let mut delivered_bytes = Vec::new();
@@ -56,170 +32,70 @@ impl Metrics {
                 self.delivered_bytes[mode as usize].value(),
             ));
         }
-        family(
-            "mqtt_integration_events_delivered_total",
-            "counter",
-            "Events sent to subscribers.",
-            &delivered,
+        let commands = labelled(
+            "outcome",
+            CommandOutcome::ALL.map(|o| (o.label(), self.commands[o as usize].value())),
         );
-        family(
-            "mqtt_integration_events_delivered_bytes_total",
-            "counter",
-            "Payload bytes of the events sent to subscribers.",
-            &delivered_bytes,
-        );
-        family(
-            "mqtt_integration_events_acked_total",
-            "counter",
-            "QoS 1 events acknowledged by subscribers.",
-            &[unlabelled(self.acked.value())],
-        );
-        let commands: Vec<_> = CommandOutcome::ALL
-            .iter()
-            .map(|o| {
-                (
-                    format!("{{outcome=\"{}\"}}", o.label()),
-                    self.commands[*o as usize].value(),
-                )
-            })
-            .collect();
-        family(
-            "mqtt_integration_commands_total",
-            "counter",
-            "Commands published by clients, by outcome.",
-            &commands,
-        );
-        family(
-            "mqtt_integration_ingested_events_total",
-            "counter",
-            "Events accepted through HTTP ingest.",
-            &[unlabelled(self.ingested.value())],
-        );
-        let lags: Vec<_> = self
-            .group_lag
-            .lock()
-            .iter()
-            .map(|(group, lag)| {
-                (
-                    format!("{{group=\"{}\"}}", escape_label(group)),
-                    i128::from(*lag),
-                )
-            })
-            .collect();
-        family(
-            "mqtt_integration_groups",
-            "gauge",
-            "Durable consumer groups known to this process (embedded: with members or idle within backend.group_retention; Kafka: open in this process).",
-            &[unlabelled(self.groups.value())],
-        );
-        family(
-            "mqtt_integration_group_lag",
-            "gauge",
-            "Events in the backend not yet committed by the consumer group.",
-            &lags,
-        );
-        family(
-            "mqtt_integration_bytes_sent_total",
-            "counter",
-            "Bytes written to client connections.",
-            &[unlabelled(self.bytes_sent.value())],
-        );
-        family(
-            "mqtt_integration_bytes_received_total",
-            "counter",
-            "Bytes read from client connections.",
-            &[unlabelled(self.bytes_received.value())],
-        );
-        family(
-            "mqtt_integration_records_skipped_total",
-            "counter",
-            "Backend records that were not valid events, or whose device or subject cannot form a topic (skipped for filter subscribers).",
-            &[unlabelled(self.records_skipped.value())],
-        );
-        family(
-            "mqtt_integration_queued_bytes",
-            "gauge",
-            "Bytes queued for sending to clients.",
-            &[unlabelled(self.queued_bytes.value())],
-        );
-        family(
-            "mqtt_integration_backend_consumers",
-            "gauge",
-            "Backend consumer clients open (Kafka: one per durable group, one per application for its ephemeral readers, one per ephemeral reader that could not keep up).",
-            &[unlabelled(self.backend_consumers.value())],
-        );
-        family(
-            "mqtt_integration_ready",
-            "gauge",
-            "1 while the service is ready (/readyz answers 200: listeners bound, backend reachable), else 0.",
-            &[unlabelled(self.ready.value())],
-        );
-        family(
-            "mqtt_integration_max_connections",
-            "gauge",
-            "The configured limit of open client connections (server.max_connections).",
-            &[unlabelled(self.max_connections.value())],
-        );
-        family(
-            "mqtt_integration_commands_expired_total",
-            "counter",
-            "Commands dropped because no device asked for them over HTTP within backend.embedded.command_ttl.",
-            &[unlabelled(self.commands_expired.value())],
-        );
-        family(
-            "mqtt_integration_config_reloads_total",
-            "counter",
-            "Reloads of the configuration file (SIGHUP, `mqtt-integration reload`): applied (ok) or refused, the old configuration staying in force (failed).",
-            &[
-                ("{outcome=\"ok\"}".to_owned(), self.config_reloads[0].value()),
-                ("{outcome=\"failed\"}".to_owned(), self.config_reloads[1].value()),
+        let lags = by_name("group", &self.group_lag.lock());
+        let reloads = labelled(
+            "outcome",
+            [
+                ("ok", self.config_reloads[0].value()),
+                ("failed", self.config_reloads[1].value()),
             ],
-        );
-        family(
-            "mqtt_integration_config_loaded_timestamp_seconds",
-            "gauge",
-            "When the configuration in force was loaded (start or last applied reload), Unix time.",
-            &[unlabelled(self.config_loaded.value())],
         );
         let responses: Vec<_> = self
             .http_responses()
             .map(|(code, n)| (format!("{{code=\"{code}\"}}"), i128::from(n)))
             .collect();
-        family(
-            "mqtt_integration_http_responses_total",
-            "counter",
-            "HTTP requests answered by the routes, by status code (only codes answered so far).",
-            &responses,
-        );
-        let log_bytes: Vec<_> = self
-            .log_bytes
-            .lock()
-            .iter()
-            .map(|(app, bytes)| {
-                (
-                    format!("{{app=\"{}\"}}", escape_label(app)),
-                    i128::from(*bytes),
-                )
-            })
-            .collect();
-        family(
-            "mqtt_integration_log_bytes",
-            "gauge",
-            "Bytes of the embedded log's segment files on disk, by application (storage = \"disk\").",
-            &log_bytes,
-        );
-        family(
-            "mqtt_integration_log_segments",
-            "gauge",
-            "Segment files of the embedded log on disk.",
-            &[unlabelled(self.log_segments.value())],
-        );
-        family(
-            "mqtt_integration_log_recovery_truncations_total",
-            "counter",
-            "Segment files whose torn or damaged tail was cut off when the embedded log was opened.",
-            &[unlabelled(self.log_recovery_truncations.value())],
-        );
+        let log_bytes = by_name("app", &self.log_bytes.lock());
+        // In the order they are rendered.
+        let families = [
+            (CONNECTIONS, connections),
+            (SUBSCRIPTIONS, unlabelled(self.subscriptions.value())),
+            (EVENTS_DELIVERED_TOTAL, delivered),
+            (EVENTS_DELIVERED_BYTES_TOTAL, delivered_bytes),
+            (EVENTS_ACKED_TOTAL, unlabelled(self.acked.value())),
+            (COMMANDS_TOTAL, commands),
+            (INGESTED_EVENTS_TOTAL, unlabelled(self.ingested.value())),
+            (GROUPS, unlabelled(self.groups.value())),
+            (GROUP_LAG, lags),
+            (BYTES_SENT_TOTAL, unlabelled(self.bytes_sent.value())),
+            (
+                BYTES_RECEIVED_TOTAL,
+                unlabelled(self.bytes_received.value()),
+            ),
+            (
+                RECORDS_SKIPPED_TOTAL,
+                unlabelled(self.records_skipped.value()),
+            ),
+            (QUEUED_BYTES, unlabelled(self.queued_bytes.value())),
+            (
+                BACKEND_CONSUMERS,
+                unlabelled(self.backend_consumers.value()),
+            ),
+            (READY, unlabelled(self.ready.value())),
+            (MAX_CONNECTIONS, unlabelled(self.max_connections.value())),
+            (
+                COMMANDS_EXPIRED_TOTAL,
+                unlabelled(self.commands_expired.value()),
+            ),
+            (CONFIG_RELOADS_TOTAL, reloads),
+            (
+                CONFIG_LOADED_TIMESTAMP_SECONDS,
+                unlabelled(self.config_loaded.value()),
+            ),
+            (HTTP_RESPONSES_TOTAL, responses),
+            (LOG_BYTES, log_bytes),
+            (LOG_SEGMENTS, unlabelled(self.log_segments.value())),
+            (
+                LOG_RECOVERY_TRUNCATIONS_TOTAL,
+                unlabelled(self.log_recovery_truncations.value()),
+            ),
+        ];
+        for (family, samples) in families {
+            write_family(&mut out, &family, &samples);
+        }
         render_process(&mut out);
         LOG_FSYNC.render(
             &mut out,
@@ -253,26 +129,172 @@ fn render_process(out: &mut String) {
         })
         .map(|kb| kb * 1024);
     if let Some(seconds) = cpu_seconds {
-        let _ = writeln!(
-            out,
-            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds."
-        );
-        let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
-        let _ = writeln!(out, "process_cpu_seconds_total {seconds}");
+        write_family(out, &PROCESS_CPU_SECONDS_TOTAL, &[(String::new(), seconds)]);
     }
     if let Some(bytes) = rss_bytes {
-        let _ = writeln!(
+        write_family(
             out,
-            "# HELP process_resident_memory_bytes Resident memory size in bytes."
+            &PROCESS_RESIDENT_MEMORY_BYTES,
+            &[(String::new(), bytes)],
         );
-        let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
-        let _ = writeln!(out, "process_resident_memory_bytes {bytes}");
     }
 }
 
-fn unlabelled(value: i128) -> (String, i128) {
-    (String::new(), value)
+const PROCESS_CPU_SECONDS_TOTAL: Family = counter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds.",
+);
+const PROCESS_RESIDENT_MEMORY_BYTES: Family = gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+);
+
+/// A family's HELP and TYPE lines, then its samples, as (labels, value).
+fn write_family<V: std::fmt::Display>(out: &mut String, family: &Family, samples: &[(String, V)]) {
+    let Family { name, kind, help } = family;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
 }
+
+/// One sample per value of `label`.
+fn labelled<'a>(
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, i128)>,
+) -> Vec<(String, i128)> {
+    values
+        .into_iter()
+        .map(|(value, n)| (format!("{{{label}=\"{}\"}}", escape_label(value)), n))
+        .collect()
+}
+
+/// One sample per entry of a map kept by name (group, application), the name as `label`.
+fn by_name(label: &str, map: &BTreeMap<String, i64>) -> Vec<(String, i128)> {
+    labelled(
+        label,
+        map.iter().map(|(name, n)| (name.as_str(), i128::from(*n))),
+    )
+}
+
+/// The one sample of a family without labels.
+fn unlabelled(value: i128) -> Vec<(String, i128)> {
+    vec![(String::new(), value)]
+}
+
+/// A family's name, type and help text.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        kind: "counter",
+        help,
+    }
+}
+
+const CONNECTIONS: Family = gauge("mqtt_integration_connections", "Open client connections.");
+const SUBSCRIPTIONS: Family = gauge(
+    "mqtt_integration_subscriptions",
+    "Active event subscriptions.",
+);
+const EVENTS_DELIVERED_TOTAL: Family = counter(
+    "mqtt_integration_events_delivered_total",
+    "Events sent to subscribers.",
+);
+const EVENTS_DELIVERED_BYTES_TOTAL: Family = counter(
+    "mqtt_integration_events_delivered_bytes_total",
+    "Payload bytes of the events sent to subscribers.",
+);
+const EVENTS_ACKED_TOTAL: Family = counter(
+    "mqtt_integration_events_acked_total",
+    "QoS 1 events acknowledged by subscribers.",
+);
+const COMMANDS_TOTAL: Family = counter(
+    "mqtt_integration_commands_total",
+    "Commands published by clients, by outcome.",
+);
+const INGESTED_EVENTS_TOTAL: Family = counter(
+    "mqtt_integration_ingested_events_total",
+    "Events accepted through HTTP ingest.",
+);
+const GROUPS: Family = gauge(
+    "mqtt_integration_groups",
+    "Durable consumer groups known to this process (embedded: with members or idle within backend.group_retention; Kafka: open in this process).",
+);
+const GROUP_LAG: Family = gauge(
+    "mqtt_integration_group_lag",
+    "Events in the backend not yet committed by the consumer group.",
+);
+const BYTES_SENT_TOTAL: Family = counter(
+    "mqtt_integration_bytes_sent_total",
+    "Bytes written to client connections.",
+);
+const BYTES_RECEIVED_TOTAL: Family = counter(
+    "mqtt_integration_bytes_received_total",
+    "Bytes read from client connections.",
+);
+const RECORDS_SKIPPED_TOTAL: Family = counter(
+    "mqtt_integration_records_skipped_total",
+    "Backend records that were not valid events, or whose device or subject cannot form a topic (skipped for filter subscribers).",
+);
+const QUEUED_BYTES: Family = gauge(
+    "mqtt_integration_queued_bytes",
+    "Bytes queued for sending to clients.",
+);
+const BACKEND_CONSUMERS: Family = gauge(
+    "mqtt_integration_backend_consumers",
+    "Backend consumer clients open (Kafka: one per durable group, one per application for its ephemeral readers, one per ephemeral reader that could not keep up).",
+);
+const READY: Family = gauge(
+    "mqtt_integration_ready",
+    "1 while the service is ready (/readyz answers 200: listeners bound, backend reachable), else 0.",
+);
+const MAX_CONNECTIONS: Family = gauge(
+    "mqtt_integration_max_connections",
+    "The configured limit of open client connections (server.max_connections).",
+);
+const COMMANDS_EXPIRED_TOTAL: Family = counter(
+    "mqtt_integration_commands_expired_total",
+    "Commands dropped because no device asked for them over HTTP within backend.embedded.command_ttl.",
+);
+const CONFIG_RELOADS_TOTAL: Family = counter(
+    "mqtt_integration_config_reloads_total",
+    "Reloads of the configuration file (SIGHUP, `mqtt-integration reload`): applied (ok) or refused, the old configuration staying in force (failed).",
+);
+const CONFIG_LOADED_TIMESTAMP_SECONDS: Family = gauge(
+    "mqtt_integration_config_loaded_timestamp_seconds",
+    "When the configuration in force was loaded (start or last applied reload), Unix time.",
+);
+const HTTP_RESPONSES_TOTAL: Family = counter(
+    "mqtt_integration_http_responses_total",
+    "HTTP requests answered by the routes, by status code (only codes answered so far).",
+);
+const LOG_BYTES: Family = gauge(
+    "mqtt_integration_log_bytes",
+    "Bytes of the embedded log's segment files on disk, by application (storage = \"disk\").",
+);
+const LOG_SEGMENTS: Family = gauge(
+    "mqtt_integration_log_segments",
+    "Segment files of the embedded log on disk.",
+);
+const LOG_RECOVERY_TRUNCATIONS_TOTAL: Family = counter(
+    "mqtt_integration_log_recovery_truncations_total",
+    "Segment files whose torn or damaged tail was cut off when the embedded log was opened.",
+);
 
 /// Label value escaping of the text format: backslash, double quote and line feed.
 fn escape_label(value: &str) -> String {

@@ -83,18 +83,12 @@ impl<'a> Connect<'a> {
             return Err(r.malformed("password without user name [MQTT-3.1.2-22]"));
         }
         let keep_alive = r.u16()?;
-        let properties = match version {
-            Version::V5 => Properties::decode(&mut r, PropertyContext::Connect)?,
-            Version::V311 => Properties::default(),
-        };
+        let properties = Properties::decode_for(&mut r, version, PropertyContext::Connect)?;
         // 3.1.3.1: the Client Identifier is always present (it may be empty; whether an empty
         // one is acceptable is the server's decision, [MQTT-3.1.3-6] / [MQTT-3.1.3-8]).
         let client_id = r.string()?;
         let will = if will_flag {
-            let properties = match version {
-                Version::V5 => Properties::decode(&mut r, PropertyContext::Will)?,
-                Version::V311 => Properties::default(),
-            };
+            let properties = Properties::decode_for(&mut r, version, PropertyContext::Will)?;
             let topic = r.string()?;
             // 3.1.3.3: the Will Topic is a topic name, so no wildcards and not empty.
             if !topic::valid_topic_name(topic) {
@@ -114,27 +108,19 @@ impl<'a> Connect<'a> {
         } else {
             None
         };
-        let username = if has_username {
-            Some(r.string()?)
-        } else {
-            None
-        };
-        let password = if has_password {
-            Some(r.binary()?)
-        } else {
-            None
-        };
-        r.finish()?;
-        Ok(Connect {
+        // The payload goes on in field order: user name, then password.
+        let connect = Connect {
             version,
             clean_start: flags & CLEAN_START != 0,
             keep_alive,
             client_id,
             will,
-            username,
-            password,
+            username: has_username.then(|| r.string()).transpose()?,
+            password: has_password.then(|| r.binary()).transpose()?,
             properties,
-        })
+        };
+        r.finish()?;
+        Ok(connect)
     }
 
     pub(crate) fn sizes(&self, version: Version) -> Result<Sizes, EncodeError> {

@@ -7,7 +7,8 @@ use super::error::{DecodeError, EncodeError};
 use super::primitives::{var_int_len, write_string, write_var_int, Reader, MAX_VAR_INT};
 
 /// The property table (2.2.2.2), in identifier order: each property once, with its field, its
-/// identifier, the kind of its value, and the packets it may appear in. The struct, the
+/// identifier, the kind of its value (which gives the field's type, see [`slot!`]), and the
+/// packets it may appear in. The struct, the
 /// identifiers, the allow list, the decoder and the encoder are all generated from it, so a
 /// property is named in one place (as `reason_codes!` does for reason codes).
 ///
@@ -17,14 +18,14 @@ use super::primitives::{var_int_len, write_string, write_var_int, Reader, MAX_VA
 /// Property, repeatable). The section after the name is cited in the decode error.
 macro_rules! properties {
     ($(
-        $field:ident: $ty:ty = $id:ident($value:literal) $kind:ident($name:literal, $section:literal)
+        $field:ident = $id:ident($value:literal) $kind:ident($name:literal, $section:literal)
             in [$($ctx:ident),+];
     )+) => {
         /// Every MQTT 5 property as an `Option` (plus `Vec`s for the repeatable ones); `Default` =
         /// none set. Which ones may appear depends on the packet (2.2.2.2 table).
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct Properties<'a> {
-            $(pub $field: $ty,)+
+            $(pub $field: slot!('a, $kind),)+
         }
 
         /// Property identifiers (2.2.2.2).
@@ -89,6 +90,20 @@ macro_rules! properties {
     };
 }
 
+/// The field type of each kind of property: an `Option`, or a `Vec` for the repeatable ones.
+macro_rules! slot {
+    ($a:lifetime, Flag) => { Option<u8> };
+    ($a:lifetime, U16) => { Option<u16> };
+    ($a:lifetime, NonZeroU16) => { Option<u16> };
+    ($a:lifetime, U32) => { Option<u32> };
+    ($a:lifetime, NonZeroU32) => { Option<u32> };
+    ($a:lifetime, Str) => { Option<&$a str> };
+    ($a:lifetime, Topic) => { Option<&$a str> };
+    ($a:lifetime, Bin) => { Option<&$a [u8]> };
+    ($a:lifetime, SubIds) => { Vec<u32> };
+    ($a:lifetime, Pairs) => { Vec<(&$a str, &$a str)> };
+}
+
 /// The decode error for a value its kind does not allow.
 macro_rules! invalid_text {
     (Flag, $name:literal, $section:literal) => {
@@ -112,63 +127,63 @@ macro_rules! invalid_text {
 }
 
 properties! {
-    payload_format_indicator: Option<u8> = PAYLOAD_FORMAT_INDICATOR(0x01)
+    payload_format_indicator = PAYLOAD_FORMAT_INDICATOR(0x01)
         Flag("Payload Format Indicator", "3.3.2.3.2") in [Publish, Will];
-    message_expiry_interval: Option<u32> = MESSAGE_EXPIRY_INTERVAL(0x02)
+    message_expiry_interval = MESSAGE_EXPIRY_INTERVAL(0x02)
         U32("Message Expiry Interval", "3.3.2.3.3") in [Publish, Will];
-    content_type: Option<&'a str> = CONTENT_TYPE(0x03)
+    content_type = CONTENT_TYPE(0x03)
         Str("Content Type", "3.3.2.3.9") in [Publish, Will];
-    response_topic: Option<&'a str> = RESPONSE_TOPIC(0x08)
+    response_topic = RESPONSE_TOPIC(0x08)
         Topic("Response Topic", "MQTT-3.3.2-14") in [Publish, Will];
-    correlation_data: Option<&'a [u8]> = CORRELATION_DATA(0x09)
+    correlation_data = CORRELATION_DATA(0x09)
         Bin("Correlation Data", "3.3.2.3.6") in [Publish, Will];
-    subscription_identifiers: Vec<u32> = SUBSCRIPTION_IDENTIFIER(0x0B)
+    subscription_identifiers = SUBSCRIPTION_IDENTIFIER(0x0B)
         SubIds("Subscription Identifier", "3.8.2.1.2") in [Publish, Subscribe];
-    session_expiry_interval: Option<u32> = SESSION_EXPIRY_INTERVAL(0x11)
+    session_expiry_interval = SESSION_EXPIRY_INTERVAL(0x11)
         U32("Session Expiry Interval", "3.1.2.11.2") in [Connect, ConnAck, Disconnect];
-    assigned_client_identifier: Option<&'a str> = ASSIGNED_CLIENT_IDENTIFIER(0x12)
+    assigned_client_identifier = ASSIGNED_CLIENT_IDENTIFIER(0x12)
         Str("Assigned Client Identifier", "3.2.2.3.7") in [ConnAck];
-    server_keep_alive: Option<u16> = SERVER_KEEP_ALIVE(0x13)
+    server_keep_alive = SERVER_KEEP_ALIVE(0x13)
         U16("Server Keep Alive", "3.2.2.3.14") in [ConnAck];
-    authentication_method: Option<&'a str> = AUTHENTICATION_METHOD(0x15)
+    authentication_method = AUTHENTICATION_METHOD(0x15)
         Str("Authentication Method", "3.1.2.11.9") in [Connect, ConnAck, Auth];
-    authentication_data: Option<&'a [u8]> = AUTHENTICATION_DATA(0x16)
+    authentication_data = AUTHENTICATION_DATA(0x16)
         Bin("Authentication Data", "3.1.2.11.10") in [Connect, ConnAck, Auth];
-    request_problem_information: Option<u8> = REQUEST_PROBLEM_INFORMATION(0x17)
+    request_problem_information = REQUEST_PROBLEM_INFORMATION(0x17)
         Flag("Request Problem Information", "3.1.2.11.7") in [Connect];
-    will_delay_interval: Option<u32> = WILL_DELAY_INTERVAL(0x18)
+    will_delay_interval = WILL_DELAY_INTERVAL(0x18)
         U32("Will Delay Interval", "3.1.3.2.2") in [Will];
-    request_response_information: Option<u8> = REQUEST_RESPONSE_INFORMATION(0x19)
+    request_response_information = REQUEST_RESPONSE_INFORMATION(0x19)
         Flag("Request Response Information", "3.1.2.11.6") in [Connect];
-    response_information: Option<&'a str> = RESPONSE_INFORMATION(0x1A)
+    response_information = RESPONSE_INFORMATION(0x1A)
         Str("Response Information", "3.2.2.3.15") in [ConnAck];
-    server_reference: Option<&'a str> = SERVER_REFERENCE(0x1C)
+    server_reference = SERVER_REFERENCE(0x1C)
         Str("Server Reference", "3.2.2.3.16") in [ConnAck, Disconnect];
-    reason_string: Option<&'a str> = REASON_STRING(0x1F)
+    reason_string = REASON_STRING(0x1F)
         Str("Reason String", "3.2.2.3.9") in [ConnAck, Ack, SubAck, UnsubAck, Disconnect, Auth];
-    receive_maximum: Option<u16> = RECEIVE_MAXIMUM(0x21)
+    receive_maximum = RECEIVE_MAXIMUM(0x21)
         NonZeroU16("Receive Maximum", "3.1.2.11.3") in [Connect, ConnAck];
-    topic_alias_maximum: Option<u16> = TOPIC_ALIAS_MAXIMUM(0x22)
+    topic_alias_maximum = TOPIC_ALIAS_MAXIMUM(0x22)
         U16("Topic Alias Maximum", "3.1.2.11.5") in [Connect, ConnAck];
     // A Topic Alias of 0 or above the negotiated maximum is answered with 0x94 by the session,
     // which knows the maximum ([MQTT-3.3.2-8], [MQTT-3.3.2-9]).
-    topic_alias: Option<u16> = TOPIC_ALIAS(0x23)
+    topic_alias = TOPIC_ALIAS(0x23)
         U16("Topic Alias", "3.3.2.3.4") in [Publish];
-    maximum_qos: Option<u8> = MAXIMUM_QOS(0x24)
+    maximum_qos = MAXIMUM_QOS(0x24)
         Flag("Maximum QoS", "3.2.2.3.4") in [ConnAck];
-    retain_available: Option<u8> = RETAIN_AVAILABLE(0x25)
+    retain_available = RETAIN_AVAILABLE(0x25)
         Flag("Retain Available", "3.2.2.3.5") in [ConnAck];
-    user_properties: Vec<(&'a str, &'a str)> = USER_PROPERTY(0x26)
+    user_properties = USER_PROPERTY(0x26)
         Pairs("User Property", "3.1.2.11.8")
         in [Connect, Will, ConnAck, Publish, Ack, Subscribe, SubAck, Unsubscribe, UnsubAck,
             Disconnect, Auth];
-    maximum_packet_size: Option<u32> = MAXIMUM_PACKET_SIZE(0x27)
+    maximum_packet_size = MAXIMUM_PACKET_SIZE(0x27)
         NonZeroU32("Maximum Packet Size", "3.1.2.11.4") in [Connect, ConnAck];
-    wildcard_subscription_available: Option<u8> = WILDCARD_SUBSCRIPTION_AVAILABLE(0x28)
+    wildcard_subscription_available = WILDCARD_SUBSCRIPTION_AVAILABLE(0x28)
         Flag("Wildcard Subscription Available", "3.2.2.3.11") in [ConnAck];
-    subscription_identifier_available: Option<u8> = SUBSCRIPTION_IDENTIFIER_AVAILABLE(0x29)
+    subscription_identifier_available = SUBSCRIPTION_IDENTIFIER_AVAILABLE(0x29)
         Flag("Subscription Identifier Available", "3.2.2.3.12") in [ConnAck];
-    shared_subscription_available: Option<u8> = SHARED_SUBSCRIPTION_AVAILABLE(0x2A)
+    shared_subscription_available = SHARED_SUBSCRIPTION_AVAILABLE(0x2A)
         Flag("Shared Subscription Available", "3.2.2.3.13") in [ConnAck];
 }
 
@@ -191,12 +206,17 @@ mod kind {
 
     type Size = Result<(usize, usize), EncodeError>;
 
-    fn set_once<T>(
+    /// Stores `v`, unless it is `invalid` or the property came before: both Protocol Errors.
+    fn set_valid_once<T>(
         r: &Reader<'_>,
         slot: &mut Option<T>,
         v: T,
+        invalid: bool,
         t: &Text,
     ) -> Result<(), DecodeError> {
+        if invalid {
+            return Err(r.protocol(t.invalid));
+        }
         if slot.is_some() {
             return Err(r.protocol(t.repeated));
         }
@@ -220,10 +240,8 @@ mod kind {
                     t: &Text,
                 ) -> Result<(), DecodeError> {
                     let $v = r.$read()?;
-                    if $invalid {
-                        return Err(r.protocol(t.invalid));
-                    }
-                    set_once(r, slot, $v, t)
+                    let invalid = $invalid;
+                    set_valid_once(r, slot, $v, invalid, t)
                 }
                 pub fn size(slot: &Option<$t>, _: &'static str, _: &'static str) -> Size {
                     fixed(slot, $bytes)
@@ -257,10 +275,8 @@ mod kind {
                     t: &Text,
                 ) -> Result<(), DecodeError> {
                     let $v = r.$read()?;
-                    if $invalid {
-                        return Err(r.protocol(t.invalid));
-                    }
-                    set_once(r, slot, $v, t)
+                    let invalid = $invalid;
+                    set_valid_once(r, slot, $v, invalid, t)
                 }
                 pub fn size(slot: &Option<&$t>, packet: &'static str, name: &'static str) -> Size {
                     match slot {

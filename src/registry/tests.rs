@@ -3,31 +3,8 @@
 use super::*;
 use crate::config::Config;
 
-const CONFIG: &str = r#"
-[[user]]
-name = "alice"
-api_keys = ["hash-a"]
-
-[[app]]
-name = "shop"
-owner = "olivia"
-members = { ada = "admin", max = "manager", rita = "reader", anonymous = "reader" }
-devices = [ { name = "door" }, { name = "old", enabled = false } ]
-
-[[app]]
-name = "open"
-members = { anonymous = "manager" }
-devices = [ { name = "d" } ]
-
-[[app]]
-name = "closed"
-owner = "olivia"
-devices = [ { name = "d" } ]
-
-[[app]]
-name = "admins"
-members = { anonymous = "admin" }
-"#;
+/// Users and applications covering every role, anonymous access and a disabled device.
+const CONFIG: &str = include_str!("../../tests/fixtures/registry.toml");
 
 fn registry() -> Registry {
     let config = Config::from_toml_str(CONFIG, "test", std::iter::empty()).unwrap();
@@ -178,34 +155,30 @@ fn device_write_refusals_are_distinct() {
             DeviceAccessError::NotAuthorized { app: "shop".into() }
         );
     }
-    let unknown = r
-        .authorize_device_write(&user("max"), "shop", "ghost")
-        .unwrap_err();
-    assert_eq!(
-        unknown,
-        DeviceAccessError::UnknownDevice {
-            app: "shop".into(),
-            device: "ghost".into()
-        }
-    );
-    assert_eq!(
-        unknown.to_string(),
-        "unknown device `ghost` in application `shop`"
-    );
-    let disabled = r
-        .authorize_device_write(&admin("root"), "shop", "old")
-        .unwrap_err();
-    assert_eq!(
-        disabled,
-        DeviceAccessError::DisabledDevice {
-            app: "shop".into(),
-            device: "old".into()
-        }
-    );
-    assert_eq!(
-        disabled.to_string(),
-        "device `old` in application `shop` is disabled"
-    );
+    for (who, device, error, text) in [
+        (
+            user("max"),
+            "ghost",
+            DeviceAccessError::UnknownDevice {
+                app: "shop".into(),
+                device: "ghost".into(),
+            },
+            "unknown device `ghost` in application `shop`",
+        ),
+        (
+            admin("root"),
+            "old",
+            DeviceAccessError::DisabledDevice {
+                app: "shop".into(),
+                device: "old".into(),
+            },
+            "device `old` in application `shop` is disabled",
+        ),
+    ] {
+        let e = r.authorize_device_write(&who, "shop", device).unwrap_err();
+        assert_eq!(e, error);
+        assert_eq!(e.to_string(), text);
+    }
 }
 
 #[test]

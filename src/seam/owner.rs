@@ -166,26 +166,16 @@ mod tests {
     #[test]
     fn kind_follows_the_client_id() {
         let g = GroupKey::client("demo", "victim");
-        assert_eq!(
-            Claim::new(&Identity::Anonymous, "demo", "victim", &g)
-                .owner
-                .kind,
-            GroupKind::Client
-        );
-        assert_eq!(
-            Claim::new(&Identity::Anonymous, "demo", "thief", &g)
-                .owner
-                .kind,
-            GroupKind::Shared
-        );
         // `demo.x.victim` is not `demo.victim`'s group.
         let other = GroupKey::shared("demo.x", "victim");
-        assert_eq!(
-            Claim::new(&Identity::Anonymous, "demo", "victim", &other)
-                .owner
-                .kind,
-            GroupKind::Shared
-        );
+        for (client_id, group, kind) in [
+            ("victim", &g, GroupKind::Client),
+            ("thief", &g, GroupKind::Shared),
+            ("victim", &other, GroupKind::Shared),
+        ] {
+            let claim = Claim::new(&Identity::Anonymous, "demo", client_id, group);
+            assert_eq!(claim.owner.kind, kind, "{client_id} in {group:?}");
+        }
     }
 
     #[test]

@@ -131,6 +131,10 @@ impl Server {
             BackendKind::Kafka => Keep::OnlyWaiting,
         };
         let inbox = Arc::new(Inbox::new(keep));
+        inbox.start_timer().map_err(|source| StartError::Io {
+            what: "the device inbox's timer",
+            source,
+        })?;
         let (backend, embedded) =
             backend::start(config, &metrics, &inbox).map_err(StartError::Backend)?;
 

@@ -30,10 +30,10 @@ pub enum ReloadError {
     /// problem.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot set up authentication: {0}")]
-    Auth(#[from] crate::auth::AuthSetupError),
+    /// Putting it in force failed before anything was replaced: what failed and why (the
+    /// credentials, an application's log).
     #[error("{0}")]
-    Backend(String),
+    Apply(String),
 }
 
 impl Server {
@@ -48,12 +48,14 @@ impl Server {
             let names: Vec<&str> = new.apps.iter().map(|a| a.name.as_str()).collect();
             let added = log
                 .add_apps(&names)
-                .map_err(|e| ReloadError::Backend(e.to_string()))?;
+                .map_err(|e| ReloadError::Apply(e.to_string()))?;
             if !added.is_empty() {
                 tracing::info!(applications = ?added, "embedded log: applications added by the reload");
             }
         }
-        self.auth.replace(&new.auth, &new.users)?;
+        self.auth
+            .replace(&new.auth, &new.users)
+            .map_err(|e| ReloadError::Apply(format!("cannot set up authentication: {e}")))?;
         self.registry.replace(Registry::from_config(new));
         for (peer, _) in &self.shards {
             peer.send(Control::RecheckRights);

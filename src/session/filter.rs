@@ -143,31 +143,17 @@ mod tests {
 
     #[test]
     fn extension_filters_are_normalised_to_app_prefix() {
-        assert_eq!(
-            parse("a/demo/d1/temp").unwrap().selector,
-            sel("app/demo/d1/temp")
-        );
-        assert_eq!(
-            parse("app/demo/+/temp").unwrap().selector,
-            sel("app/demo/+/temp")
-        );
-        assert_eq!(
-            parse("app/demo/d1/+").unwrap().selector,
-            sel("app/demo/d1/+")
-        );
-        assert_eq!(parse("app/demo/#").unwrap().selector, sel("app/demo/#"));
-        assert_eq!(
-            parse("app/demo/d1/#").unwrap().selector,
-            sel("app/demo/d1/#")
-        );
-        assert_eq!(
-            parse("app/demo/d1/a/b").unwrap().selector,
-            sel("app/demo/d1/a/b")
-        );
-        assert_eq!(
-            parse("$share/g/app/demo/+/+").unwrap().selector,
-            sel("app/demo/+/+")
-        );
+        for (filter, topic) in [
+            ("a/demo/d1/temp", "app/demo/d1/temp"),
+            ("app/demo/+/temp", "app/demo/+/temp"),
+            ("app/demo/d1/+", "app/demo/d1/+"),
+            ("app/demo/#", "app/demo/#"),
+            ("app/demo/d1/#", "app/demo/d1/#"),
+            ("app/demo/d1/a/b", "app/demo/d1/a/b"),
+            ("$share/g/app/demo/+/+", "app/demo/+/+"),
+        ] {
+            assert_eq!(parse(filter).unwrap().selector, sel(topic), "{filter}");
+        }
     }
 
     #[test]

@@ -165,31 +165,23 @@ mod tests {
             name: name.into(),
             admin,
         };
-        assert_eq!(
-            ids.claim("c".into(), conn(1), &user("alice", false)),
-            Ok(None)
-        );
-        assert_eq!(
-            ids.claim("c".into(), conn(2), &Identity::Anonymous),
-            Err(HeldByOther(conn(1)))
-        );
-        assert_eq!(
-            ids.claim("c".into(), conn(3), &user("bob", false)),
-            Err(HeldByOther(conn(1)))
-        );
-        // A token user and an API-key user named alice are both alice.
-        assert_eq!(
-            ids.claim("c".into(), conn(4), &user("alice", false)),
-            Ok(Some(conn(1)))
-        );
-        assert_eq!(
-            ids.claim("c".into(), conn(5), &user("root", true)),
-            Ok(Some(conn(4)))
-        );
-        // The admin holds it now: alice may not take it back.
-        assert_eq!(
-            ids.claim("c".into(), conn(6), &user("alice", false)),
-            Err(HeldByOther(conn(5)))
-        );
+        let alice = user("alice", false);
+        // (who claims "c" on which connection, what the claim answers), in order.
+        for (slot, who, answer) in [
+            (1, &alice, Ok(None)),
+            (2, &Identity::Anonymous, Err(HeldByOther(conn(1)))),
+            (3, &user("bob", false), Err(HeldByOther(conn(1)))),
+            // A token user and an API-key user named alice are both alice.
+            (4, &alice, Ok(Some(conn(1)))),
+            (5, &user("root", true), Ok(Some(conn(4)))),
+            // The admin holds it now: alice may not take it back.
+            (6, &alice, Err(HeldByOther(conn(5)))),
+        ] {
+            assert_eq!(
+                ids.claim("c".into(), conn(slot), who),
+                answer,
+                "claim {slot}"
+            );
+        }
     }
 }

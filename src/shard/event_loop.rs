@@ -45,11 +45,7 @@ pub struct Shard {
     conns: Slab<Box<Connection>>,
     generation: u32,
     ctx: Arc<ShardContext>,
-    link: ShardLink,
-    notify: Arc<ShardNotify>,
-    inbox: Receiver<ToShard>,
-    control: Receiver<Control>,
-    peers: Arc<[ShardPeer]>,
+    wiring: Wiring,
     scratch: Vec<u8>,
     acks: Vec<Vec<AckToken>>,
     dirty: Vec<usize>,
@@ -59,18 +55,25 @@ pub struct Shard {
     stopping: bool,
 }
 
+/// What connects a shard to the rest of the process: its inbox from the backends and its control
+/// channel, the waker behind both, and the other shards.
+pub struct Wiring {
+    /// Handed to the backends (with each Join, with each command) so that what they answer
+    /// reaches `inbox`.
+    pub link: ShardLink,
+    pub notify: Arc<ShardNotify>,
+    pub inbox: Receiver<ToShard>,
+    pub control: Receiver<Control>,
+    pub peers: Arc<[ShardPeer]>,
+}
+
 impl Shard {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u16,
         poll: Poll,
         sockets: Vec<(std::net::TcpListener, Arc<ListenerSpec>)>,
         ctx: Arc<ShardContext>,
-        link: ShardLink,
-        notify: Arc<ShardNotify>,
-        inbox: Receiver<ToShard>,
-        control: Receiver<Control>,
-        peers: Arc<[ShardPeer]>,
+        wiring: Wiring,
     ) -> io::Result<Shard> {
         let mut listeners = Vec::with_capacity(sockets.len());
         for (i, (s, spec)) in sockets.into_iter().enumerate() {
@@ -87,11 +90,7 @@ impl Shard {
             conns: Slab::new(),
             generation: 0,
             ctx,
-            link,
-            notify,
-            inbox,
-            control,
-            peers,
+            wiring,
             scratch: vec![0; SCRATCH],
             acks: vec![Vec::new(); workers],
             dirty: Vec::new(),
@@ -348,7 +347,7 @@ impl Shard {
             any = true;
             let mut act = Effects {
                 ctx: &self.ctx,
-                link: &self.link,
+                link: &self.wiring.link,
                 acks: &mut self.acks,
             };
             if let Some(previous) = act.apply(conn, event) {
@@ -360,7 +359,7 @@ impl Shard {
     fn kick(&mut self, previous: ConnId) {
         if previous.shard == self.id {
             self.kick_local(previous);
-        } else if let Some(peer) = self.peers.get(usize::from(previous.shard)) {
+        } else if let Some(peer) = self.wiring.peers.get(usize::from(previous.shard)) {
             peer.send(Control::Kick(previous));
         }
     }
@@ -391,15 +390,15 @@ impl Shard {
     // ----- channels -----------------------------------------------------------------------
 
     fn drain_channels(&mut self) {
-        self.notify.clear();
-        while let Ok(msg) = self.control.try_recv() {
+        self.wiring.notify.clear();
+        while let Ok(msg) = self.wiring.control.try_recv() {
             match msg {
                 Control::Kick(id) => self.kick_local(id),
                 Control::RecheckRights => self.recheck_rights(),
                 Control::Shutdown => self.begin_shutdown(),
             }
         }
-        while let Ok(msg) = self.inbox.try_recv() {
+        while let Ok(msg) = self.wiring.inbox.try_recv() {
             match msg {
                 ToShard::Joined {
                     conn,
@@ -608,7 +607,7 @@ impl Shard {
         tracing::debug!(peer = %conn.peer(), client = conn.session.client_id(), "connection closed: {why}");
         let mut act = Effects {
             ctx: &self.ctx,
-            link: &self.link,
+            link: &self.wiring.link,
             acks: &mut self.acks,
         };
         for (group, unsent) in conn.session.teardown() {

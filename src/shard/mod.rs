@@ -118,17 +118,14 @@ pub fn spawn(
         .into();
     let mut out = Vec::with_capacity(prepared.len());
     for (i, poll, socks, control_rx, inbox_rx, notify, link, peer) in prepared {
-        let shard = event_loop::Shard::new(
-            i as u16,
-            poll,
-            socks,
-            ctx.clone(),
+        let wiring = event_loop::Wiring {
             link,
             notify,
-            inbox_rx,
-            control_rx,
-            peers.clone(),
-        )?;
+            inbox: inbox_rx,
+            control: control_rx,
+            peers: peers.clone(),
+        };
+        let shard = event_loop::Shard::new(i as u16, poll, socks, ctx.clone(), wiring)?;
         let handle = std::thread::Builder::new()
             .name(format!("shard-{i}"))
             .spawn(move || shard.run())?;

@@ -7,11 +7,7 @@ use crate::registry::Identity;
 
 #[test]
 fn api_keys_of_users() {
-    let (a1, a2, b) = (
-        generate_api_key().unwrap(),
-        generate_api_key().unwrap(),
-        generate_api_key().unwrap(),
-    );
+    let [a1, a2, b] = std::array::from_fn(|_| generate_api_key().unwrap());
     let users = [
         user("alice", &[&a1.hash, &a2.hash]),
         user("bob", &[&b.hash]),

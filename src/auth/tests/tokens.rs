@@ -34,11 +34,26 @@ fn rsa_check(auth: &Authenticator, claims: &Value) -> Result<Authenticated, Auth
     auth.authenticate_token(&sign(rsa(), Some("rsa1"), claims), now())
 }
 
-fn alice() -> Identity {
+/// The identity `claims` signed with the RSA key `rsa1` of [`both_keys`] yield.
+fn rsa_identity(auth: &Authenticator, claims: &Value) -> Identity {
+    rsa_check(auth, claims).unwrap().identity
+}
+
+/// `claims` without `claim`.
+fn without(mut claims: Value, claim: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(claim);
+    claims
+}
+
+fn user(name: &str, admin: bool) -> Identity {
     Identity::User {
-        name: "alice".into(),
-        admin: false,
+        name: name.into(),
+        admin,
     }
+}
+
+fn alice() -> Identity {
+    user("alice", false)
 }
 
 #[test]
@@ -100,49 +115,47 @@ fn expired_token() {
     ));
 }
 
+/// Claims missing, not yet valid or from elsewhere: (claim, its new value or none, the refusal).
 #[test]
-fn token_without_exp_is_refused() {
+fn refused_claims() {
     let (auth, _dir) = both_keys();
-    let mut c = claims();
-    c.as_object_mut().unwrap().remove("exp");
-    assert_eq!(
-        rsa_check(&auth, &c),
-        Err(AuthError::MissingClaim {
-            claim: "exp".into()
-        })
-    );
-}
-
-#[test]
-fn token_not_yet_valid() {
-    let (auth, _dir) = both_keys();
-    let mut c = claims();
     let nbf = secs(now()) + 600;
-    c["nbf"] = json!(nbf);
-    assert_eq!(
-        rsa_check(&auth, &c),
-        Err(AuthError::NotYetValid { not_before: nbf })
-    );
-}
-
-#[test]
-fn token_from_another_issuer() {
-    let (auth, _dir) = both_keys();
-    let mut c = claims();
-    c["iss"] = json!("https://sso.example.com/realms/other");
-    assert_eq!(
-        rsa_check(&auth, &c),
-        Err(AuthError::WrongIssuer {
-            found: "https://sso.example.com/realms/other".into()
-        })
-    );
-    c.as_object_mut().unwrap().remove("iss");
-    assert_eq!(
-        rsa_check(&auth, &c),
-        Err(AuthError::MissingClaim {
-            claim: "iss".into()
-        })
-    );
+    let other = "https://sso.example.com/realms/other";
+    for (claim, value, error) in [
+        (
+            "exp",
+            None,
+            AuthError::MissingClaim {
+                claim: "exp".into(),
+            },
+        ),
+        (
+            "nbf",
+            Some(json!(nbf)),
+            AuthError::NotYetValid { not_before: nbf },
+        ),
+        (
+            "iss",
+            Some(json!(other)),
+            AuthError::WrongIssuer {
+                found: other.into(),
+            },
+        ),
+        (
+            "iss",
+            None,
+            AuthError::MissingClaim {
+                claim: "iss".into(),
+            },
+        ),
+    ] {
+        let mut c = claims();
+        match &value {
+            Some(v) => c[claim] = v.clone(),
+            None => c = without(c, claim),
+        }
+        assert_eq!(rsa_check(&auth, &c), Err(error), "{claim}: {value:?}");
+    }
 }
 
 #[test]
@@ -150,7 +163,7 @@ fn wrong_audience() {
     let (auth, _dir) = with_jwks(&[rsa()], |o| o.audience = Some("mqtt".into()));
     let mut c = claims();
     assert_eq!(rsa_check(&auth, &c), Err(AuthError::WrongAudience));
-    c.as_object_mut().unwrap().remove("aud");
+    c = without(c, "aud");
     assert_eq!(rsa_check(&auth, &c), Err(AuthError::WrongAudience));
     c["aud"] = json!(["account", "mqtt"]);
     assert!(auth
@@ -243,19 +256,9 @@ fn username_claim_is_configurable() {
     let (auth, _dir) = with_jwks(&[rsa()], |o| o.username_claim = "email".into());
     let mut c = claims();
     c["email"] = json!("bob@example.com");
-    let ok = auth
-        .authenticate_token(&sign(rsa(), Some("rsa1"), &c), now())
-        .unwrap();
+    assert_eq!(rsa_identity(&auth, &c), user("bob@example.com", false));
     assert_eq!(
-        ok.identity,
-        Identity::User {
-            name: "bob@example.com".into(),
-            admin: false
-        }
-    );
-    c.as_object_mut().unwrap().remove("email");
-    assert_eq!(
-        rsa_check(&auth, &c),
+        rsa_check(&auth, &without(c, "email")),
         Err(AuthError::NoUsername {
             claim: "email".into()
         })
@@ -267,24 +270,12 @@ fn admin_role_from_realm_access() {
     let (auth, _dir) = both_keys();
     let mut c = claims();
     c["realm_access"] = json!({"roles": ["offline_access", ADMIN_ROLE]});
-    let ok = auth
-        .authenticate_token(&sign(rsa(), Some("rsa1"), &c), now())
-        .unwrap();
-    assert_eq!(
-        ok.identity,
-        Identity::User {
-            name: "alice".into(),
-            admin: true
-        }
-    );
+    assert_eq!(rsa_identity(&auth, &c), user("alice", true));
     // The role elsewhere (a client role, a top-level claim) does not count.
     c["realm_access"] = json!({"roles": []});
     c["resource_access"] = json!({"drogue": {"roles": [ADMIN_ROLE]}});
     c["roles"] = json!([ADMIN_ROLE]);
-    let ok = auth
-        .authenticate_token(&sign(rsa(), Some("rsa1"), &c), now())
-        .unwrap();
-    assert_eq!(ok.identity, alice());
+    assert_eq!(rsa_identity(&auth, &c), alice());
 }
 
 #[test]

@@ -86,6 +86,26 @@ fn all_data(log: &EmbeddedLog) -> Vec<Vec<Bytes>> {
         .collect()
 }
 
+/// Opens the log in `dir` (fsync always), appends events 0 to 9 of device `d`, and saves the
+/// offsets of group `demo.g` at `committed` and `dispatched_end` in d's partition; returns the
+/// offsets saved.
+fn with_saved_offsets(
+    dir: &Path,
+    committed: u64,
+    dispatched_end: u64,
+) -> (Backend, Arc<EmbeddedLog>, Vec<PartitionOffsets>) {
+    let (backend, log) = open(dir, Fsync::Always);
+    log.append_events(APP, (0..10).map(|n| event("d", n)).collect())
+        .unwrap();
+    let mut at = vec![PartitionOffsets::default(); 2];
+    at[log.partition_of("d") as usize] = PartitionOffsets {
+        committed,
+        dispatched_end,
+    };
+    log.store.save("demo.g", &Arc::from(APP), at.clone());
+    (backend, log, at)
+}
+
 #[test]
 fn published_events_are_readable_when_complete_and_survive_a_restart() {
     for fsync in [Fsync::Always, Fsync::Interval, Fsync::Never] {
@@ -129,15 +149,7 @@ fn a_second_log_on_the_same_dir_is_refused_naming_the_lock() {
 #[test]
 fn committed_offsets_are_written_and_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let (backend, log) = open(dir.path(), Fsync::Always);
-    log.append_events(APP, (0..10).map(|n| event("d", n)).collect())
-        .unwrap();
-    let mut at = vec![PartitionOffsets::default(); 2];
-    at[log.partition_of("d") as usize] = PartitionOffsets {
-        committed: 3,
-        dispatched_end: 5,
-    };
-    log.store.save("demo.g", &Arc::from(APP), at.clone());
+    let (backend, log, at) = with_saved_offsets(dir.path(), 3, 5);
     // Written by the syncer's timer, not only at shutdown.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !dir.path().join("offsets").exists() {
@@ -200,16 +212,8 @@ fn byte_retention_deletes_whole_segments_on_disk() {
 #[test]
 fn a_group_committed_past_the_end_of_the_log_starts_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let (backend, log) = open(dir.path(), Fsync::Always);
-    log.append_events(APP, (0..10).map(|n| event("d", n)).collect())
-        .unwrap();
+    let (backend, log, _) = with_saved_offsets(dir.path(), 8, 10);
     let p = log.partition_of("d") as usize;
-    let mut at = vec![PartitionOffsets::default(); 2];
-    at[p] = PartitionOffsets {
-        committed: 8,
-        dispatched_end: 10,
-    };
-    log.store.save("demo.g", &Arc::from(APP), at);
     backend.shutdown(Duration::from_secs(5));
     drop(log);
     // The partition's segments are lost; the offsets file is not.

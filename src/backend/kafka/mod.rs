@@ -118,9 +118,11 @@ where
         let w = worker::Worker {
             id: id as u16,
             rx,
-            bell: Arc::new(bell::Bell::new(tx.clone())),
-            config: config.clone(),
-            stats: stats.clone(),
+            setup: open::ConsumerSetup {
+                config: config.clone(),
+                stats: stats.clone(),
+                bell: Arc::new(bell::Bell::new(tx.clone())),
+            },
             reaper: reaper_tx.clone(),
             groups: Default::default(),
             epochs: Default::default(),

@@ -19,6 +19,15 @@ use crate::config::KafkaConfig;
 use crate::seam::{BackendError, Claim, GroupKey, Owner, StartAt};
 
 /// A group's consumer, opened off the worker thread.
+/// What a worker makes its consumers with: the configuration, the backend's figures, and the
+/// worker's bell, which a consumer rings when records arrive. Cloned to the opener threads.
+#[derive(Clone)]
+pub(crate) struct ConsumerSetup {
+    pub config: Arc<KafkaConfig>,
+    pub stats: Arc<KafkaStats>,
+    pub bell: Arc<Bell>,
+}
+
 pub(crate) struct Opened {
     pub key: GroupKey,
     /// The claim the group was opened with.
@@ -44,17 +53,16 @@ pub(crate) struct OpenedGroup {
 /// (new, or created by Drogue Cloud or an older version) is adopted: all its offsets are
 /// committed again with the claimant as owner.
 pub(crate) fn open(
-    config: &KafkaConfig,
-    stats: &Arc<KafkaStats>,
-    bell: &Arc<Bell>,
+    setup: &ConsumerSetup,
     key: &GroupKey,
     app: &Arc<str>,
     claim: &Claim,
     start: StartAt,
 ) -> Result<OpenedGroup, BackendError> {
+    let ConsumerSetup { config, stats, .. } = setup;
     let topic: Arc<str> = events_topic(app).into();
     let unavailable = |e: rdkafka::error::KafkaError| BackendError::Unavailable(e.to_string());
-    let consumer = new_consumer(config, stats, bell, key, &topic).map_err(unavailable)?;
+    let consumer = new_consumer(setup, key, &topic).map_err(unavailable)?;
     let partitions = match clients::partitions_of(consumer.client(), &topic).map_err(unavailable)? {
         Some(n) => n,
         None if config.create_topics => {
@@ -195,12 +203,15 @@ fn metadata_of(e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>) ->
 /// A consumer for the group `key` reading `topic`, which rings the worker's bell when records
 /// arrive. Nothing is asked of Kafka yet.
 pub(crate) fn new_consumer(
-    config: &KafkaConfig,
-    stats: &Arc<KafkaStats>,
-    bell: &Arc<Bell>,
+    setup: &ConsumerSetup,
     key: &GroupKey,
     topic: &Arc<str>,
 ) -> rdkafka::error::KafkaResult<BaseConsumer<GroupContext>> {
+    let ConsumerSetup {
+        config,
+        stats,
+        bell,
+    } = setup;
     let ctx = GroupContext::new(key.name().map(Arc::from), topic.clone(), stats.clone());
     // librdkafka wants a group id even for `assign`; an ephemeral reader's is random and
     // never used for commits or membership.

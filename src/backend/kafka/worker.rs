@@ -21,16 +21,13 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::bell::Bell;
 use super::group::{Group, GroupState};
-use super::open::{new_consumer, open, Opened, OpenedGroup};
+use super::open::{new_consumer, open, ConsumerSetup, Opened, OpenedGroup};
 use super::payload::LiveMessages;
 use super::reaper::Retired;
 use super::tail::{Tail, TAIL_GROUP};
-use super::KafkaStats;
 use crate::backend::consumer::worker::{self as core, Slots, GROUP_BUDGET, IDLE};
 use crate::backend::consumer::{self, joined, Epochs, Member, Outbox};
-use crate::config::KafkaConfig;
 use crate::seam::{AckToken, BackendError, Claim, ConnId, GroupKey, Join, StartAt, ToBackend};
 
 /// Offsets of acknowledged records are committed this often (asynchronously).
@@ -39,9 +36,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) struct Worker {
     pub id: u16,
     pub rx: Receiver<ToBackend>,
-    pub bell: Arc<Bell>,
-    pub config: Arc<KafkaConfig>,
-    pub stats: Arc<KafkaStats>,
+    pub setup: ConsumerSetup,
     pub reaper: Sender<Retired>,
     pub groups: Slots<Group>,
     pub epochs: Epochs,
@@ -110,7 +105,7 @@ impl core::Backend for Worker {
     }
 
     fn before_pass(&mut self) {
-        self.bell.clear();
+        self.setup.bell.clear();
     }
 
     fn pass(&mut self) -> usize {
@@ -169,8 +164,7 @@ impl Worker {
         let Some(tail) = self.tails.get_mut(app) else {
             return;
         };
-        let consumer = match new_consumer(&self.config, &self.stats, &self.bell, &key, &tail.topic)
-        {
+        let consumer = match new_consumer(&self.setup, &key, &tail.topic) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(%key, error = %e, "cannot give a slow ephemeral reader a consumer of its own; the others wait for it");
@@ -198,7 +192,7 @@ impl Worker {
             app.clone(),
             tail.topic.clone(),
             LiveMessages::default(),
-            self.stats.clone(),
+            self.setup.stats.clone(),
         );
         let mut group = Group { consumer, state };
         group.state.assign_at(&start, &mut self.epochs);
@@ -248,7 +242,7 @@ impl Worker {
                         app.clone(),
                         g.state.topic.clone(),
                         g.state.live.clone(),
-                        self.stats.clone(),
+                        self.setup.stats.clone(),
                         &positions,
                     );
                     self.tails.entry(app.clone()).or_insert(tail)
@@ -363,13 +357,12 @@ impl Worker {
             let Some((key, app, claim, start)) = self.open_queue.pop_front() else {
                 return;
             };
-            let (config, stats, bell) =
-                (self.config.clone(), self.stats.clone(), self.bell.clone());
-            let (tx, wake) = (self.opened_tx.clone(), self.bell.tx.clone());
+            let setup = self.setup.clone();
+            let (tx, wake) = (self.opened_tx.clone(), self.setup.bell.tx.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("kafka-open-{}", self.id))
                 .spawn(move || {
-                    let result = open(&config, &stats, &bell, &key, &app, &claim, start);
+                    let result = open(&setup, &key, &app, &claim, start);
                     // A worker that stopped meanwhile drops the channel: the consumer is
                     // destroyed here (none of its records exists yet).
                     if tx.send(Opened { key, claim, result }).is_ok() {
@@ -431,7 +424,7 @@ impl Worker {
                             app.clone(),
                             state.topic.clone(),
                             state.live.clone(),
-                            self.stats.clone(),
+                            self.setup.stats.clone(),
                             at,
                         );
                         self.tails.insert(app.clone(), tail);
@@ -446,7 +439,7 @@ impl Worker {
                 }
                 if key.name().is_some() {
                     // Counted until retired (`mqtt_integration_groups`).
-                    self.stats.groups.fetch_add(1, Ordering::Relaxed);
+                    self.setup.stats.groups.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(at) = assigned_at {
                     group.state.assign_at(&at, &mut self.epochs);
@@ -523,8 +516,8 @@ impl Worker {
 
     fn retire(&mut self, g: Group, last_commit: Option<(GroupKey, TopicPartitionList)>) {
         if let Some(name) = g.state.key().name() {
-            self.stats.lags.lock().remove(name);
-            self.stats.groups.fetch_sub(1, Ordering::Relaxed);
+            self.setup.stats.lags.lock().remove(name);
+            self.setup.stats.groups.fetch_sub(1, Ordering::Relaxed);
             let handed_out = g.state.handed_out();
             if !handed_out.is_empty() {
                 if self.handed_out.len() >= HANDED_OUT_GROUPS {

@@ -3,96 +3,88 @@
 
 use super::*;
 
+/// Unknown keys and sections, wrong types and missing keys: each a schema error at the key (or,
+/// for a missing key, the table) where it is, with what is wrong in the problem where given.
 #[test]
-fn unknown_key_is_named() {
+fn schema_errors_are_named_where_they_are() {
+    for (toml, key, problem) in [
+        // Unknown keys and sections.
+        (
+            "[server]\nthread = 4\n",
+            "server.thread",
+            Some("unknown field `thread`"),
+        ),
+        ("[servr]\nthreads = 4\n", "servr", None),
+        (
+            "[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:1\"\nport = 1\n",
+            "listener[0].port",
+            None,
+        ),
+        (
+            "[[app]]\nname = \"a\"\ndevices = [{ name = \"d\", enable = true }]\n",
+            "app[0].devices[0].enable",
+            None,
+        ),
+        // Wrong types.
+        (
+            "[server]\nthreads = \"four\"\n",
+            "server.threads",
+            Some("invalid type"),
+        ),
+        (
+            "[server]\nconnect_timeout = 10\n",
+            "server.connect_timeout",
+            None,
+        ),
+        (
+            "[server]\nconnect_timeout = \"10 parsecs\"\n",
+            "server.connect_timeout",
+            None,
+        ),
+        (
+            "[[listener]]\nkind = \"mqtt\"\nbind = \"localhost\"\n",
+            "listener[0].bind",
+            None,
+        ),
+        (
+            "[[listener]]\nkind = \"quic\"\nbind = \"127.0.0.1:1\"\n",
+            "listener[0].kind",
+            None,
+        ),
+        (
+            "[mqtt]\ndefault_receive_maximum = 70000\n",
+            "mqtt.default_receive_maximum",
+            None,
+        ),
+        ("[server]\nthreads = -1\n", "server.threads", None),
+        ("[backend]\nkind = \"redis\"\n", "backend.kind", None),
+        (
+            "[[app]]\nname = \"a\"\nmembers = { bob = \"owner\" }\n",
+            "app[0].members.bob",
+            None,
+        ),
+        // Missing required keys, named at their table.
+        (
+            "[[listener]]\nbind = \"127.0.0.1:1\"\n",
+            "listener[0]",
+            Some("missing field `kind`"),
+        ),
+        ("[auth.oauth]\njwks_file = \"j\"\n", "auth.oauth", None),
+    ] {
+        let err = fails_at(toml, ConfigErrorKind::Schema, key);
+        if let Some(problem) = problem {
+            assert!(err.problem.contains(problem), "{err}");
+        }
+    }
     let err = fails_at(
         "[server]\nthread = 4\n",
         ConfigErrorKind::Schema,
         "server.thread",
     );
-    assert!(err.problem.contains("unknown field `thread`"), "{err}");
-    assert!(err
-        .to_string()
-        .starts_with("config error in test.toml: server.thread: unknown field"));
-}
-
-#[test]
-fn unknown_section_is_named() {
-    fails_at("[servr]\nthreads = 4\n", ConfigErrorKind::Schema, "servr");
-    fails_at(
-        "[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:1\"\nport = 1\n",
-        ConfigErrorKind::Schema,
-        "listener[0].port",
-    );
-    fails_at(
-        "[[app]]\nname = \"a\"\ndevices = [{ name = \"d\", enable = true }]\n",
-        ConfigErrorKind::Schema,
-        "app[0].devices[0].enable",
-    );
-}
-
-#[test]
-fn wrong_type_is_named() {
-    let err = fails_at(
-        "[server]\nthreads = \"four\"\n",
-        ConfigErrorKind::Schema,
-        "server.threads",
-    );
-    assert!(err.problem.contains("invalid type"), "{err}");
-    fails_at(
-        "[server]\nconnect_timeout = 10\n",
-        ConfigErrorKind::Schema,
-        "server.connect_timeout",
-    );
-    fails_at(
-        "[server]\nconnect_timeout = \"10 parsecs\"\n",
-        ConfigErrorKind::Schema,
-        "server.connect_timeout",
-    );
-    fails_at(
-        "[[listener]]\nkind = \"mqtt\"\nbind = \"localhost\"\n",
-        ConfigErrorKind::Schema,
-        "listener[0].bind",
-    );
-    fails_at(
-        "[[listener]]\nkind = \"quic\"\nbind = \"127.0.0.1:1\"\n",
-        ConfigErrorKind::Schema,
-        "listener[0].kind",
-    );
-    fails_at(
-        "[mqtt]\ndefault_receive_maximum = 70000\n",
-        ConfigErrorKind::Schema,
-        "mqtt.default_receive_maximum",
-    );
-    fails_at(
-        "[server]\nthreads = -1\n",
-        ConfigErrorKind::Schema,
-        "server.threads",
-    );
-    fails_at(
-        "[backend]\nkind = \"redis\"\n",
-        ConfigErrorKind::Schema,
-        "backend.kind",
-    );
-    fails_at(
-        "[[app]]\nname = \"a\"\nmembers = { bob = \"owner\" }\n",
-        ConfigErrorKind::Schema,
-        "app[0].members.bob",
-    );
-}
-
-#[test]
-fn missing_required_key_is_named_at_its_table() {
-    let err = fails_at(
-        "[[listener]]\nbind = \"127.0.0.1:1\"\n",
-        ConfigErrorKind::Schema,
-        "listener[0]",
-    );
-    assert!(err.problem.contains("missing field `kind`"), "{err}");
-    fails_at(
-        "[auth.oauth]\njwks_file = \"j\"\n",
-        ConfigErrorKind::Schema,
-        "auth.oauth",
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("config error in test.toml: server.thread: unknown field"),
+        "{shown}"
     );
 }
 

@@ -365,8 +365,12 @@ fn property_not_allowed_in_packet() {
 
 #[test]
 fn property_unknown_identifier() {
-    assert_malformed(&connect_v5_props(&[0x7F, 0x00]), None);
-    assert_malformed(&publish_v5_props(&[0x04, 0x00]), V5);
+    for (bytes, version) in [
+        (connect_v5_props(&[0x7F, 0x00]), None),
+        (publish_v5_props(&[0x04, 0x00]), V5),
+    ] {
+        assert_malformed(&bytes, version);
+    }
 }
 
 #[test]
@@ -406,35 +410,24 @@ fn property_subscription_identifier_repeats() {
     assert!(decode(&subscribe_v5_props(&[0x0B, 0x01]), V5).is_ok());
 }
 
+/// Property values the spec refuses, each a Protocol Error.
 #[test]
-fn property_subscription_identifier_zero() {
-    // 3.8.2.1.2: a Subscription Identifier of 0 is a Protocol Error.
-    assert_protocol_error(&subscribe_v5_props(&[0x0B, 0x00]), V5);
-    assert_protocol_error(&publish_v5_props(&[0x0B, 0x00]), V5);
-}
-
-#[test]
-fn property_receive_maximum_zero() {
-    // 3.1.2.11.3.
-    assert_protocol_error(&connect_v5_props(&[0x21, 0x00, 0x00]), None);
-}
-
-#[test]
-fn property_maximum_packet_size_zero() {
-    // 3.1.2.11.4.
-    assert_protocol_error(&connect_v5_props(&[0x27, 0x00, 0x00, 0x00, 0x00]), None);
-}
-
-#[test]
-fn property_boolean_out_of_range() {
-    // 3.1.2.11.7: Request Problem Information other than 0 or 1.
-    assert_protocol_error(&connect_v5_props(&[0x17, 0x02]), None);
-}
-
-#[test]
-fn property_response_topic_wildcard() {
-    // [MQTT-3.3.2-14].
-    assert_protocol_error(&publish_v5_props(&[0x08, 0x00, 0x01, b'#']), V5);
+fn property_values_out_of_range() {
+    for (bytes, version) in [
+        // 3.8.2.1.2: a Subscription Identifier of 0.
+        (subscribe_v5_props(&[0x0B, 0x00]), V5),
+        (publish_v5_props(&[0x0B, 0x00]), V5),
+        // 3.1.2.11.3: Receive Maximum 0.
+        (connect_v5_props(&[0x21, 0x00, 0x00]), None),
+        // 3.1.2.11.4: Maximum Packet Size 0.
+        (connect_v5_props(&[0x27, 0x00, 0x00, 0x00, 0x00]), None),
+        // 3.1.2.11.7: Request Problem Information other than 0 or 1.
+        (connect_v5_props(&[0x17, 0x02]), None),
+        // [MQTT-3.3.2-14]: a wildcard in the Response Topic.
+        (publish_v5_props(&[0x08, 0x00, 0x01, b'#']), V5),
+    ] {
+        assert_protocol_error(&bytes, version);
+    }
 }
 
 // ---- reason codes -----------------------------------------------------------------------

@@ -55,7 +55,7 @@ fn flag() -> impl Strategy<Value = Option<u8>> + Clone {
     of(0u8..=1)
 }
 
-/// Any properties, then only those allowed in `ctx` kept (for 3.1.1: none).
+/// Any properties allowed in `ctx` (for 3.1.1: none).
 fn props(ctx: PropertyContext, version: Version) -> BoxedStrategy<Properties<'static>> {
     if version == Version::V311 {
         return Just(Properties::default()).boxed();
@@ -91,106 +91,48 @@ fn props(ctx: PropertyContext, version: Version) -> BoxedStrategy<Properties<'st
     let g3 = (flag(), flag(), flag());
     (g1, g2, g3)
         .prop_map(move |(g1, g2, g3)| {
-            let mut p = Properties {
-                payload_format_indicator: g1.0,
-                message_expiry_interval: g1.1,
-                content_type: g1.2,
-                response_topic: g1.3,
-                correlation_data: g1.4,
-                subscription_identifiers: g1.5,
-                session_expiry_interval: g1.6,
-                assigned_client_identifier: g1.7,
-                server_keep_alive: g1.8,
-                authentication_method: g1.9,
-                authentication_data: g1.10,
-                request_problem_information: g1.11,
-                will_delay_interval: g2.0,
-                request_response_information: g2.1,
-                response_information: g2.2,
-                server_reference: g2.3,
-                reason_string: g2.4,
-                receive_maximum: g2.5,
-                topic_alias_maximum: g2.6,
-                topic_alias: g2.7,
-                maximum_qos: g2.8,
-                retain_available: g2.9,
+            use super::super::properties::id::*;
+            let on = |identifier: u8| allowed(identifier) & ctx.bit() != 0;
+            Properties {
+                payload_format_indicator: g1.0.filter(|_| on(PAYLOAD_FORMAT_INDICATOR)),
+                message_expiry_interval: g1.1.filter(|_| on(MESSAGE_EXPIRY_INTERVAL)),
+                content_type: g1.2.filter(|_| on(CONTENT_TYPE)),
+                response_topic: g1.3.filter(|_| on(RESPONSE_TOPIC)),
+                correlation_data: g1.4.filter(|_| on(CORRELATION_DATA)),
+                subscription_identifiers: match ctx {
+                    PropertyContext::Publish => g1.5,
+                    PropertyContext::Subscribe => g1.5.into_iter().take(1).collect(),
+                    _ => vec![],
+                },
+                session_expiry_interval: g1.6.filter(|_| on(SESSION_EXPIRY_INTERVAL)),
+                assigned_client_identifier: g1.7.filter(|_| on(ASSIGNED_CLIENT_IDENTIFIER)),
+                server_keep_alive: g1.8.filter(|_| on(SERVER_KEEP_ALIVE)),
+                authentication_method: g1.9.filter(|_| on(AUTHENTICATION_METHOD)),
+                authentication_data: g1.10.filter(|_| on(AUTHENTICATION_DATA)),
+                request_problem_information: g1.11.filter(|_| on(REQUEST_PROBLEM_INFORMATION)),
+                will_delay_interval: g2.0.filter(|_| on(WILL_DELAY_INTERVAL)),
+                request_response_information: g2.1.filter(|_| on(REQUEST_RESPONSE_INFORMATION)),
+                response_information: g2.2.filter(|_| on(RESPONSE_INFORMATION)),
+                server_reference: g2.3.filter(|_| on(SERVER_REFERENCE)),
+                reason_string: g2.4.filter(|_| on(REASON_STRING)),
+                receive_maximum: g2.5.filter(|_| on(RECEIVE_MAXIMUM)),
+                topic_alias_maximum: g2.6.filter(|_| on(TOPIC_ALIAS_MAXIMUM)),
+                topic_alias: g2.7.filter(|_| on(TOPIC_ALIAS)),
+                maximum_qos: g2.8.filter(|_| on(MAXIMUM_QOS)),
+                retain_available: g2.9.filter(|_| on(RETAIN_AVAILABLE)),
+                // Allowed in every packet with properties (2.2.2.2).
                 user_properties: g2.10,
-                maximum_packet_size: g2.11,
-                wildcard_subscription_available: g3.0,
-                subscription_identifier_available: g3.1,
-                shared_subscription_available: g3.2,
-            };
-            keep_allowed(&mut p, ctx);
-            p
+                maximum_packet_size: g2.11.filter(|_| on(MAXIMUM_PACKET_SIZE)),
+                wildcard_subscription_available: g3
+                    .0
+                    .filter(|_| on(WILDCARD_SUBSCRIPTION_AVAILABLE)),
+                subscription_identifier_available: g3
+                    .1
+                    .filter(|_| on(SUBSCRIPTION_IDENTIFIER_AVAILABLE)),
+                shared_subscription_available: g3.2.filter(|_| on(SHARED_SUBSCRIPTION_AVAILABLE)),
+            }
         })
         .boxed()
-}
-
-fn keep_allowed(p: &mut Properties<'_>, ctx: PropertyContext) {
-    use super::super::properties::id::*;
-    fn clear<T>(slot: &mut Option<T>, identifier: u8, ctx: PropertyContext) {
-        if allowed(identifier) & ctx.bit() == 0 {
-            *slot = None;
-        }
-    }
-    clear(
-        &mut p.payload_format_indicator,
-        PAYLOAD_FORMAT_INDICATOR,
-        ctx,
-    );
-    clear(&mut p.message_expiry_interval, MESSAGE_EXPIRY_INTERVAL, ctx);
-    clear(&mut p.content_type, CONTENT_TYPE, ctx);
-    clear(&mut p.response_topic, RESPONSE_TOPIC, ctx);
-    clear(&mut p.correlation_data, CORRELATION_DATA, ctx);
-    match ctx {
-        PropertyContext::Publish => {}
-        PropertyContext::Subscribe => p.subscription_identifiers.truncate(1),
-        _ => p.subscription_identifiers.clear(),
-    }
-    clear(&mut p.session_expiry_interval, SESSION_EXPIRY_INTERVAL, ctx);
-    clear(
-        &mut p.assigned_client_identifier,
-        ASSIGNED_CLIENT_IDENTIFIER,
-        ctx,
-    );
-    clear(&mut p.server_keep_alive, SERVER_KEEP_ALIVE, ctx);
-    clear(&mut p.authentication_method, AUTHENTICATION_METHOD, ctx);
-    clear(&mut p.authentication_data, AUTHENTICATION_DATA, ctx);
-    clear(
-        &mut p.request_problem_information,
-        REQUEST_PROBLEM_INFORMATION,
-        ctx,
-    );
-    clear(&mut p.will_delay_interval, WILL_DELAY_INTERVAL, ctx);
-    clear(
-        &mut p.request_response_information,
-        REQUEST_RESPONSE_INFORMATION,
-        ctx,
-    );
-    clear(&mut p.response_information, RESPONSE_INFORMATION, ctx);
-    clear(&mut p.server_reference, SERVER_REFERENCE, ctx);
-    clear(&mut p.reason_string, REASON_STRING, ctx);
-    clear(&mut p.receive_maximum, RECEIVE_MAXIMUM, ctx);
-    clear(&mut p.topic_alias_maximum, TOPIC_ALIAS_MAXIMUM, ctx);
-    clear(&mut p.topic_alias, TOPIC_ALIAS, ctx);
-    clear(&mut p.maximum_qos, MAXIMUM_QOS, ctx);
-    clear(&mut p.retain_available, RETAIN_AVAILABLE, ctx);
-    clear(&mut p.maximum_packet_size, MAXIMUM_PACKET_SIZE, ctx);
-    clear(
-        &mut p.wildcard_subscription_available,
-        WILDCARD_SUBSCRIPTION_AVAILABLE,
-        ctx,
-    );
-    clear(
-        &mut p.subscription_identifier_available,
-        SUBSCRIPTION_IDENTIFIER_AVAILABLE,
-        ctx,
-    );
-    clear(
-        &mut p.shared_subscription_available,
-        SHARED_SUBSCRIPTION_AVAILABLE,
-        ctx,
-    );
 }
 
 fn will(version: Version) -> impl Strategy<Value = Will<'static>> {
@@ -223,11 +165,7 @@ fn connect(version: Version) -> impl Strategy<Value = Packet<'static>> {
         .prop_map(
             move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
                 // 3.1.1 [MQTT-3.1.2-22]: no password without a user name.
-                let password = if version == Version::V311 && username.is_none() {
-                    None
-                } else {
-                    password
-                };
+                let password = password.filter(|_| version == Version::V5 || username.is_some());
                 Packet::Connect(Connect {
                     version,
                     clean_start,
@@ -243,10 +181,7 @@ fn connect(version: Version) -> impl Strategy<Value = Packet<'static>> {
 }
 
 fn connack(version: Version) -> impl Strategy<Value = Packet<'static>> {
-    let codes = match version {
-        Version::V311 => reason::V3_CONNACK_CODES,
-        Version::V5 => reason::CONNACK_CODES,
-    };
+    let codes = by_version(version, reason::V3_CONNACK_CODES, reason::CONNACK_CODES);
     (
         any::<bool>(),
         code(codes),
@@ -293,14 +228,9 @@ fn ack(version: Version) -> impl Strategy<Value = Packet<'static>> {
             props(PropertyContext::Ack, version),
         )
             .prop_map(move |(packet_id, code, properties)| {
-                let code = if version == Version::V311 {
-                    ReasonCode::SUCCESS
-                } else {
-                    code
-                };
                 kind(Ack {
                     packet_id,
-                    code,
+                    code: v5_only(version, code),
                     properties,
                 })
             })
@@ -311,6 +241,19 @@ fn ack(version: Version) -> impl Strategy<Value = Packet<'static>> {
         make(reason::PUBREL_CODES, Packet::PubRel),
         make(reason::PUBREL_CODES, Packet::PubComp),
     ]
+}
+
+/// The packet `$kind` from [`with_id_and_props`]'s parts, the list being its field `$list`.
+macro_rules! list_packet {
+    ($kind:ident, $list:ident) => {
+        |(packet_id, properties, $list)| {
+            Packet::$kind($kind {
+                packet_id,
+                properties,
+                $list,
+            })
+        }
+    };
 }
 
 fn subscribe(version: Version) -> impl Strategy<Value = Packet<'static>> {
@@ -330,71 +273,58 @@ fn subscribe(version: Version) -> impl Strategy<Value = Packet<'static>> {
                 }
             }
         });
-    (
-        1..=u16::MAX,
-        props(PropertyContext::Subscribe, version),
-        vec(
-            (filter(), options).prop_map(|(filter, options)| SubscribeFilter { filter, options }),
-            1..4,
-        ),
-    )
-        .prop_map(|(packet_id, properties, filters)| {
-            Packet::Subscribe(Subscribe {
-                packet_id,
-                properties,
-                filters,
-            })
-        })
+    let filters = vec(
+        (filter(), options).prop_map(|(filter, options)| SubscribeFilter { filter, options }),
+        1..4,
+    );
+    with_id_and_props(version, PropertyContext::Subscribe, filters)
+        .prop_map(list_packet!(Subscribe, filters))
 }
 
 fn suback(version: Version) -> impl Strategy<Value = Packet<'static>> {
-    let codes = match version {
-        Version::V311 => reason::V3_SUBACK_CODES,
-        Version::V5 => reason::SUBACK_CODES,
-    };
-    (
-        1..=u16::MAX,
-        props(PropertyContext::SubAck, version),
-        vec(code(codes), 1..4),
-    )
-        .prop_map(|(packet_id, properties, codes)| {
-            Packet::SubAck(SubAck {
-                packet_id,
-                properties,
-                codes,
-            })
-        })
+    let codes = by_version(version, reason::V3_SUBACK_CODES, reason::SUBACK_CODES);
+    let codes = vec(code(codes), 1..4);
+    with_id_and_props(version, PropertyContext::SubAck, codes).prop_map(list_packet!(SubAck, codes))
 }
 
 fn unsubscribe(version: Version) -> impl Strategy<Value = Packet<'static>> {
-    (
-        1..=u16::MAX,
-        props(PropertyContext::Unsubscribe, version),
-        vec(filter(), 1..4),
-    )
-        .prop_map(|(packet_id, properties, filters)| {
-            Packet::Unsubscribe(Unsubscribe {
-                packet_id,
-                properties,
-                filters,
-            })
-        })
+    let filters = vec(filter(), 1..4);
+    with_id_and_props(version, PropertyContext::Unsubscribe, filters)
+        .prop_map(list_packet!(Unsubscribe, filters))
 }
 
 fn unsuback(version: Version) -> impl Strategy<Value = Packet<'static>> {
+    // MQTT 3.1.1's UNSUBACK has no codes (3.11.3).
     let n = if version == Version::V5 { 1..4 } else { 0..1 };
-    (
-        1..=u16::MAX,
-        props(PropertyContext::UnsubAck, version),
-        vec(code(reason::UNSUBACK_CODES), n),
-    )
-        .prop_map(|(packet_id, properties, codes)| {
-            Packet::UnsubAck(UnsubAck {
-                packet_id,
-                properties,
-                codes,
-            })
-        })
+    let codes = vec(code(reason::UNSUBACK_CODES), n);
+    with_id_and_props(version, PropertyContext::UnsubAck, codes)
+        .prop_map(list_packet!(UnsubAck, codes))
+}
+
+/// A packet id, properties allowed in `ctx` and a list: what SUBSCRIBE, SUBACK, UNSUBSCRIBE and
+/// UNSUBACK are made of.
+fn with_id_and_props<T: std::fmt::Debug>(
+    version: Version,
+    ctx: PropertyContext,
+    list: impl Strategy<Value = Vec<T>>,
+) -> impl Strategy<Value = (u16, Properties<'static>, Vec<T>)> {
+    (1..=u16::MAX, props(ctx, version), list)
+}
+
+/// The reason codes of a packet in `version`.
+fn by_version(version: Version, v3: &'static [u8], v5: &'static [u8]) -> &'static [u8] {
+    match version {
+        Version::V311 => v3,
+        Version::V5 => v5,
+    }
+}
+
+/// `code` in MQTT 5; Success in 3.1.1, whose packet has no reason code.
+fn v5_only(version: Version, code: ReasonCode) -> ReasonCode {
+    match version {
+        Version::V311 => ReasonCode::SUCCESS,
+        Version::V5 => code,
+    }
 }
 
 fn disconnect(version: Version) -> impl Strategy<Value = Packet<'static>> {
@@ -403,12 +333,10 @@ fn disconnect(version: Version) -> impl Strategy<Value = Packet<'static>> {
         props(PropertyContext::Disconnect, version),
     )
         .prop_map(move |(code, properties)| {
-            let code = if version == Version::V311 {
-                ReasonCode::SUCCESS
-            } else {
-                code
-            };
-            Packet::Disconnect(Disconnect { code, properties })
+            Packet::Disconnect(Disconnect {
+                code: v5_only(version, code),
+                properties,
+            })
         })
 }
 

@@ -5,6 +5,19 @@ use bytes::BytesMut;
 use super::super::primitives::{read_var_int, write_string, Reader, VarInt};
 use super::*;
 
+/// `p` is the packet with first byte `first`, packet id 10 and `payload`, in MQTT 3.1.1 and in
+/// MQTT 5 (with an empty property block): it decodes from those bytes and encodes to them.
+fn assert_both_versions(p: &Packet<'_>, first: u8, payload: &[u8]) {
+    for (version, header) in [
+        (Version::V311, &[0x00, 0x0A][..]),
+        (Version::V5, &[0x00, 0x0A, 0x00][..]),
+    ] {
+        let bytes = frame(first, &[header, payload].concat());
+        assert_eq!(&decode(&bytes, Some(version)).unwrap(), p);
+        assert_eq!(encode(p, version), bytes);
+    }
+}
+
 /// MQTT 5 1.5.5 / 3.1.1 2.2.3 table "Size of Variable Byte Integer": the boundary values.
 #[test]
 fn variable_byte_integer_table() {
@@ -91,26 +104,21 @@ fn example_connect(version: Version) -> Packet<'static> {
     })
 }
 
+/// The CONNECT examples of both versions: (version, variable header, remaining length).
 #[test]
-fn connect_v311_example() {
-    let mut body = CONNECT_V311_VARIABLE_HEADER.to_vec();
-    body.extend(connect_payload(false));
-    let bytes = frame(0x10, &body);
-    assert_eq!(bytes[1], 0x1B);
-    let expected = example_connect(Version::V311);
-    assert_eq!(decode(&bytes, None).unwrap(), expected);
-    assert_eq!(encode(&expected, Version::V311), bytes);
-}
-
-#[test]
-fn connect_v5_example() {
-    let mut body = CONNECT_V5_VARIABLE_HEADER.to_vec();
-    body.extend(connect_payload(true));
-    let bytes = frame(0x10, &body);
-    assert_eq!(bytes[1], 0x22);
-    let expected = example_connect(Version::V5);
-    assert_eq!(decode(&bytes, None).unwrap(), expected);
-    assert_eq!(encode(&expected, Version::V5), bytes);
+fn connect_examples() {
+    for (version, header, remaining_length) in [
+        (Version::V311, &CONNECT_V311_VARIABLE_HEADER[..], 0x1B),
+        (Version::V5, &CONNECT_V5_VARIABLE_HEADER[..], 0x22),
+    ] {
+        let mut body = header.to_vec();
+        body.extend(connect_payload(version == Version::V5));
+        let bytes = frame(0x10, &body);
+        assert_eq!(bytes[1], remaining_length);
+        let expected = example_connect(version);
+        assert_eq!(decode(&bytes, None).unwrap(), expected);
+        assert_eq!(encode(&expected, version), bytes);
+    }
 }
 
 /// 3.1.1 section 3.2 / MQTT 5 3.2: CONNACK accepted, no session (3.1.1 fixed form 20 02 00 00).
@@ -186,91 +194,61 @@ fn ack_examples() {
     assert_eq!(encode(&p, Version::V5), bytes);
 }
 
-/// 3.1.1 section 3.8.2 / 3.8.3.1 (MQTT 5 3.8.2, 3.8.3): packet id 10; payload "a/b" QoS 1,
-/// "c/d" QoS 2.
+/// The examples of SUBSCRIBE, SUBACK and UNSUBSCRIBE, packet id 10: (first byte, payload, packet).
 #[test]
-fn subscribe_example() {
-    let payload = [
-        0x00, 0x03, 0x61, 0x2F, 0x62, 0x01, 0x00, 0x03, 0x63, 0x2F, 0x64, 0x02,
-    ];
-    let filters = vec![
-        SubscribeFilter {
-            filter: "a/b",
-            options: SubscribeOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscribeOptions::default()
-            },
+fn subscribe_suback_unsubscribe_examples() {
+    let subscribe = |filter, qos| SubscribeFilter {
+        filter,
+        options: SubscribeOptions {
+            qos,
+            ..SubscribeOptions::default()
         },
-        SubscribeFilter {
-            filter: "c/d",
-            options: SubscribeOptions {
-                qos: QoS::ExactlyOnce,
-                ..SubscribeOptions::default()
-            },
-        },
+    };
+    let examples = [
+        // 3.1.1 section 3.8.2 / 3.8.3.1 (MQTT 5 3.8.2, 3.8.3): "a/b" QoS 1, "c/d" QoS 2.
+        (
+            0x82,
+            &[
+                0x00, 0x03, 0x61, 0x2F, 0x62, 0x01, 0x00, 0x03, 0x63, 0x2F, 0x64, 0x02,
+            ][..],
+            Packet::Subscribe(Subscribe {
+                packet_id: 10,
+                properties: Properties::default(),
+                filters: vec![
+                    subscribe("a/b", QoS::AtLeastOnce),
+                    subscribe("c/d", QoS::ExactlyOnce),
+                ],
+            }),
+        ),
+        // 3.1.1 section 3.9.3 "Payload byte format non normative example": Success QoS 0,
+        // Success QoS 1, Success QoS 2, Failure (MQTT 5 3.9.3: the same bytes as reason codes).
+        (
+            0x90,
+            &[0x00, 0x01, 0x02, 0x80],
+            Packet::SubAck(SubAck {
+                codes: vec![
+                    ReasonCode::GRANTED_QOS_0,
+                    ReasonCode::GRANTED_QOS_1,
+                    ReasonCode::GRANTED_QOS_2,
+                    ReasonCode::UNSPECIFIED_ERROR,
+                ],
+                packet_id: 10,
+                properties: Properties::default(),
+            }),
+        ),
+        // 3.1.1 section 3.10.3 "Payload byte format non normative example": "a/b", "c/d".
+        (
+            0xA2,
+            &[0x00, 0x03, 0x61, 0x2F, 0x62, 0x00, 0x03, 0x63, 0x2F, 0x64],
+            Packet::Unsubscribe(Unsubscribe {
+                filters: vec!["a/b", "c/d"],
+                packet_id: 10,
+                properties: Properties::default(),
+            }),
+        ),
     ];
-    let p = Packet::Subscribe(Subscribe {
-        packet_id: 10,
-        properties: Properties::default(),
-        filters,
-    });
-    for (version, header) in [
-        (Version::V311, &[0x00, 0x0A][..]),
-        (Version::V5, &[0x00, 0x0A, 0x00][..]),
-    ] {
-        let mut body = header.to_vec();
-        body.extend_from_slice(&payload);
-        let bytes = frame(0x82, &body);
-        assert_eq!(decode(&bytes, Some(version)).unwrap(), p);
-        assert_eq!(encode(&p, version), bytes);
-    }
-}
-
-/// 3.1.1 section 3.9.3 "Payload byte format non normative example": Success QoS 0, Success
-/// QoS 1, Success QoS 2, Failure (MQTT 5 3.9.3: the same bytes as reason codes).
-#[test]
-fn suback_example() {
-    let payload = [0x00, 0x01, 0x02, 0x80];
-    let p = Packet::SubAck(SubAck {
-        packet_id: 10,
-        properties: Properties::default(),
-        codes: vec![
-            ReasonCode::GRANTED_QOS_0,
-            ReasonCode::GRANTED_QOS_1,
-            ReasonCode::GRANTED_QOS_2,
-            ReasonCode::UNSPECIFIED_ERROR,
-        ],
-    });
-    for (version, header) in [
-        (Version::V311, &[0x00, 0x0A][..]),
-        (Version::V5, &[0x00, 0x0A, 0x00][..]),
-    ] {
-        let mut body = header.to_vec();
-        body.extend_from_slice(&payload);
-        let bytes = frame(0x90, &body);
-        assert_eq!(decode(&bytes, Some(version)).unwrap(), p);
-        assert_eq!(encode(&p, version), bytes);
-    }
-}
-
-/// 3.1.1 section 3.10.3 "Payload byte format non normative example": "a/b", "c/d".
-#[test]
-fn unsubscribe_example() {
-    let payload = [0x00, 0x03, 0x61, 0x2F, 0x62, 0x00, 0x03, 0x63, 0x2F, 0x64];
-    let p = Packet::Unsubscribe(Unsubscribe {
-        packet_id: 10,
-        properties: Properties::default(),
-        filters: vec!["a/b", "c/d"],
-    });
-    for (version, header) in [
-        (Version::V311, &[0x00, 0x0A][..]),
-        (Version::V5, &[0x00, 0x0A, 0x00][..]),
-    ] {
-        let mut body = header.to_vec();
-        body.extend_from_slice(&payload);
-        let bytes = frame(0xA2, &body);
-        assert_eq!(decode(&bytes, Some(version)).unwrap(), p);
-        assert_eq!(encode(&p, version), bytes);
+    for (first, payload, p) in examples {
+        assert_both_versions(&p, first, payload);
     }
 }
 

@@ -36,42 +36,18 @@ fn commands_are_acknowledged_in_order_with_their_reason_codes() {
     assert_eq!(
         c.received(),
         vec![
-            Owned::PubAck {
-                packet_id: 1,
-                code: 0x00
-            },
-            Owned::PubAck {
-                packet_id: 2,
-                code: 0x87
-            },
-            Owned::PubAck {
-                packet_id: 3,
-                code: 0x87
-            },
-            Owned::PubAck {
-                packet_id: 4,
-                code: 0x87
-            },
-            Owned::PubAck {
-                packet_id: 5,
-                code: 0x90
-            },
-            Owned::PubAck {
-                packet_id: 6,
-                code: 0x90
-            },
+            Owned::PubAck(1, 0x00),
+            Owned::PubAck(2, 0x87),
+            Owned::PubAck(3, 0x87),
+            Owned::PubAck(4, 0x87),
+            Owned::PubAck(5, 0x90),
+            Owned::PubAck(6, 0x90),
         ]
     );
     c.send(&publish("command/demo/device1/set", 7));
     c.events();
     c.s.command_done(7, Err(BackendError::Unavailable("down".into())));
-    assert_eq!(
-        c.received(),
-        vec![Owned::PubAck {
-            packet_id: 7,
-            code: 0x80
-        }]
-    );
+    assert_eq!(c.received(), vec![Owned::PubAck(7, 0x80)]);
 }
 
 #[test]
@@ -96,37 +72,19 @@ fn qos2_command_flow() {
     c.send(&publish);
     assert_eq!(c.events().len(), 1);
     c.s.command_done(10, Ok(()));
-    assert_eq!(
-        c.received(),
-        vec![Owned::PubRec {
-            packet_id: 10,
-            code: 0
-        }]
-    );
+    assert_eq!(c.received(), vec![Owned::PubRec(10, 0)]);
     c.send(&publish);
     assert!(
         c.events().is_empty(),
         "a re-sent QoS 2 command is not written twice"
     );
-    assert_eq!(
-        c.received(),
-        vec![Owned::PubRec {
-            packet_id: 10,
-            code: 0
-        }]
-    );
+    assert_eq!(c.received(), vec![Owned::PubRec(10, 0)]);
     c.send(&Packet::PubRel(Ack {
         packet_id: 10,
         code: ReasonCode::SUCCESS,
         properties: Properties::default(),
     }));
-    assert_eq!(
-        c.received(),
-        vec![Owned::PubComp {
-            packet_id: 10,
-            code: 0
-        }]
-    );
+    assert_eq!(c.received(), vec![Owned::PubComp(10, 0)]);
 }
 
 #[test]

@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn qos1_window_is_respected_and_refilled_on_puback() {
-    let mut c = Client::connected(Version::V5, "c1", Some(2));
-    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    let (mut c, member) = joined_demo(Some(2), QoS::AtLeastOnce);
     for offset in 0..4 {
         c.s.deliver(delivery(member, offset, QoS::AtLeastOnce, Mode::Structured));
     }
@@ -47,8 +46,7 @@ fn qos1_window_is_respected_and_refilled_on_puback() {
 
 #[test]
 fn binary_mode_sends_data_as_is_with_attributes_as_user_properties() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    let member = join(&mut c, "app/demo", QoS::AtMostOnce);
+    let (mut c, member) = joined_demo(None, QoS::AtMostOnce);
     let mut d = delivery(member, 0, QoS::AtMostOnce, Mode::Binary);
     d.subscription_ids.push(11);
     c.s.deliver(d);
@@ -70,8 +68,7 @@ fn binary_mode_sends_data_as_is_with_attributes_as_user_properties() {
 
 #[test]
 fn deliveries_of_a_left_group_are_dropped_and_released() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    let member = join(&mut c, "app/demo", QoS::AtMostOnce);
+    let (mut c, member) = joined_demo(None, QoS::AtMostOnce);
     c.send(&Packet::Unsubscribe(Unsubscribe {
         packet_id: 3,
         properties: Properties::default(),
@@ -123,13 +120,7 @@ fn idle_sessions_keep_nothing_out_of_line() {
         "kept while the command is unanswered"
     );
     c.s.command_done(3, Ok(()));
-    assert_eq!(
-        c.received(),
-        vec![Owned::PubAck {
-            packet_id: 3,
-            code: 0
-        }]
-    );
+    assert_eq!(c.received(), vec![Owned::PubAck(3, 0)]);
     c.s.trim();
     assert!(c.s.inbound.is_none() && c.s.subscribed.is_none());
     assert_eq!(c.s.subscription_count(), 0);
@@ -138,8 +129,7 @@ fn idle_sessions_keep_nothing_out_of_line() {
 
 #[test]
 fn teardown_names_the_deliveries_that_were_never_sent() {
-    let mut c = Client::connected(Version::V5, "c1", Some(1));
-    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    let (mut c, member) = joined_demo(Some(1), QoS::AtLeastOnce);
     for offset in 0..3 {
         c.s.deliver(delivery(member, offset, QoS::AtLeastOnce, Mode::Structured));
     }
@@ -158,8 +148,7 @@ fn teardown_names_the_deliveries_that_were_never_sent() {
 
 #[test]
 fn an_event_that_cannot_be_encoded_is_acknowledged_not_held() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    let member = join(&mut c, "app/demo", QoS::AtLeastOnce);
+    let (mut c, member) = joined_demo(None, QoS::AtLeastOnce);
     let mut d = delivery(member, 0, QoS::AtLeastOnce, Mode::Binary);
     // A content type longer than an MQTT string: the PUBLISH cannot be encoded.
     let mut r = record(0);

@@ -198,18 +198,12 @@ enum Owned {
         payload: Vec<u8>,
         content_type: Option<String>,
     },
-    PubAck {
-        packet_id: u16,
-        code: u8,
-    },
-    PubRec {
-        packet_id: u16,
-        code: u8,
-    },
-    PubComp {
-        packet_id: u16,
-        code: u8,
-    },
+    /// (packet id, reason code)
+    PubAck(u16, u8),
+    /// (packet id, reason code)
+    PubRec(u16, u8),
+    /// (packet id, reason code)
+    PubComp(u16, u8),
     Disconnect {
         code: u8,
     },
@@ -241,18 +235,9 @@ impl From<Packet<'_>> for Owned {
                 payload: p.payload.to_vec(),
                 content_type: p.properties.content_type.map(str::to_owned),
             },
-            Packet::PubAck(a) => Owned::PubAck {
-                packet_id: a.packet_id,
-                code: a.code.0,
-            },
-            Packet::PubRec(a) => Owned::PubRec {
-                packet_id: a.packet_id,
-                code: a.code.0,
-            },
-            Packet::PubComp(a) => Owned::PubComp {
-                packet_id: a.packet_id,
-                code: a.code.0,
-            },
+            Packet::PubAck(a) => Owned::PubAck(a.packet_id, a.code.0),
+            Packet::PubRec(a) => Owned::PubRec(a.packet_id, a.code.0),
+            Packet::PubComp(a) => Owned::PubComp(a.packet_id, a.code.0),
             Packet::Disconnect(d) => Owned::Disconnect { code: d.code.0 },
             Packet::PingResp => Owned::PingResp,
             other => Owned::Other(format!("{other:?}")),
@@ -352,6 +337,18 @@ fn suback(packet_id: u16, codes: &[u8]) -> Vec<Owned> {
         packet_id,
         codes: codes.to_vec(),
     }]
+}
+
+/// A v5 client `c1` (with `receive_maximum`) that joined `app/demo` at `qos`, and its member id.
+fn joined_demo(receive_maximum: Option<u16>, qos: QoS) -> (Client, u32) {
+    let mut c = Client::connected(Version::V5, "c1", receive_maximum);
+    let member = join(&mut c, "app/demo", qos);
+    (c, member)
+}
+
+/// The filters of a SUBSCRIBE and the codes of its SUBACK, from (filter, QoS, code) rows.
+fn split<'a>(rows: &[(&'a str, QoS, u8)]) -> (Vec<(&'a str, QoS)>, Vec<u8>) {
+    rows.iter().map(|&(f, qos, code)| ((f, qos), code)).unzip()
 }
 
 /// Subscribes and answers the join; returns the member id.

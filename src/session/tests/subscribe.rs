@@ -27,24 +27,18 @@ fn suback_waits_for_the_join_and_grants_qos_1_for_2() {
 #[test]
 fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
     let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(
-        2,
-        &[
-            ("#", QoS::AtMostOnce),
-            ("foo/bar", QoS::AtMostOnce),
-            ("app/demo", QoS::AtMostOnce),
-            ("app/private", QoS::AtMostOnce),
-            ("app/+", QoS::AtLeastOnce),
-            ("app/nope", QoS::AtMostOnce),
-        ],
-        vec![],
-        None,
-    );
+    // (filter, QoS, the code it gets)
+    let (filters, codes) = split(&[
+        ("#", QoS::AtMostOnce, 0xA2),
+        ("foo/bar", QoS::AtMostOnce, 0x8F),
+        ("app/demo", QoS::AtMostOnce, 0x00),
+        ("app/private", QoS::AtMostOnce, 0x87),
+        ("app/+", QoS::AtLeastOnce, 0xA2),
+        ("app/nope", QoS::AtMostOnce, 0x87),
+    ]);
+    c.subscribe(2, &filters, vec![], None);
     c.accept_join();
-    assert_eq!(
-        c.received(),
-        suback(2, &[0xA2, 0x8F, 0x00, 0x87, 0xA2, 0x87])
-    );
+    assert_eq!(c.received(), suback(2, &codes));
 
     let mut c = Client::connected(Version::V311, "c3", None);
     c.subscribe(
@@ -61,74 +55,43 @@ fn refused_filters_get_their_reason_codes_without_breaking_the_others() {
     assert_eq!(c.received(), suback(3, &[0x80, 0x80, 0x80]));
 }
 
+/// The `content-mode` user property and spec 2.1 `start` reach the Join, for each filter and for
+/// the group.
 #[test]
-fn content_mode_property() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(
-        4,
-        &[("app/demo", QoS::AtMostOnce)],
-        vec![("content-mode", "binary")],
-        None,
-    );
-    let JoinRequest {
-        filters,
-        member,
-        request,
-        ..
-    } = c.the_join();
-    assert_eq!(filters[0].mode, Mode::Binary);
-    c.s.joined(member, request, Ok(()));
-    assert_eq!(c.received(), suback(4, &[0]));
-
-    c.subscribe(
-        5,
-        &[("app/readonly", QoS::AtMostOnce)],
-        vec![("content-mode", "fancy")],
-        None,
-    );
-    assert!(c.events().is_empty());
-    assert_eq!(c.received(), suback(5, &[0x83]));
-}
-
-/// Spec 2.1 `start`: parsed into the Join; any other value refuses every filter of that
-/// SUBSCRIBE with 0x83 and asks nothing of the backend.
-#[test]
-fn start_property_reaches_the_join_or_refuses() {
+fn content_mode_and_start_properties_reach_the_join() {
     use crate::seam::StartAt;
     let mut c = Client::connected(Version::V5, "c1", None);
-    c.subscribe(
-        4,
-        &[("app/demo", QoS::AtLeastOnce)],
-        vec![("start", "-15m")],
-        None,
+    let properties = vec![("content-mode", "binary"), ("start", "-15m")];
+    c.subscribe(4, &[("app/demo", QoS::AtLeastOnce)], properties, None);
+    let join = c.accept_join();
+    assert_eq!(join.filters[0].mode, Mode::Binary);
+    assert_eq!(
+        join.start,
+        StartAt::Ago(std::time::Duration::from_secs(900))
     );
-    let JoinRequest {
-        start,
-        member,
-        request,
-        ..
-    } = c.the_join();
-    assert_eq!(start, StartAt::Ago(std::time::Duration::from_secs(900)));
-    c.s.joined(member, request, Ok(()));
     assert_eq!(c.received(), suback(4, &[1]));
+}
 
-    c.subscribe(
-        5,
-        &[
-            ("app/demo", QoS::AtMostOnce),
-            ("app/readonly", QoS::AtMostOnce),
-        ],
-        vec![("start", "tomorrow")],
-        None,
-    );
-    assert!(c.events().is_empty());
-    assert_eq!(c.received(), suback(5, &[0x83, 0x83]));
+/// Any other value of `content-mode` or `start` refuses every filter of that SUBSCRIBE with
+/// 0x83 and asks nothing of the backend.
+#[test]
+fn unknown_content_mode_or_start_refuses_the_subscribe() {
+    let demo = ("app/demo", QoS::AtMostOnce);
+    let readonly = ("app/readonly", QoS::AtMostOnce);
+    for (filters, property, codes) in [
+        (&[readonly][..], ("content-mode", "fancy"), &[0x83][..]),
+        (&[demo, readonly], ("start", "tomorrow"), &[0x83, 0x83]),
+    ] {
+        let mut c = Client::connected(Version::V5, "c1", None);
+        c.subscribe(5, filters, vec![property], None);
+        assert!(c.events().is_empty());
+        assert_eq!(c.received(), suback(5, codes));
+    }
 }
 
 #[test]
 fn resubscribing_replaces_and_shares_one_group_per_application() {
-    let mut c = Client::connected(Version::V5, "c1", None);
-    let member = join(&mut c, "app/demo", QoS::AtMostOnce);
+    let (mut c, member) = joined_demo(None, QoS::AtMostOnce);
     c.subscribe(
         2,
         &[
@@ -186,19 +149,16 @@ fn filters_beyond_the_quota_are_refused_alone_and_held_ones_do_not_count_twice()
         assert_eq!(c.received(), suback(1, &[1, 1, 1]));
         // One held filter again (replaced, not counted), one new (the 4th), two beyond, one
         // invalid (its own code), and a held one last: only the two beyond get Quota exceeded.
-        c.subscribe(
-            2,
-            &[
-                ("app/demo/d0/#", QoS::AtMostOnce),
-                ("app/demo/d3/#", QoS::AtLeastOnce),
-                ("app/demo/d4/#", QoS::AtLeastOnce),
-                ("foo/bar", QoS::AtLeastOnce),
-                ("app/demo/d5/#", QoS::AtLeastOnce),
-                ("app/demo/d1/#", QoS::AtLeastOnce),
-            ],
-            vec![],
-            None,
-        );
+        let invalid = if version == Version::V5 { 0x8F } else { 0x80 };
+        let (filters, codes) = split(&[
+            ("app/demo/d0/#", QoS::AtMostOnce, 0),
+            ("app/demo/d3/#", QoS::AtLeastOnce, 1),
+            ("app/demo/d4/#", QoS::AtLeastOnce, quota_code),
+            ("foo/bar", QoS::AtLeastOnce, invalid),
+            ("app/demo/d5/#", QoS::AtLeastOnce, quota_code),
+            ("app/demo/d1/#", QoS::AtLeastOnce, 1),
+        ]);
+        c.subscribe(2, &filters, vec![], None);
         let JoinRequest {
             member,
             request,
@@ -207,11 +167,7 @@ fn filters_beyond_the_quota_are_refused_alone_and_held_ones_do_not_count_twice()
         } = c.the_join();
         assert_eq!(filters.len(), 4, "{filters:?}");
         c.s.joined(member, request, Ok(()));
-        let invalid = if version == Version::V5 { 0x8F } else { 0x80 };
-        assert_eq!(
-            c.received(),
-            suback(2, &[0, 1, quota_code, invalid, quota_code, 1])
-        );
+        assert_eq!(c.received(), suback(2, &codes));
         assert_eq!(c.s.subscription_count(), 4);
     }
 }

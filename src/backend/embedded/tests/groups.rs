@@ -13,14 +13,7 @@ fn a_new_group_gets_only_events_appended_after_joined() {
     let group = GroupKey::client(APP, "c1");
     let conn = shard.conn(1);
     assert_eq!(
-        shard.join(
-            &h,
-            conn,
-            7,
-            &group,
-            vec![whole(QoS::AtMostOnce, None)],
-            flow()
-        ),
+        shard.join_filters(&h, conn, 7, &group, vec![whole(QoS::AtMostOnce, None)]),
         Ok(())
     );
     let after: BTreeSet<_> = (0..3)
@@ -35,7 +28,7 @@ fn a_new_group_gets_only_events_appended_after_joined() {
     assert!(got
         .iter()
         .all(|d| d.topic(topics.base(d.whole_app)) == "app/demo"));
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
     assert!(
         shard.notify.0.load(Ordering::SeqCst) >= 2,
         "shard woken for Joined and deliveries"
@@ -44,18 +37,14 @@ fn a_new_group_gets_only_events_appended_after_joined() {
 
 #[test]
 fn unknown_application_is_refused() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client("nope", "c1");
-    let result = shard.join_app(&h, "nope", shard.conn(1), 1, &group, vec![], flow());
+    let (h, mut shard, group) = with_group(GroupKey::client("nope", "c1"));
+    let result = shard.join(&h, "nope", shard.conn(1), 1, &group, vec![], flow());
     assert_eq!(result, Err(BackendError::UnknownStream("nope".into())));
 }
 
 #[test]
 fn a_shared_group_splits_by_partition_and_delivers_each_once() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::shared(APP, "g");
+    let (h, mut shard, group) = with_group(GroupKey::shared(APP, "g"));
     let (a, b) = (shard.conn(1), shard.conn(2));
     shard.join_whole(&h, a, 1, &group, QoS::AtLeastOnce).ok();
     shard.join_whole(&h, b, 2, &group, QoS::AtLeastOnce).ok();
@@ -93,14 +82,12 @@ fn a_shared_group_splits_by_partition_and_delivers_each_once() {
             .collect();
         assert!(offs.windows(2).all(|w| w[0] < w[1]));
     }
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
 }
 
 #[test]
 fn a_rebalance_redelivers_unacked_events_of_moved_partitions() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::shared(APP, "g");
+    let (h, mut shard, group) = with_group(GroupKey::shared(APP, "g"));
     let (a, b) = (shard.conn(1), shard.conn(2));
     shard.join_whole(&h, a, 1, &group, QoS::AtLeastOnce).ok();
     let devices = devices_for_all_partitions(&h);
@@ -154,18 +141,15 @@ fn two_groups_each_get_everything() {
 
 #[test]
 fn resubscribing_replaces_filters_without_a_second_stream() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client(APP, "c1");
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let conn = shard.conn(1);
     shard
-        .join(
+        .join_filters(
             &h,
             conn,
             1,
             &group,
             vec![topic("app/demo/d1/#", QoS::AtMostOnce, 1)],
-            flow(),
         )
         .ok();
     h.publish("d1", "t");
@@ -178,14 +162,7 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
     let consumed = h.wait_committed(&group, |c| c.iter().sum::<u64>() >= 2);
     assert_eq!(consumed.iter().sum::<u64>(), 2);
     shard
-        .join(
-            &h,
-            conn,
-            2,
-            &group,
-            vec![whole(QoS::AtMostOnce, Some(5))],
-            flow(),
-        )
+        .join_filters(&h, conn, 2, &group, vec![whole(QoS::AtMostOnce, Some(5))])
         .ok();
     h.publish("d1", "t");
     h.publish("d2", "t");
@@ -193,17 +170,12 @@ fn resubscribing_replaces_filters_without_a_second_stream() {
     assert!(got
         .iter()
         .all(|d| d.member == 2 && d.subscription_ids.as_slice() == [5] && !d.dup));
-    assert!(
-        shard.drain_quiet().is_empty(),
-        "no second stream, no replay"
-    );
+    shard.assert_quiet("no second stream, no replay");
 }
 
 #[test]
 fn unacked_qos1_events_come_again_with_dup_after_rejoin() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client(APP, "c1");
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let conn = shard.conn(1);
     shard.join_whole(&h, conn, 1, &group, QoS::AtLeastOnce).ok();
     let sent: BTreeSet<_> = (0..6).map(|i| h.publish(&format!("d{i}"), "t")).collect();
@@ -236,17 +208,12 @@ fn unacked_qos1_events_come_again_with_dup_after_rejoin() {
     assert_eq!(h.wait_committed(&group, |c| c == end), end);
     h.leave(conn2, &group);
     shard.join_whole(&h, conn, 3, &group, QoS::AtLeastOnce).ok();
-    assert!(
-        shard.drain_quiet().is_empty(),
-        "acknowledged events are not redelivered"
-    );
+    shard.assert_quiet("acknowledged events are not redelivered");
 }
 
 #[test]
 fn only_the_contiguous_acknowledged_prefix_is_committed() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client(APP, "c1");
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     shard
         .join_whole(&h, shard.conn(1), 1, &group, QoS::AtLeastOnce)
         .ok();
@@ -283,6 +250,7 @@ fn a_full_connection_pauses_until_resume() {
     shard
         .join(
             &h,
+            APP,
             shard.conn(1),
             1,
             &group,
@@ -332,7 +300,7 @@ fn filters_route_by_device_and_channel() {
         topic("app/demo/d1/#", QoS::AtLeastOnce, 2),
     ];
     shard
-        .join(&h, shard.conn(1), 1, &group, filters, flow())
+        .join_filters(&h, shard.conn(1), 1, &group, filters)
         .ok();
     h.publish("d1", "temp");
     h.publish("d2", "temp");
@@ -366,7 +334,7 @@ fn filters_route_by_device_and_channel() {
         ]
     );
     assert!(got.iter().all(|d| d.mode == Mode::Binary));
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
     // Everything, matched or not, is consumed: only the in-flight QoS 1 events hold commits.
     let d1 = h.log.partition_of("d1") as usize;
     let c = h.wait_committed(&group, |c| {
@@ -379,20 +347,18 @@ fn filters_route_by_device_and_channel() {
 
 #[test]
 fn whole_app_and_topic_filter_give_one_delivery_on_the_app_topic() {
-    let h = Harness::default();
-    let mut shard = Shard::new(0);
-    let group = GroupKey::client(APP, "c1");
+    let (h, mut shard, group) = with_group(GroupKey::client(APP, "c1"));
     let filters = vec![
         topic("app/demo/d1/#", QoS::AtLeastOnce, 2),
         whole(QoS::AtMostOnce, Some(1)),
     ];
     shard
-        .join(&h, shard.conn(1), 1, &group, filters, flow())
+        .join_filters(&h, shard.conn(1), 1, &group, filters)
         .ok();
     h.publish("d1", "temp");
     let got = shard.collect(1);
     assert_eq!(got[0].topic(&"app/demo".into()), "app/demo");
     assert_eq!(got[0].qos, QoS::AtLeastOnce);
     assert_eq!(got[0].subscription_ids.as_slice(), [2, 1]);
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
 }

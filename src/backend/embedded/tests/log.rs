@@ -71,7 +71,7 @@ fn an_ephemeral_reader_starts_at_the_end_and_commits_nothing() {
     assert!(h.log.group_lag().is_empty(), "no offsets stored");
     // Joining again starts at the end again: nothing replayed.
     shard.join_whole(&h, conn, 2, &group, QoS::AtLeastOnce).ok();
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
 }
 
 #[test]
@@ -81,10 +81,26 @@ fn a_connection_leaving_one_group_keeps_the_other() {
     let conn = shard.conn(1);
     let (g1, g2) = (GroupKey::shared(APP, "a"), GroupKey::shared(APP, "b"));
     shard
-        .join(&h, conn, 1, &g1, vec![whole(QoS::AtMostOnce, None)], flow())
+        .join(
+            &h,
+            APP,
+            conn,
+            1,
+            &g1,
+            vec![whole(QoS::AtMostOnce, None)],
+            flow(),
+        )
         .ok();
     shard
-        .join(&h, conn, 2, &g2, vec![whole(QoS::AtMostOnce, None)], flow())
+        .join(
+            &h,
+            APP,
+            conn,
+            2,
+            &g2,
+            vec![whole(QoS::AtMostOnce, None)],
+            flow(),
+        )
         .ok();
     h.leave(conn, &g1);
     // The leave is processed by g1's worker; wait until its offsets were stored at leave.
@@ -92,7 +108,7 @@ fn a_connection_leaving_one_group_keeps_the_other() {
     h.publish("d1", "t");
     let got = shard.collect(1);
     assert_eq!(got[0].member, 2);
-    assert!(shard.drain_quiet().is_empty());
+    shard.assert_quiet("nothing more");
 }
 
 #[test]

@@ -193,17 +193,16 @@ impl Shard {
         }
     }
 
-    /// Joins and waits for the answer; no delivery for this member may come before it.
-    fn join(
+    /// Joins the application with `filters` and no limit on the connection.
+    fn join_filters(
         &mut self,
         h: &Harness,
         conn: ConnId,
         member: u32,
         group: &GroupKey,
         filters: Vec<MemberFilter>,
-        flow: Arc<ConnFlow>,
     ) -> Result<(), BackendError> {
-        self.join_app(h, APP, conn, member, group, filters, flow)
+        self.join(h, APP, conn, member, group, filters, flow())
     }
 
     /// Joins with one whole-application filter and no limit on the connection.
@@ -215,11 +214,12 @@ impl Shard {
         group: &GroupKey,
         qos: QoS,
     ) -> Result<(), BackendError> {
-        self.join(h, conn, member, group, vec![whole(qos, None)], flow())
+        self.join_filters(h, conn, member, group, vec![whole(qos, None)])
     }
 
+    /// Joins `app` and waits for the answer; no delivery for this member may come before it.
     #[allow(clippy::too_many_arguments)]
-    fn join_app(
+    fn join(
         &mut self,
         h: &Harness,
         app: &str,
@@ -299,6 +299,17 @@ impl Shard {
         }
         out
     }
+
+    /// Nothing arrives within `QUIET`.
+    fn assert_quiet(&mut self, why: &str) {
+        let late = self.drain_quiet();
+        assert!(late.is_empty(), "{why}: {} more deliveries", late.len());
+    }
+}
+
+/// A harness with the default options, shard 0, and `group`.
+fn with_group(group: GroupKey) -> (Harness, Shard, GroupKey) {
+    (Harness::default(), Shard::new(0), group)
 }
 
 fn flow() -> Arc<ConnFlow> {

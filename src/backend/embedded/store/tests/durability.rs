@@ -4,15 +4,10 @@ use super::*;
 
 #[test]
 fn group_commit_syncs_on_another_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(
-        dir.path(),
-        Options {
-            durability: Durability::Always,
-            ..options(1 << 20)
-        },
-    )
-    .unwrap();
+    let (_dir, mut log) = new_log(Options {
+        durability: Durability::Always,
+        ..options(1 << 20)
+    });
     assert_eq!(log.durable(), 0);
     fill(&mut log, 3, 2);
     assert_eq!(log.durable(), 0);
@@ -30,15 +25,10 @@ fn group_commit_syncs_on_another_thread() {
 
 #[test]
 fn interval_durability_syncs_when_due() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(
-        dir.path(),
-        Options {
-            durability: Durability::Interval(Duration::from_millis(50)),
-            ..options(1 << 20)
-        },
-    )
-    .unwrap();
+    let (_dir, mut log) = new_log(Options {
+        durability: Durability::Interval(Duration::from_millis(50)),
+        ..options(1 << 20)
+    });
     fill(&mut log, 1, 2);
     assert_eq!(log.durable(), 0);
     log.sync_if_due(std::time::Instant::now() + Duration::from_millis(60))

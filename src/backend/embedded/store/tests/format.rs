@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn round_trip_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(1 << 20)).unwrap();
+    let (dir, mut log) = new_log(options(1 << 20));
     assert_eq!((log.earliest(), log.latest()), (0, 0));
     assert_eq!(log.append(&[]).unwrap(), 0..0);
     fill(&mut log, 1, 1);
@@ -27,8 +26,7 @@ fn round_trip_and_reopen() {
 
 #[test]
 fn segments_roll_by_size_and_every_offset_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
+    let (dir, mut log) = new_log(options(2048));
     fill(&mut log, 60, 3);
     let n = log.segment_count();
     assert!(n >= 5, "{n} segments");
@@ -57,8 +55,7 @@ fn segments_roll_by_size_and_every_offset_is_found() {
 
 #[test]
 fn time_index_finds_the_first_record_at_or_after_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
+    let (dir, mut log) = new_log(options(2048));
     fill(&mut log, 80, 3);
     assert!(files(dir.path(), "timeindex")
         .iter()
@@ -77,8 +74,7 @@ fn time_index_finds_the_first_record_at_or_after_a_time() {
 
 #[test]
 fn time_lookup_with_timestamps_out_of_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
+    let (_dir, mut log) = new_log(options(2048));
     let mut stamps = Vec::new();
     for i in 0..300u64 {
         // A sawtooth: clocks of different devices.

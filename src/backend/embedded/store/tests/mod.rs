@@ -16,6 +16,21 @@ fn options(segment_bytes: u64) -> Options {
     }
 }
 
+/// A new log in a temporary directory (which the log must not outlive).
+fn new_log(options: Options) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options).unwrap();
+    (dir, log)
+}
+
+/// The directory of a log with segments of `segment_bytes`, written by `fill(batches, 3)` and
+/// closed: for tests that damage its files and open it again.
+fn written_log(segment_bytes: u64, batches: u64) -> tempfile::TempDir {
+    let (dir, mut log) = new_log(options(segment_bytes));
+    fill(&mut log, batches, 3);
+    dir
+}
+
 /// Record `i`: a value whose length and bytes depend on `i`, a timestamp 10 ms apart.
 fn value(i: u64) -> Vec<u8> {
     vec![(i % 251) as u8; 20 + (i % 13) as usize]

@@ -5,8 +5,7 @@ use super::*;
 
 /// A small log (3 batches, one segment) and its files' bytes.
 fn small_log() -> (tempfile::TempDir, Vec<u64>, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(1 << 20)).unwrap();
+    let (dir, mut log) = new_log(options(1 << 20));
     let ends = fill(&mut log, 3, 2);
     drop(log);
     let bytes = std::fs::read(dir.path().join(file_name(0, "log"))).unwrap();
@@ -94,10 +93,7 @@ fn a_flipped_byte_drops_its_batch_and_what_follows_in_the_segment() {
 
 #[test]
 fn damage_in_a_sealed_segment_keeps_the_segments_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
-    fill(&mut log, 60, 3);
-    drop(log);
+    let dir = written_log(2048, 60);
     let logs = files(dir.path(), "log");
     let second = &logs[1];
     let mut bytes = std::fs::read(second).unwrap();
@@ -124,10 +120,7 @@ fn damage_in_a_sealed_segment_keeps_the_segments_after_it() {
 
 #[test]
 fn random_bytes_appended_to_every_file_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
-    fill(&mut log, 40, 3);
-    drop(log);
+    let dir = written_log(2048, 40);
     let offsets_path = dir.path().join("offsets");
     let (file, _, _) = OffsetsFile::open(&offsets_path).unwrap();
     let offsets = sample_offsets();
@@ -156,10 +149,7 @@ fn random_bytes_appended_to_every_file_lose_nothing() {
 
 #[test]
 fn indexes_that_do_not_match_are_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(4096)).unwrap();
-    fill(&mut log, 40, 3);
-    drop(log);
+    let dir = written_log(4096, 40);
     let index = files(dir.path(), "index").remove(0);
     let good = std::fs::read(&index).unwrap();
     assert!(good.len() >= 16);
@@ -179,10 +169,7 @@ fn indexes_that_do_not_match_are_rebuilt() {
 
 #[test]
 fn files_that_make_no_sense_stop_open_with_their_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
-    fill(&mut log, 40, 3);
-    drop(log);
+    let dir = written_log(2048, 40);
     let logs = files(dir.path(), "log");
 
     // A bad magic.

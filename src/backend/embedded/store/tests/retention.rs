@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn retention_by_bytes_deletes_whole_segments_oldest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
+    let (dir, mut log) = new_log(options(2048));
     fill(&mut log, 60, 3);
     let before = log.segment_count();
     let size = log.size_bytes();
@@ -32,8 +31,7 @@ fn retention_by_bytes_deletes_whole_segments_oldest_first() {
 
 #[test]
 fn retention_by_age_deletes_segments_whose_records_are_all_older() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), options(2048)).unwrap();
+    let (_dir, mut log) = new_log(options(2048));
     fill(&mut log, 60, 3);
     let now = ts(180);
     // Nothing is 10 s old.
