@@ -137,3 +137,62 @@ fn readiness_follows_the_broker() {
         "readyz must not block"
     );
 }
+
+/// Issue #15: a device long-polling one instance gets the command an application published on
+/// another (every instance reads the command topic for the devices waiting on it).
+#[test]
+fn a_device_waiting_on_one_instance_gets_a_command_published_on_another() {
+    let bootstrap = kafka::bootstrap();
+    let app = kafka::unique("devcmds");
+    let command_topic = kafka::unique("iot-commands");
+    kafka::create_topic(&bootstrap, &command_topic, 2);
+    kafka::create_topic(&bootstrap, &format!("events-{app}"), 1);
+    let backend = kafka::backend_toml(&bootstrap, &command_topic);
+    let apps = kafka::apps_toml(&app);
+    let waits_here = Service::start_with(&backend, &apps, &[]);
+    let publishes_here = Service::start_with(&backend, &apps, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || waits_here
+            .log()
+            .contains("reading the command topic")),
+        "{}",
+        waits_here.log()
+    );
+    let poll = |device: &str, wait: u64| {
+        let url = format!(
+            "http://{}/api/v1/apps/{app}/devices/{device}/commands?wait={wait}",
+            waits_here.http
+        );
+        match ureq::get(&url).call() {
+            Ok(r) => (
+                r.status(),
+                r.header("command").map(str::to_owned),
+                r.into_string().unwrap(),
+            ),
+            Err(ureq::Error::Status(code, r)) => (code, None, r.into_string().unwrap()),
+            Err(e) => panic!("long poll: {e}"),
+        }
+    };
+    let c = V5::connect(v5_options(publishes_here.mqtt, "cmds-elsewhere"));
+    let got = std::thread::scope(|s| {
+        let waiting = s.spawn(|| poll("device1", 20));
+        std::thread::sleep(Duration::from_millis(500));
+        c.client
+            .publish(
+                format!("command/{app}/device1/reboot"),
+                QoS::AtLeastOnce,
+                false,
+                b"now".to_vec(),
+            )
+            .unwrap();
+        let ack = c.wait(Duration::from_secs(30), |e| {
+            matches!(e, Event::Incoming(Incoming::PubAck(_)))
+        });
+        assert!(ack.is_some(), "no PUBACK");
+        waiting.join().unwrap()
+    });
+    assert_eq!(got, (200, Some("reboot".to_owned()), "now".to_owned()));
+    // With Kafka, a command for a device that is not waiting is not kept by the instance that
+    // read it: the device asks too late.
+    assert_eq!(poll("device1", 1).0, 204);
+}

@@ -160,6 +160,7 @@ fn http(http: &HttpConfig, listeners: &[ListenerConfig]) -> Checked {
         ));
     }
     positive_duration(key("http", "head_timeout"), http.head_timeout)?;
+    positive_duration(key("http", "max_command_wait"), http.max_command_wait)?;
     at_least_one(key("http", "max_connections"), http.max_connections as u64)?;
     at_least_one(key("http", "max_body_size"), http.max_body_size as u64)
 }

@@ -34,6 +34,11 @@ pub struct HttpConfig {
     /// (a token with `auth.oauth.admin_role`) or `"public"` (anyone who reaches the port). The
     /// page shows group names, which name clients, so it is not public by default.
     pub status_page: StatusPage,
+    /// Longest a device may wait for a command over HTTP (`?ct=<seconds>` on an ingest,
+    /// `?wait=<seconds>` on the commands long poll); longer asks are cut to it. Each waiting
+    /// device holds a connection and a little memory.
+    #[serde(with = "humantime_serde")]
+    pub max_command_wait: Duration,
 }
 
 /// `http.status_page`.
@@ -62,6 +67,7 @@ impl Default for HttpConfig {
             max_connections: 100_000,
             max_connections_per_ip: 0,
             status_page: StatusPage::Admin,
+            max_command_wait: Duration::from_secs(60),
         }
     }
 }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::auth::AuthFailure;
+use super::device_commands::{requested_wait, CommandWait};
 use super::names;
 use super::server::{Answer, Deferred, Reply, Request, Responder};
 use super::HttpState;
@@ -60,6 +61,9 @@ pub(crate) fn one(
         .unwrap_or(DEFAULT_CONTENT_TYPE)
         .to_owned();
     check_length(request, state.max_body_size)?;
+    // `?ct=<seconds>`: once stored, wait that long for a command for the device.
+    let command_wait = requested_wait(request, "ct", state.max_command_wait)?
+        .map(|wait| CommandWait::new(state, app, device, wait));
     let backend = Backend::of(state);
     let (app, device, channel) = (app.to_owned(), device.to_owned(), channel.to_owned());
     let instance = state.instance.clone();
@@ -74,7 +78,7 @@ pub(crate) fn one(
             Bytes::from(data),
             SystemTime::now(),
         );
-        backend.publish(app, vec![event])
+        backend.publish(app, vec![event], command_wait)
     }))
 }
 
@@ -120,7 +124,7 @@ pub(crate) fn batch(state: &HttpState, request: &Request<'_>, app: &str) -> Resu
             },
         };
         match parse_batch(&body, &ctx).and_then(|events| check_subjects(&app, events)) {
-            Ok(events) => backend.publish(app, events),
+            Ok(events) => backend.publish(app, events, None),
             Err(e) => Answer::Now(batch_refusal(&e)),
         }
     }))
@@ -154,7 +158,7 @@ fn check_subjects(app: &str, events: Vec<Event>) -> Result<Vec<Event>, BatchErro
     Ok(events)
 }
 
-fn authenticate(state: &HttpState, request: &Request<'_>) -> Result<Identity, Reply> {
+pub(crate) fn authenticate(state: &HttpState, request: &Request<'_>) -> Result<Identity, Reply> {
     state
         .auth
         .authenticate(request.header("Authorization"))
@@ -204,7 +208,7 @@ fn app_refusal(error: &AccessError, identity: &Identity, app: &str) -> Reply {
     }
 }
 
-fn device_refusal(
+pub(crate) fn device_refusal(
     error: &DeviceAccessError,
     identity: &Identity,
     app: &str,
@@ -284,9 +288,15 @@ impl Backend {
 
     /// Hands `events` to the backend in order; the reply comes once it confirmed every one
     /// (`202` with how many), failed one, dropped them, or did not answer within
-    /// [`PUBLISH_TIMEOUT`] (`503`). Accepted events are counted in the metrics.
-    fn publish(self, app: String, events: Vec<Event>) -> Answer {
+    /// [`PUBLISH_TIMEOUT`] (`503`). Accepted events are counted in the metrics. With
+    /// `command_wait`, a `202` waits for a command first (which replaces it).
+    fn publish(self, app: String, events: Vec<Event>, command_wait: Option<CommandWait>) -> Answer {
+        let timeout = PUBLISH_TIMEOUT
+            + command_wait
+                .as_ref()
+                .map_or(Duration::ZERO, CommandWait::request_timeout);
         let progress = Arc::new(Mutex::new(Progress {
+            command_wait,
             total: events.len(),
             published: None,
             tally: Tally::default(),
@@ -297,7 +307,7 @@ impl Backend {
         }));
         let on_timeout = progress.clone();
         Answer::Later(Deferred {
-            timeout: PUBLISH_TIMEOUT,
+            timeout,
             start: Box::new(move |responder| {
                 lock(&progress).responder = Some(responder);
                 let completion = Completion(progress.clone());
@@ -313,6 +323,9 @@ impl Backend {
             on_timeout: Box::new(move || {
                 let mut progress = lock(&on_timeout);
                 progress.responder = None;
+                if let Some((wait, accepted)) = progress.waiting_for_command() {
+                    return wait.at_request_timeout(|| accepted_reply(accepted));
+                }
                 progress.tally.stuck = Some(format!(
                     "the event backend did not confirm within {} s",
                     PUBLISH_TIMEOUT.as_secs()
@@ -329,6 +342,8 @@ fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
 
 /// An ingest between handing its events to the backend and its reply.
 struct Progress {
+    /// `?ct=`: after the `202`, wait for a command (started once every event is confirmed).
+    command_wait: Option<CommandWait>,
     total: usize,
     /// How many events the backend took (known once `publish_events` returned).
     published: Option<usize>,
@@ -358,8 +373,22 @@ impl Progress {
         }
         if let Some(responder) = self.responder.take() {
             let reply = self.reply();
-            responder.send(reply);
+            match self.command_wait.as_mut() {
+                // Stored: now the device waits for a command; the `202` if none comes.
+                Some(wait) if reply.status == 202 => {
+                    let accepted = self.tally.accepted;
+                    wait.start(responder, move || accepted_reply(accepted));
+                }
+                _ => responder.send(reply),
+            }
         }
+    }
+
+    /// The command wait started after the `202`, with how many events were accepted.
+    fn waiting_for_command(&self) -> Option<(&CommandWait, usize)> {
+        let wait = self.command_wait.as_ref()?;
+        let started = self.counted && self.tally.failed.is_none() && self.tally.stuck.is_none();
+        started.then_some((wait, self.tally.accepted))
     }
 
     /// The reply for the answers so far (counting the accepted events, once).
@@ -372,7 +401,7 @@ impl Progress {
         let total = self.total;
         let published = self.published.unwrap_or(total);
         let problem = match (&outcome.failed, &outcome.stuck) {
-            (None, None) => return Reply::json(202, &json!({ "accepted": outcome.accepted })),
+            (None, None) => return accepted_reply(outcome.accepted),
             (Some((index, error)), _) => backend_problem(total, *index, error),
             (None, Some(why)) => why.clone(),
         };
@@ -413,6 +442,11 @@ impl Drop for Completion {
         progress.dropped = true;
         progress.answer_if_complete();
     }
+}
+
+/// `202`: every event is stored.
+fn accepted_reply(accepted: usize) -> Reply {
+    Reply::json(202, &json!({ "accepted": accepted }))
 }
 
 fn backend_problem(total: usize, index: usize, error: &BackendError) -> String {

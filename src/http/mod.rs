@@ -21,6 +21,7 @@
 //! [`crate::seam::Producer`], and credentials are checked by [`crate::auth`].
 
 mod auth;
+mod device_commands;
 mod ingest;
 mod names;
 mod ops;
@@ -34,11 +35,13 @@ mod wire_tests;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use auth::{AnonymousOnly, AuthFailure, HttpAuthenticator};
 pub use server::{HttpLimits, HttpServer};
 pub use status::StatusSettings;
 
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::registry::Current;
 use crate::seam::Producer;
@@ -60,4 +63,8 @@ pub struct HttpState {
     pub max_body_size: usize,
     /// Who may see the status page, and what it says about the backend.
     pub status: StatusSettings,
+    /// Where devices wait for commands (`?ct=`, the commands long poll).
+    pub inbox: Arc<Inbox>,
+    /// `http.max_command_wait`.
+    pub max_command_wait: Duration,
 }

@@ -7,7 +7,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::server::{Answer, Handler, Method, Reply, Request};
-use super::{ingest, ops, status, HttpState};
+use super::{device_commands, ingest, ops, status, HttpState};
 
 /// The routes of spec 5.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,10 +29,15 @@ pub(crate) enum Route {
     IngestBatch {
         app: String,
     },
+    /// `GET /api/v1/apps/<app>/devices/<device>/commands`: a device's long poll for a command.
+    Commands {
+        app: String,
+        device: String,
+    },
 }
 
 const ROUTES_HINT: &str = "the routes are POST /api/v1/apps/<app>/devices/<device>/events/<channel>, \
-                           POST /api/v1/apps/<app>/events, GET /healthz, GET /readyz, GET /metrics, GET / and GET /api/v1/status";
+                           POST /api/v1/apps/<app>/events, GET /api/v1/apps/<app>/devices/<device>/commands, GET /healthz, GET /readyz, GET /metrics, GET / and GET /api/v1/status";
 
 impl Route {
     /// The route for a request target (path and optional query), `Ok(None)` if there is none.
@@ -53,6 +58,14 @@ impl Route {
             ["api", "v1", "apps", app, "events"] if !app.is_empty() => Some(Route::IngestBatch {
                 app: app.to_string(),
             }),
+            ["api", "v1", "apps", app, "devices", device, "commands"]
+                if !app.is_empty() && !device.is_empty() =>
+            {
+                Some(Route::Commands {
+                    app: app.to_string(),
+                    device: device.to_string(),
+                })
+            }
             ["api", "v1", "apps", app, "devices", device, "events", channel @ ..]
                 if !app.is_empty() && !device.is_empty() && !channel.is_empty() =>
             {
@@ -82,6 +95,7 @@ impl Route {
             Route::Healthz | Route::Readyz | Route::Metrics | Route::StatusPage | Route::Status => {
                 "GET, HEAD"
             }
+            Route::Commands { .. } => "GET",
             Route::IngestOne { .. } | Route::IngestBatch { .. } => "POST",
         }
     }
@@ -91,6 +105,7 @@ impl Route {
             Route::Healthz | Route::Readyz | Route::Metrics | Route::StatusPage | Route::Status => {
                 matches!(method, Method::Get | Method::Head)
             }
+            Route::Commands { .. } => *method == Method::Get,
             Route::IngestOne { .. } | Route::IngestBatch { .. } => *method == Method::Post,
         }
     }
@@ -154,6 +169,7 @@ fn dispatch(state: &HttpState, request: &Request<'_>) -> Result<Answer, Reply> {
             channel,
         } => ingest::one(state, request, &app, &device, &channel),
         Route::IngestBatch { app } => ingest::batch(state, request, &app),
+        Route::Commands { app, device } => device_commands::poll(state, request, &app, &device),
     }
 }
 

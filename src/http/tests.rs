@@ -145,6 +145,8 @@ impl Harness {
             instance: "test-instance".into(),
             max_body_size,
             status: Default::default(),
+            inbox: Arc::new(crate::inbox::Inbox::new(crate::inbox::Keep::OnlyWaiting)),
+            max_command_wait: std::time::Duration::from_secs(60),
         };
         let server = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, limits).unwrap();
         let base = format!("http://{}", server.local_addr());

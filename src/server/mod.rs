@@ -180,6 +180,8 @@ impl Server {
             instance,
             max_body_size: config.http.max_body_size,
             status: StatusSettings::new(config.http.status_page, config.backend.kind.as_str()),
+            inbox,
+            max_command_wait: config.http.max_command_wait,
         };
         let limits = HttpLimits {
             head_timeout: config.http.head_timeout,

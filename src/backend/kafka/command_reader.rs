@@ -26,6 +26,7 @@ use crate::inbox::Inbox;
 /// How often the topic's partitions are looked up again (the topic may not exist yet, or gain
 /// partitions).
 const REFRESH: Duration = Duration::from_secs(10);
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The running reader; [`CommandReader::stop`] ends it.
 pub(crate) struct CommandReader {
@@ -68,10 +69,16 @@ fn run(config: &KafkaConfig, inbox: &Inbox, stop: &AtomicBool) {
             next_refresh = Instant::now() + REFRESH;
             match clients::partitions_of(consumer.client(), topic) {
                 Ok(Some(n)) if n > assigned => {
-                    // The new partitions, from their end; those already read go on.
+                    // The new partitions, from their end as it is now (resolved here, not at the
+                    // first fetch: a command produced after the log line below is read); those
+                    // already read go on.
                     let mut list = TopicPartitionList::new();
                     for p in assigned..n {
-                        let _ = list.add_partition_offset(topic, p, Offset::End);
+                        let at = match consumer.fetch_watermarks(topic, p, WATERMARKS_TIMEOUT) {
+                            Ok((_, high)) => Offset::Offset(high),
+                            Err(_) => Offset::End,
+                        };
+                        let _ = list.add_partition_offset(topic, p, at);
                     }
                     match consumer.incremental_assign(&list) {
                         Ok(()) => {

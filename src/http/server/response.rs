@@ -3,6 +3,7 @@
 //! Every error body is JSON `{"error": "…"}` (spec 5), so that clients can show the reason; the
 //! text says what to do about it where there is something to do.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde_json::json;
@@ -13,9 +14,10 @@ use super::head::Method;
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
-    pub content_type: &'static str,
+    /// Ours (`application/json`, …) or, for a command handed to a device, the command's own.
+    pub content_type: Cow<'static, str>,
     pub body: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 /// Handlers return `Err` to stop early with an error reply, so `?` works throughout.
@@ -27,7 +29,7 @@ impl Reply {
     pub fn json(status: u16, body: &serde_json::Value) -> Reply {
         Reply {
             status,
-            content_type: JSON,
+            content_type: Cow::Borrowed(JSON),
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
         }
@@ -38,17 +40,25 @@ impl Reply {
         Reply::json(status, &json!({ "error": message.into() }))
     }
 
-    pub fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    pub fn text(
+        status: u16,
+        content_type: impl Into<Cow<'static, str>>,
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
         Reply {
             status,
-            content_type,
+            content_type: content_type.into(),
             body: body.into(),
             headers: Vec::new(),
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Reply {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -76,18 +86,20 @@ impl Reply {
     /// `connection` says), and the body unless the request was `HEAD`.
     pub fn encode(&self, wire: &mut Vec<u8>, head_only: bool, connection: Connection) {
         wire.reserve(160 + self.body.len());
-        let _ = write!(
-            wire,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len()
-        );
+        let _ = write!(wire, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        // RFC 9110 8.6: no Content-Length (nor a body) in a 204.
+        if self.status != 204 {
+            let _ = write!(
+                wire,
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type,
+                self.body.len()
+            );
+        }
         for (name, value) in &self.headers {
             // Values are our own text; a line break in one would end the head early.
             if value.contains(['\r', '\n']) {
-                tracing::warn!(name, value, "HTTP response header left out: not one line");
+                tracing::warn!(%name, value, "HTTP response header left out: not one line");
                 continue;
             }
             let _ = write!(wire, "{name}: {value}\r\n");
@@ -121,6 +133,7 @@ fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         202 => "Accepted",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
