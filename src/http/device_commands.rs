@@ -163,12 +163,12 @@ pub(crate) fn poll(
     app: &str,
     device: &str,
 ) -> Result<Answer, Reply> {
-    let identity = super::ingest::authenticate(state, request)?;
+    let identity = super::access::authenticate(state, request)?;
     state
         .registry
         .load()
         .authorize_device_write(&identity, app, device)
-        .map_err(|e| super::ingest::device_refusal(&e, &identity, app, device))?;
+        .map_err(|e| super::access::device_refusal(&e, &identity, app, device))?;
     let wait = requested_wait(request, "wait", state.max_command_wait)?.unwrap_or_default();
     let wait = Arc::new(Mutex::new(CommandWait::new(state, app, device, wait)));
     let timeout = lock(&wait).request_timeout();

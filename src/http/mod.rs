@@ -20,6 +20,7 @@
 //! sessions, shards or a backend's internals: ingest writes through the seam's
 //! [`crate::seam::Producer`], and credentials are checked by [`crate::auth`].
 
+mod access;
 mod auth;
 mod device_commands;
 mod ingest;
