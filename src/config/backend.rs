@@ -104,6 +104,11 @@ pub struct EmbeddedConfig {
     /// they change (a crash delivers again at most this much of what was acknowledged).
     #[serde(with = "humantime_serde")]
     pub offsets_flush_interval: Duration,
+    /// With `storage = "disk"`: bytes of decoded recent events kept in memory for the whole
+    /// log (estimated like `retention_bytes` in memory), split evenly over every partition of
+    /// every application, so that groups reading near the end share one decode of each event
+    /// instead of each reading it from the files. 0 turns it off.
+    pub read_cache_bytes: u64,
 }
 
 /// `backend.embedded.storage`.
@@ -134,6 +139,8 @@ pub enum Fsync {
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// `backend.embedded.retention_age` by default: 7 days.
 pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// `backend.embedded.read_cache_bytes` by default: 32 MiB.
+pub const DEFAULT_READ_CACHE_BYTES: u64 = 32 << 20;
 /// `backend.embedded.offsets_flush_interval` by default.
 pub const DEFAULT_OFFSETS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -150,6 +157,7 @@ impl Default for EmbeddedConfig {
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             retention_age: DEFAULT_RETENTION_AGE,
             offsets_flush_interval: DEFAULT_OFFSETS_FLUSH_INTERVAL,
+            read_cache_bytes: DEFAULT_READ_CACHE_BYTES,
         }
     }
 }

@@ -9,12 +9,14 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use super::disk::{self, Durability, RecordIn, StoreError};
+use super::read_cache::ReadCache;
 use super::stored;
 use crate::cloudevents::Event;
 use crate::config::Fsync;
@@ -26,6 +28,11 @@ pub(crate) struct DiskPartition {
     log: Mutex<disk::Log>,
     /// Held while one appender fdatasyncs for everyone (see the module documentation).
     sync_lock: Mutex<()>,
+    /// The first offset held: changes only when retention deletes segments, and is read on
+    /// every read, which should not queue behind appends for the log's lock.
+    first: AtomicU64,
+    /// Decoded records near where the readers are, shared by every group (`read_cache`).
+    cache: ReadCache,
 }
 
 /// The store's durability for `backend.embedded.fsync`.
@@ -54,17 +61,20 @@ impl DiskPartition {
             id,
             durability,
             disk::Options::default().segment_bytes,
+            4 << 20,
         )
     }
 
     /// [`DiskPartition::open`] with segments of `segment_bytes` (small ones let byte retention,
-    /// which deletes whole segments, keep close to its limit).
+    /// which deletes whole segments, keep close to its limit) and a read cache of `cache_bytes`
+    /// (0: none).
     pub(crate) fn open_with(
         dir: &Path,
         app: &str,
         id: u32,
         durability: Durability,
         segment_bytes: u64,
+        cache_bytes: u64,
     ) -> Result<DiskPartition, StoreError> {
         let options = disk::Options {
             // `interval`: the store would fdatasync inside `append` when one is due, on the
@@ -82,15 +92,18 @@ impl DiskPartition {
         Ok(DiskPartition {
             id,
             durability,
+            first: AtomicU64::new(log.earliest()),
             log: Mutex::new(log),
             sync_lock: Mutex::new(()),
+            cache: ReadCache::new(cache_bytes),
         })
     }
 
     /// Appends `events` as one batch (key: the device; timestamp: now); returns their offsets.
     /// Not yet durable with `fsync = "always"`: call [`DiskPartition::make_durable`] before
     /// acknowledging. A full disk is [`StoreError::DiskFull`] and keeps nothing of the batch.
-    pub(crate) fn append(&self, events: &[Event]) -> Result<Range<u64>, StoreError> {
+    /// The events become the read cache's records: readers that keep up decode nothing.
+    pub(crate) fn append(&self, events: Vec<Event>) -> Result<Range<u64>, StoreError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -112,7 +125,18 @@ impl DiskPartition {
                 value: v,
             })
             .collect();
-        self.log.lock().append(&records)
+        let mut log = self.log.lock();
+        let range = log.append(&records)?;
+        if self.cache.enabled() {
+            // Under the log's lock, so that two appenders fill the window in offset order.
+            let records: Vec<Arc<Record>> = events
+                .into_iter()
+                .zip(range.clone())
+                .map(|(event, offset)| Arc::new(Record::new(event, self.id, offset)))
+                .collect();
+            self.cache.insert(&records);
+        }
+        Ok(range)
     }
 
     /// Whether readers wait for an fdatasync before they see an append (`fsync = "always"`).
@@ -176,7 +200,10 @@ impl DiskPartition {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.log.lock().apply_retention(now, max_bytes, max_age)
+        let mut log = self.log.lock();
+        let deleted = log.apply_retention(now, max_bytes, max_age);
+        self.first.store(log.earliest(), Ordering::SeqCst);
+        deleted
     }
 
     /// (bytes of log on disk, segments).
@@ -195,8 +222,9 @@ impl DiskPartition {
         self.log.lock().offset_for_time(ms)
     }
 
-    /// Appends to `out` up to `max` records from `from` on and below `below`, decoded from the
-    /// files. Offsets retention removed are skipped.
+    /// Appends to `out` up to `max` records from `from` on and below `below`: from the read
+    /// cache when it holds `from`, else decoded from the files (and offered to the cache, for
+    /// the groups behind this one). Offsets retention removed are skipped.
     pub(crate) fn read_records(
         &self,
         from: u64,
@@ -204,10 +232,19 @@ impl DiskPartition {
         below: u64,
         out: &mut Vec<Arc<Record>>,
     ) -> Result<(), StoreError> {
+        if self.cache.read(from, below, max, out) > 0 {
+            return Ok(());
+        }
+        // Up to the cache's window, if it is ahead: the next read takes it from there.
+        let below = match self.cache.first() {
+            Some(first) if first > from => below.min(first),
+            _ => below,
+        };
         // About the bytes `max` records take (the store returns at least one record anyway),
         // so that a read of a few records does not decode a megabyte.
         let max_bytes = max.saturating_mul(512).clamp(4 << 10, 1 << 20);
         let stored = self.log.lock().read(from, max_bytes)?;
+        let before = out.len();
         for r in stored.into_iter().take(max) {
             if r.offset >= below {
                 break;
@@ -218,6 +255,7 @@ impl DiskPartition {
             })?;
             out.push(Arc::new(Record::new(event, self.id, r.offset)));
         }
+        self.cache.insert(&out[before..]);
         Ok(())
     }
 
@@ -241,7 +279,7 @@ impl DiskPartition {
 
     /// The first offset held.
     pub(crate) fn first(&self) -> u64 {
-        self.log.lock().earliest()
+        self.first.load(Ordering::SeqCst)
     }
 
     /// The offset the next record gets.
@@ -274,8 +312,8 @@ mod tests {
         let events: Vec<Event> = (0..10).map(|n| event("d1", n)).collect();
         {
             let p = DiskPartition::open(dir.path(), "my/app", 2, Durability::Always).unwrap();
-            assert_eq!(p.append(&events[..4]).unwrap(), 0..4);
-            assert_eq!(p.append(&events[4..]).unwrap(), 4..10);
+            assert_eq!(p.append(events[..4].to_vec()).unwrap(), 0..4);
+            assert_eq!(p.append(events[4..].to_vec()).unwrap(), 4..10);
             p.make_durable(10).unwrap();
             assert_eq!(p.log.lock().durable(), 10);
         }
@@ -307,7 +345,7 @@ mod tests {
                 let p = p.clone();
                 std::thread::spawn(move || {
                     for n in 0..25 {
-                        let range = p.append(&[event(&format!("d{t}"), n)]).unwrap();
+                        let range = p.append(vec![event(&format!("d{t}"), n)]).unwrap();
                         p.make_durable(range.end).unwrap();
                         assert!(p.log.lock().durable() >= range.end);
                     }
@@ -346,7 +384,7 @@ mod tests {
                     let p = p.clone();
                     std::thread::spawn(move || {
                         for n in 0..200 {
-                            let range = p.append(&[event(&format!("d{t}"), n)]).unwrap();
+                            let range = p.append(vec![event(&format!("d{t}"), n)]).unwrap();
                             p.make_durable(range.end).unwrap();
                         }
                     })

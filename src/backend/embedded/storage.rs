@@ -28,6 +28,9 @@ pub struct DiskOptions {
     pub retention_age: Duration,
     /// Committed offsets reach the offsets file at most this long after they change.
     pub offsets_flush_interval: Duration,
+    /// Bytes (of [`crate::seam::Record::footprint`]) of decoded records kept for readers, for
+    /// the whole log: split evenly over every partition of every application; 0 = none.
+    pub read_cache_bytes: u64,
 }
 
 impl DiskOptions {
@@ -79,12 +82,15 @@ pub(crate) fn open(
     let started = Instant::now();
     let durability = options.durability();
     let segment_bytes = segment_bytes(retention_bytes_per_partition);
+    let partition_count = (apps.len() as u64).saturating_mul(u64::from(partitions.max(1)));
+    let cache_bytes = options.read_cache_bytes / partition_count.max(1);
     let mut opened = Vec::with_capacity(apps.len());
     let mut records = 0;
     for app in apps {
         let parts = (0..partitions)
             .map(|p| {
-                let disk = DiskPartition::open_with(dir, app, p, durability, segment_bytes)?;
+                let disk =
+                    DiskPartition::open_with(dir, app, p, durability, segment_bytes, cache_bytes)?;
                 records += disk.end() - disk.first();
                 Ok(Partition::on_disk(p, disk))
             })
