@@ -31,8 +31,13 @@ pub(crate) struct DiskPartition {
     /// The first offset held: changes only when retention deletes segments, and is read on
     /// every read, which should not queue behind appends for the log's lock.
     first: AtomicU64,
-    /// Decoded records near where the readers are, shared by every group (`read_cache`).
-    cache: ReadCache,
+    /// Decoded records at the end of the log, put there by appends, shared by every group
+    /// (`read_cache`): readers that keep up decode nothing.
+    tail: ReadCache,
+    /// Decoded records behind `tail`, put there by the first group to read them from the
+    /// files, for the groups right behind it (a backlog drained by several groups, or any read
+    /// after a restart, when `tail` is empty).
+    trail: ReadCache,
 }
 
 /// The store's durability for `backend.embedded.fsync`.
@@ -95,14 +100,16 @@ impl DiskPartition {
             first: AtomicU64::new(log.earliest()),
             log: Mutex::new(log),
             sync_lock: Mutex::new(()),
-            cache: ReadCache::new(cache_bytes),
+            // Half each: whatever the readers do, the two together keep to `cache_bytes`.
+            tail: ReadCache::new(cache_bytes / 2),
+            trail: ReadCache::new(cache_bytes / 2),
         })
     }
 
     /// Appends `events` as one batch (key: the device; timestamp: now); returns their offsets.
     /// Not yet durable with `fsync = "always"`: call [`DiskPartition::make_durable`] before
     /// acknowledging. A full disk is [`StoreError::DiskFull`] and keeps nothing of the batch.
-    /// The events become the read cache's records: readers that keep up decode nothing.
+    /// The events become the tail cache's records: readers that keep up decode nothing.
     pub(crate) fn append(&self, events: Vec<Event>) -> Result<Range<u64>, StoreError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -127,14 +134,14 @@ impl DiskPartition {
             .collect();
         let mut log = self.log.lock();
         let range = log.append(&records)?;
-        if self.cache.enabled() {
+        if self.tail.enabled() {
             // Under the log's lock, so that two appenders fill the window in offset order.
             let records: Vec<Arc<Record>> = events
                 .into_iter()
                 .zip(range.clone())
                 .map(|(event, offset)| Arc::new(Record::new(event, self.id, offset)))
                 .collect();
-            self.cache.insert(&records);
+            self.tail.insert(&records);
         }
         Ok(range)
     }
@@ -222,9 +229,9 @@ impl DiskPartition {
         self.log.lock().offset_for_time(ms)
     }
 
-    /// Appends to `out` up to `max` records from `from` on and below `below`: from the read
-    /// cache when it holds `from`, else decoded from the files (and offered to the cache, for
-    /// the groups behind this one). Offsets retention removed are skipped.
+    /// Appends to `out` up to `max` records from `from` on and below `below`: from the caches
+    /// when one holds `from`, else decoded from the files (and kept in `trail`, for the groups
+    /// behind this one). Offsets retention removed are skipped.
     pub(crate) fn read_records(
         &self,
         from: u64,
@@ -232,14 +239,15 @@ impl DiskPartition {
         below: u64,
         out: &mut Vec<Arc<Record>>,
     ) -> Result<(), StoreError> {
-        if self.cache.read(from, below, max, out) > 0 {
+        if self.tail.read(from, below, max, out) > 0 || self.trail.read(from, below, max, out) > 0 {
             return Ok(());
         }
-        // Up to the cache's window, if it is ahead: the next read takes it from there.
-        let below = match self.cache.first() {
-            Some(first) if first > from => below.min(first),
-            _ => below,
-        };
+        // Up to the first cached record ahead, if any: the next read takes it from there.
+        let below = [self.tail.first(), self.trail.first()]
+            .into_iter()
+            .flatten()
+            .filter(|&first| first > from)
+            .fold(below, u64::min);
         // About the bytes `max` records take (the store returns at least one record anyway),
         // so that a read of a few records does not decode a megabyte.
         let max_bytes = max.saturating_mul(512).clamp(4 << 10, 1 << 20);
@@ -255,7 +263,7 @@ impl DiskPartition {
             })?;
             out.push(Arc::new(Record::new(event, self.id, r.offset)));
         }
-        self.cache.insert(&out[before..]);
+        self.trail.insert(&out[before..]);
         Ok(())
     }
 

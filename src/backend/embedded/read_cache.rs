@@ -2,17 +2,18 @@
 //! groups reading the same recent records share one decode instead of each pread-ing and
 //! decoding every record into an event of its own.
 //!
-//! The window is a run of consecutive offsets `[first, next)` that only moves forward. Appends
-//! put their records in (they have the events already, so nothing is decoded at all for
-//! subscribers that keep up), and so do reads from the files (the first group to reach a record
-//! decodes it, the groups right behind it find it here). Records that would move the window
-//! backwards — a group far behind the others — are not kept: that group reads from the files,
-//! as every group did before, and the window stays where the most readers are.
+//! A window is a run of consecutive offsets `[first, next)` that only moves forward. A disk
+//! partition has two (`disk_partition`): the tail, which appends fill (they have the events
+//! already, so nothing is decoded at all for subscribers that keep up), and the trail, which
+//! reads from the files fill (the first group to reach a record decodes it, the groups right
+//! behind it find it there). Records that would move a window backwards — a group far behind
+//! the others — are not kept: that group reads from the files, as every group did before, and
+//! the window stays ahead, where the leading readers are.
 //!
 //! Bounded by bytes of [`Record::footprint`] (`backend.embedded.read_cache_bytes`, split over
-//! the partitions), the oldest dropped first, so memory does not grow with retention. What is
-//! in the window is not a promise that it is readable: the partition still hands readers only
-//! what is below its visible (durable) end.
+//! the partitions and its two windows), the oldest dropped first, so memory does not grow with
+//! retention. What is in a window is not a promise that it is readable: the partition still
+//! hands readers only what is below its visible (durable) end.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

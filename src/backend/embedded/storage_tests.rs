@@ -245,7 +245,7 @@ fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_c
     };
     let one = crate::seam::Record::new(event("d", 0), 0, 0).footprint();
     let mut disk = disk(dir.path(), Fsync::Always);
-    // About 50 of the 300 events fit.
+    // About 25 of the 300 events fit in each of the two windows.
     disk.read_cache_bytes = one * 50;
     let (backend, log) = start_on_disk(options, disk.clone(), [APP]).unwrap();
     for chunk in 0..30 {
@@ -264,6 +264,11 @@ fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_c
     assert_eq!(a.len(), 10);
     assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
     assert_eq!(data(&a), expected[290..]);
+    // A backlog behind them: the first group to read decodes, the next one shares.
+    let a = log.read(APP, 0, 50, 10).unwrap();
+    let b = log.read(APP, 0, 50, 10).unwrap();
+    assert_eq!(data(&a), expected[50..60]);
+    assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
     // A reader from the start reads the files up to the window, then the window: in order, no
     // gap, nothing twice.
     let all = read_all(&log, 0, 0, 7);
