@@ -58,6 +58,11 @@ impl ReadCache {
         self.budget > 0
     }
 
+    /// Bytes of footprint it keeps at most.
+    pub(crate) fn budget(&self) -> u64 {
+        self.budget
+    }
+
     /// Offers records in offset order. Each one goes in if it is the next offset of the window,
     /// or restarts the window if it is past it; one before the window's end is already there
     /// (or, behind the window, not wanted). Then the oldest go until the window fits the budget
