@@ -49,10 +49,14 @@ trap 'exit 130' INT TERM
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-# start CONFIG: memory | always | interval, on free ports, with an empty log directory.
+# start CONFIG: memory | always | interval | nocache (interval without the read cache, as the
+# disk log read before it had one) | bigcache (interval with a 256 MiB read cache), on free
+# ports, with an empty log directory.
 start() {
-    local config=$1 storage=disk fsync=$1
+    local config=$1 storage=disk fsync=$1 cache="${READ_CACHE:-33554432}"
     [ "$config" = memory ] && { storage=memory; fsync=always; }
+    [ "$config" = nocache ] && { fsync=interval; cache=0; }
+    [ "$config" = bigcache ] && { fsync=interval; cache=$((256 << 20)); }
     MQTT_PORT="$(free_port)"
     HTTP_PORT="$(free_port)"
     while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
@@ -75,6 +79,7 @@ partitions = 1
 storage = "$storage"
 fsync = "$fsync"
 dir = "$WORK/data"
+read_cache_bytes = $cache
 [auth]
 allow_anonymous = true
 [[app]]

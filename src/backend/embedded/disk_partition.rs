@@ -254,7 +254,9 @@ impl DiskPartition {
         // decoded once and kept there, so that the one pread of a batch (an HTTP request's
         // batch is ~200 KiB, and the store reads whole batches) serves this group's next reads
         // and the groups behind it, rather than every 128-record read reading the batch again.
-        let (max_bytes, decode) = if self.trail.enabled() {
+        // A group behind the trail's window decodes only what it asked for: the window would
+        // not keep the rest.
+        let (max_bytes, decode) = if self.trail.takes(from) {
             let bytes = max
                 .saturating_mul(512)
                 .max(usize::try_from(self.trail.budget() / 8).unwrap_or(usize::MAX));

@@ -121,6 +121,13 @@ impl ReadCache {
         stop - start
     }
 
+    /// Whether records from `from` on would go in (extend the window or move it forward):
+    /// decoding ahead for the window is worth it only then.
+    pub(crate) fn takes(&self, from: u64) -> bool {
+        let w = self.window.read();
+        self.enabled() && (w.records.is_empty() || from >= w.next())
+    }
+
     /// The first offset the window holds, if it holds any: a read from the files before it can
     /// stop there and take the rest from here.
     pub(crate) fn first(&self) -> Option<u64> {
@@ -195,6 +202,7 @@ mod tests {
         cache.insert(&(3..8).map(record).collect::<Vec<_>>());
         assert_eq!((cache.first(), cache.held().0), (Some(0), 8));
         // Behind: ignored.
+        assert!(!cache.takes(2) && cache.takes(8) && cache.takes(50));
         cache.insert(&(0..2).map(record).collect::<Vec<_>>());
         assert_eq!((cache.first(), cache.held().0), (Some(0), 8));
         // Past the end: the window starts again there.
