@@ -114,22 +114,25 @@ impl DiskPartition {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        // Encoded outside the lock: the lock covers only the write.
-        let values: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| {
-                let mut v = Vec::new();
-                stored::encode(e, &mut v);
-                v
-            })
-            .collect();
+        // Encoded outside the lock (the lock covers only the write), one after the other into
+        // one buffer: no allocation per event.
+        let mut values = Vec::with_capacity(events.iter().map(|e| 160 + e.data.len()).sum());
+        let mut ends = Vec::with_capacity(events.len());
+        for e in &events {
+            stored::encode(e, &mut values);
+            ends.push(values.len());
+        }
         let records: Vec<RecordIn<'_>> = events
             .iter()
-            .zip(&values)
-            .map(|(e, v)| RecordIn {
-                timestamp: now,
-                key: e.device().unwrap_or("").as_bytes(),
-                value: v,
+            .zip(&ends)
+            .scan(0, |start, (e, &end)| {
+                let value = &values[*start..end];
+                *start = end;
+                Some(RecordIn {
+                    timestamp: now,
+                    key: e.device().unwrap_or("").as_bytes(),
+                    value,
+                })
             })
             .collect();
         let mut log = self.log.lock();
@@ -277,9 +280,9 @@ impl DiskPartition {
                 file: self.log.lock().dir().to_path_buf(),
                 reason: format!("record {}: {reason}", r.offset),
             })?;
-            let record = Arc::new(Record::new(event, self.id, r.offset));
-            footprint += record.footprint();
-            out.push(record);
+            // About a record's footprint (see `Record::footprint`), without walking it.
+            footprint += 2 * r.value.len() as u64 + 512;
+            out.push(Arc::new(Record::new(event, self.id, r.offset)));
         }
         self.trail.insert(&out[before..]);
         out.truncate(before.saturating_add(max));

@@ -29,7 +29,8 @@ pub(crate) struct ReadCache {
 }
 
 struct Window {
-    records: VecDeque<Arc<Record>>,
+    /// Each with its footprint, computed once (it walks the event's attributes).
+    records: VecDeque<(Arc<Record>, u64)>,
     /// Offset of `records[0]`.
     first: u64,
     /// Sum of the records' footprints.
@@ -84,13 +85,14 @@ impl ReadCache {
                 w.bytes = 0;
                 w.first = record.offset;
             }
-            w.bytes += record.footprint();
-            w.records.push_back(record.clone());
+            let footprint = record.footprint();
+            w.bytes += footprint;
+            w.records.push_back((record.clone(), footprint));
         }
         while w.records.len() > 1 && w.bytes > self.budget {
-            if let Some(old) = w.records.pop_front() {
+            if let Some((_, footprint)) = w.records.pop_front() {
                 w.first += 1;
-                w.bytes = w.bytes.saturating_sub(old.footprint());
+                w.bytes = w.bytes.saturating_sub(footprint);
             }
         }
     }
@@ -117,7 +119,7 @@ impl ReadCache {
         if stop <= start {
             return 0;
         }
-        out.extend(w.records.range(start..stop).cloned());
+        out.extend(w.records.range(start..stop).map(|(r, _)| r.clone()));
         stop - start
     }
 
