@@ -50,13 +50,13 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 
 # start CONFIG: memory | always | interval | nocache (interval without the read cache, as the
-# disk log read before it had one) | bigcache (interval with a 256 MiB read cache), on free
+# disk log read before it had one) | bigcache (interval with a BIGCACHE_MIB (256) MiB read cache), on free
 # ports, with an empty log directory.
 start() {
-    local config=$1 storage=disk fsync=$1 cache="${READ_CACHE:-33554432}"
+    local config=$1 storage=disk fsync=$1 cache="${READ_CACHE:-134217728}"
     [ "$config" = memory ] && { storage=memory; fsync=always; }
     [ "$config" = nocache ] && { fsync=interval; cache=0; }
-    [ "$config" = bigcache ] && { fsync=interval; cache=$((256 << 20)); }
+    [ "$config" = bigcache ] && { fsync=interval; cache=$((${BIGCACHE_MIB:-256} << 20)); }
     MQTT_PORT="$(free_port)"
     HTTP_PORT="$(free_port)"
     while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
