@@ -41,6 +41,7 @@ pub fn start(
                         fsync_interval: e.fsync_interval,
                         retention_age: e.retention_age,
                         offsets_flush_interval: e.offsets_flush_interval,
+                        read_cache_bytes: e.read_cache_bytes,
                     };
                     embedded::start_on_disk(options, disk, apps)
                 }

@@ -9,12 +9,14 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use super::disk::{self, Durability, RecordIn, StoreError};
+use super::read_cache::ReadCache;
 use super::stored;
 use crate::cloudevents::Event;
 use crate::config::Fsync;
@@ -26,6 +28,16 @@ pub(crate) struct DiskPartition {
     log: Mutex<disk::Log>,
     /// Held while one appender fdatasyncs for everyone (see the module documentation).
     sync_lock: Mutex<()>,
+    /// The first offset held: changes only when retention deletes segments, and is read on
+    /// every read, which should not queue behind appends for the log's lock.
+    first: AtomicU64,
+    /// Decoded records at the end of the log, put there by appends, shared by every group
+    /// (`read_cache`): readers that keep up decode nothing.
+    tail: ReadCache,
+    /// Decoded records behind `tail`, put there by the first group to read them from the
+    /// files, for the groups right behind it (a backlog drained by several groups, or any read
+    /// after a restart, when `tail` is empty).
+    trail: ReadCache,
 }
 
 /// The store's durability for `backend.embedded.fsync`.
@@ -54,17 +66,20 @@ impl DiskPartition {
             id,
             durability,
             disk::Options::default().segment_bytes,
+            4 << 20,
         )
     }
 
     /// [`DiskPartition::open`] with segments of `segment_bytes` (small ones let byte retention,
-    /// which deletes whole segments, keep close to its limit).
+    /// which deletes whole segments, keep close to its limit) and a read cache of `cache_bytes`
+    /// (0: none).
     pub(crate) fn open_with(
         dir: &Path,
         app: &str,
         id: u32,
         durability: Durability,
         segment_bytes: u64,
+        cache_bytes: u64,
     ) -> Result<DiskPartition, StoreError> {
         let options = disk::Options {
             // `interval`: the store would fdatasync inside `append` when one is due, on the
@@ -82,37 +97,56 @@ impl DiskPartition {
         Ok(DiskPartition {
             id,
             durability,
+            first: AtomicU64::new(log.earliest()),
             log: Mutex::new(log),
             sync_lock: Mutex::new(()),
+            // Half each: whatever the readers do, the two together keep to `cache_bytes`.
+            tail: ReadCache::new(cache_bytes / 2),
+            trail: ReadCache::new(cache_bytes / 2),
         })
     }
 
     /// Appends `events` as one batch (key: the device; timestamp: now); returns their offsets.
     /// Not yet durable with `fsync = "always"`: call [`DiskPartition::make_durable`] before
     /// acknowledging. A full disk is [`StoreError::DiskFull`] and keeps nothing of the batch.
-    pub(crate) fn append(&self, events: &[Event]) -> Result<Range<u64>, StoreError> {
+    /// The events become the tail cache's records: readers that keep up decode nothing.
+    pub(crate) fn append(&self, events: Vec<Event>) -> Result<Range<u64>, StoreError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        // Encoded outside the lock: the lock covers only the write.
-        let values: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| {
-                let mut v = Vec::new();
-                stored::encode(e, &mut v);
-                v
-            })
-            .collect();
+        // Encoded outside the lock (the lock covers only the write), one after the other into
+        // one buffer: no allocation per event.
+        let mut values = Vec::with_capacity(events.iter().map(|e| 160 + e.data.len()).sum());
+        let mut ends = Vec::with_capacity(events.len());
+        for e in &events {
+            stored::encode(e, &mut values);
+            ends.push(values.len());
+        }
         let records: Vec<RecordIn<'_>> = events
             .iter()
-            .zip(&values)
-            .map(|(e, v)| RecordIn {
-                timestamp: now,
-                key: e.device().unwrap_or("").as_bytes(),
-                value: v,
+            .zip(&ends)
+            .scan(0, |start, (e, &end)| {
+                let value = &values[*start..end];
+                *start = end;
+                Some(RecordIn {
+                    timestamp: now,
+                    key: e.device().unwrap_or("").as_bytes(),
+                    value,
+                })
             })
             .collect();
-        self.log.lock().append(&records)
+        let mut log = self.log.lock();
+        let range = log.append(&records)?;
+        if self.tail.enabled() {
+            // Under the log's lock, so that two appenders fill the window in offset order.
+            let records: Vec<Arc<Record>> = events
+                .into_iter()
+                .zip(range.clone())
+                .map(|(event, offset)| Arc::new(Record::new(event, self.id, offset)))
+                .collect();
+            self.tail.insert(&records);
+        }
+        Ok(range)
     }
 
     /// Whether readers wait for an fdatasync before they see an append (`fsync = "always"`).
@@ -176,7 +210,10 @@ impl DiskPartition {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.log.lock().apply_retention(now, max_bytes, max_age)
+        let mut log = self.log.lock();
+        let deleted = log.apply_retention(now, max_bytes, max_age);
+        self.first.store(log.earliest(), Ordering::SeqCst);
+        deleted
     }
 
     /// (bytes of log on disk, segments).
@@ -195,8 +232,9 @@ impl DiskPartition {
         self.log.lock().offset_for_time(ms)
     }
 
-    /// Appends to `out` up to `max` records from `from` on and below `below`, decoded from the
-    /// files. Offsets retention removed are skipped.
+    /// Appends to `out` up to `max` records from `from` on and below `below`: from the caches
+    /// when one holds `from`, else decoded from the files (and kept in `trail`, for the groups
+    /// behind this one). Offsets retention removed are skipped.
     pub(crate) fn read_records(
         &self,
         from: u64,
@@ -204,20 +242,50 @@ impl DiskPartition {
         below: u64,
         out: &mut Vec<Arc<Record>>,
     ) -> Result<(), StoreError> {
-        // About the bytes `max` records take (the store returns at least one record anyway),
-        // so that a read of a few records does not decode a megabyte.
-        let max_bytes = max.saturating_mul(512).clamp(4 << 10, 1 << 20);
+        if self.tail.read(from, below, max, out) > 0 || self.trail.read(from, below, max, out) > 0 {
+            return Ok(());
+        }
+        // Up to the first cached record ahead, if any: the next read takes it from there.
+        let below = [self.tail.first(), self.trail.first()]
+            .into_iter()
+            .flatten()
+            .filter(|&first| first > from)
+            .fold(below, u64::min);
+        // Without the trail: about the bytes `max` records take (the store returns at least one
+        // record anyway), so that a read of a few records does not decode a megabyte. With it:
+        // up to an eighth of its budget (a record's footprint is a few times its stored bytes),
+        // decoded once and kept there, so that the one pread of a batch (an HTTP request's
+        // batch is ~200 KiB, and the store reads whole batches) serves this group's next reads
+        // and the groups behind it, rather than every 128-record read reading the batch again.
+        // A group behind the trail's window decodes only what it asked for: the window would
+        // not keep the rest.
+        let (max_bytes, decode) = if self.trail.takes(from) {
+            let bytes = max
+                .saturating_mul(512)
+                .max(usize::try_from(self.trail.budget() / 8).unwrap_or(usize::MAX));
+            (bytes.clamp(4 << 10, 1 << 20), usize::MAX)
+        } else {
+            (max.saturating_mul(512).clamp(4 << 10, 1 << 20), max)
+        };
         let stored = self.log.lock().read(from, max_bytes)?;
-        for r in stored.into_iter().take(max) {
-            if r.offset >= below {
+        let before = out.len();
+        // Beyond the `max` asked for, no more than half the trail: decoding what the window
+        // would drop before anyone reads it is wasted.
+        let mut footprint = 0;
+        for (i, r) in stored.into_iter().take(decode).enumerate() {
+            if r.offset >= below || (i >= max && footprint > self.trail.budget() / 2) {
                 break;
             }
             let event = stored::decode(&r.value).map_err(|reason| StoreError::Corrupt {
                 file: self.log.lock().dir().to_path_buf(),
                 reason: format!("record {}: {reason}", r.offset),
             })?;
+            // About a record's footprint (see `Record::footprint`), without walking it.
+            footprint += 2 * r.value.len() as u64 + 512;
             out.push(Arc::new(Record::new(event, self.id, r.offset)));
         }
+        self.trail.insert(&out[before..]);
+        out.truncate(before.saturating_add(max));
         Ok(())
     }
 
@@ -241,7 +309,7 @@ impl DiskPartition {
 
     /// The first offset held.
     pub(crate) fn first(&self) -> u64 {
-        self.log.lock().earliest()
+        self.first.load(Ordering::SeqCst)
     }
 
     /// The offset the next record gets.
@@ -274,8 +342,8 @@ mod tests {
         let events: Vec<Event> = (0..10).map(|n| event("d1", n)).collect();
         {
             let p = DiskPartition::open(dir.path(), "my/app", 2, Durability::Always).unwrap();
-            assert_eq!(p.append(&events[..4]).unwrap(), 0..4);
-            assert_eq!(p.append(&events[4..]).unwrap(), 4..10);
+            assert_eq!(p.append(events[..4].to_vec()).unwrap(), 0..4);
+            assert_eq!(p.append(events[4..].to_vec()).unwrap(), 4..10);
             p.make_durable(10).unwrap();
             assert_eq!(p.log.lock().durable(), 10);
         }
@@ -307,7 +375,7 @@ mod tests {
                 let p = p.clone();
                 std::thread::spawn(move || {
                     for n in 0..25 {
-                        let range = p.append(&[event(&format!("d{t}"), n)]).unwrap();
+                        let range = p.append(vec![event(&format!("d{t}"), n)]).unwrap();
                         p.make_durable(range.end).unwrap();
                         assert!(p.log.lock().durable() >= range.end);
                     }
@@ -346,7 +414,7 @@ mod tests {
                     let p = p.clone();
                     std::thread::spawn(move || {
                         for n in 0..200 {
-                            let range = p.append(&[event(&format!("d{t}"), n)]).unwrap();
+                            let range = p.append(vec![event(&format!("d{t}"), n)]).unwrap();
                             p.make_durable(range.end).unwrap();
                         }
                     })

@@ -30,8 +30,8 @@ pub struct EmbeddedLog {
     apps: ArcSwap<HashMap<Arc<str>, Arc<AppLog>>>,
     /// How the log of an application added at run time is made.
     options: EmbeddedOptions,
-    /// On disk: where, and the segment size (`None` in memory).
-    disk: Option<(DiskOptions, u64)>,
+    /// On disk: where, the segment size and each partition's read cache (`None` in memory).
+    disk: Option<(DiskOptions, u64, u64)>,
     /// One [`EmbeddedLog::add_apps`] at a time.
     adding: parking_lot::Mutex<()>,
     commands: CommandLog,
@@ -52,6 +52,8 @@ pub struct EmbeddedLog {
 pub(crate) struct OnDisk {
     pub options: DiskOptions,
     pub segment_bytes: u64,
+    /// Each partition's share of the read cache.
+    pub cache_bytes: u64,
     pub lock: DirLock,
 }
 
@@ -129,7 +131,7 @@ impl EmbeddedLog {
                 })
                 .collect(),
         );
-        log.disk = Some((disk.options, disk.segment_bytes));
+        log.disk = Some((disk.options, disk.segment_bytes, disk.cache_bytes));
         log.store = store;
         log._lock = Some(disk.lock);
         log.syncer = syncer;
@@ -161,13 +163,19 @@ impl EmbeddedLog {
             let name: Arc<str> = Arc::from(name);
             let app = match &self.disk {
                 None => AppLog::new(name.clone(), &self.options, workers),
-                Some((disk, segment_bytes)) => {
-                    let parts = storage::open_app(disk, &name, self.partitions, *segment_bytes)
-                        .map_err(|e| {
-                            BackendError::Unavailable(format!(
-                                "cannot open the log of application {name}: {e}"
-                            ))
-                        })?;
+                Some((disk, segment_bytes, cache_bytes)) => {
+                    let parts = storage::open_app(
+                        disk,
+                        &name,
+                        self.partitions,
+                        *segment_bytes,
+                        *cache_bytes,
+                    )
+                    .map_err(|e| {
+                        BackendError::Unavailable(format!(
+                            "cannot open the log of application {name}: {e}"
+                        ))
+                    })?;
                     AppLog::with_partitions(name.clone(), parts, workers)
                 }
             };

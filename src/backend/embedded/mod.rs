@@ -8,7 +8,8 @@
 //!   doorbells that wake workers after an append (`wake`). Partitioning is by a stable hash of
 //!   the device (`hash`).
 //! - On disk (`storage`), each partition is a segment log under `dir` (`disk_partition` over
-//!   the store in `store/`, events encoded by `stored`), and one syncer thread per log
+//!   the store in `store/`, events encoded by `stored`, recent ones kept decoded for every
+//!   group in a bounded `read_cache`), and one syncer thread per log
 //!   (`syncer`) does every fdatasync (group commit for `fsync = "always"`), retention, and
 //!   writes the committed offsets to `dir/offsets` at most `offsets_flush_interval` after they
 //!   change and at shutdown; they are restored at start, so durable groups resume after a
@@ -38,6 +39,7 @@ mod hash;
 mod log;
 mod partition;
 mod producer;
+mod read_cache;
 mod storage;
 mod store;
 mod stored;
@@ -177,6 +179,7 @@ where
             let on_disk = log::OnDisk {
                 options: disk.clone(),
                 segment_bytes: storage::segment_bytes(retention_bytes),
+                cache_bytes: opened.cache_bytes,
                 lock: opened.lock,
             };
             let log = Arc::new(EmbeddedLog::on_disk(

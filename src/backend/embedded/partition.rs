@@ -3,8 +3,9 @@
 //!
 //! In memory, writers (HTTP threads, shards through the producer) take the write lock for one
 //! append; readers (worker threads) take the read lock once per batch of records, never per
-//! event per subscriber. On disk the records live in a [`DiskPartition`] and a read decodes
-//! them from the files (the page cache): nothing is kept in RAM, whatever the retention.
+//! event per subscriber. On disk the records live in a [`DiskPartition`]: a read takes them from
+//! its bounded cache of decoded records when they are recent (`read_cache`), else decodes them
+//! from the files (the page cache), so memory does not grow with retention.
 //!
 //! The end readers see is kept in an atomic so that a worker can see "nothing new" without
 //! touching a lock. On disk with `fsync = "always"` it is the durable end, raised by the syncer
@@ -72,7 +73,8 @@ enum Storage {
         retention: Retention,
         segment: RwLock<Segment>,
     },
-    Disk(DiskPartition),
+    /// Boxed: far larger than the memory variant's state (the log's state and its cache).
+    Disk(Box<DiskPartition>),
 }
 
 /// What [`Partition::read`] found.
@@ -107,7 +109,7 @@ impl Partition {
         let end = disk.end();
         Partition {
             id,
-            storage: Storage::Disk(disk),
+            storage: Storage::Disk(Box::new(disk)),
             end: AtomicU64::new(end),
         }
     }
@@ -134,7 +136,7 @@ impl Partition {
                 Ok(range.unwrap_or_else(|| self.end()..self.end()))
             }
             Storage::Disk(disk) => {
-                let range = disk.append(&events)?;
+                let range = disk.append(events)?;
                 if !disk.waits_for_sync() {
                     // fetch_max: two appenders may publish their ends in either order.
                     self.end.fetch_max(range.end, Ordering::SeqCst);

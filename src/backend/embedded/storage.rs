@@ -28,6 +28,9 @@ pub struct DiskOptions {
     pub retention_age: Duration,
     /// Committed offsets reach the offsets file at most this long after they change.
     pub offsets_flush_interval: Duration,
+    /// Bytes (of [`crate::seam::Record::footprint`]) of decoded records kept for readers, for
+    /// the whole log: split evenly over every partition of every application; 0 = none.
+    pub read_cache_bytes: u64,
 }
 
 impl DiskOptions {
@@ -51,6 +54,8 @@ pub(crate) struct Opened {
     /// Per application (in the order given), its partitions.
     pub partitions: Vec<Box<[Partition]>>,
     pub offsets: OffsetsFile,
+    /// Each partition's share of `read_cache_bytes`.
+    pub cache_bytes: u64,
 }
 
 /// Segments per partition are at most this large, and small enough that byte retention (whole
@@ -79,10 +84,12 @@ pub(crate) fn open(
     let started = Instant::now();
     let durability = options.durability();
     let segment_bytes = segment_bytes(retention_bytes_per_partition);
+    let partition_count = (apps.len() as u64).saturating_mul(u64::from(partitions.max(1)));
+    let cache_bytes = options.read_cache_bytes / partition_count.max(1);
     let mut opened = Vec::with_capacity(apps.len());
     let mut records = 0;
     for app in apps {
-        let parts = open_partitions(dir, app, partitions, durability, segment_bytes)?;
+        let parts = open_partitions(dir, app, partitions, durability, segment_bytes, cache_bytes)?;
         records += parts.iter().map(|p| p.end() - p.first()).sum::<u64>();
         opened.push(parts);
     }
@@ -102,16 +109,20 @@ pub(crate) fn open(
         lock,
         partitions: opened,
         offsets,
+        cache_bytes,
     })
 }
 
 /// Opens (creating or recovering) the partitions of an application added at run time, in the
 /// directory [`open`] locked.
+/// Its partitions get the same share of the read cache as those opened at start (so the cache
+/// may exceed `read_cache_bytes` by the added applications' shares until a restart).
 pub(crate) fn open_app(
     options: &DiskOptions,
     app: &str,
     partitions: u32,
     segment_bytes: u64,
+    cache_bytes: u64,
 ) -> Result<Box<[Partition]>, StoreError> {
     open_partitions(
         &options.dir,
@@ -119,6 +130,7 @@ pub(crate) fn open_app(
         partitions,
         options.durability(),
         segment_bytes,
+        cache_bytes,
     )
 }
 
@@ -128,10 +140,12 @@ fn open_partitions(
     partitions: u32,
     durability: Durability,
     segment_bytes: u64,
+    cache_bytes: u64,
 ) -> Result<Box<[Partition]>, StoreError> {
     (0..partitions)
         .map(|p| {
-            let disk = DiskPartition::open_with(dir, app, p, durability, segment_bytes)?;
+            let disk =
+                DiskPartition::open_with(dir, app, p, durability, segment_bytes, cache_bytes)?;
             Ok(Partition::on_disk(p, disk))
         })
         .collect()

@@ -36,6 +36,7 @@ fn disk(dir: &Path, fsync: Fsync) -> DiskOptions {
         fsync_interval: Duration::from_millis(20),
         retention_age: Duration::from_secs(3600),
         offsets_flush_interval: Duration::from_millis(50),
+        read_cache_bytes: 1 << 20,
     }
 }
 
@@ -221,5 +222,81 @@ fn a_group_committed_past_the_end_of_the_log_starts_at_the_end() {
     let (backend, log) = open(dir.path(), Fsync::Always);
     let restored = log.store.load("demo.g", APP).unwrap();
     assert_eq!(restored[p], PartitionOffsets::default());
+    backend.shutdown(Duration::from_secs(5));
+}
+
+/// Reads of one partition in chunks of `chunk` from `from`, as a group's passes make them.
+fn read_all(log: &EmbeddedLog, p: u32, from: u64, chunk: usize) -> Vec<Arc<crate::seam::Record>> {
+    let mut out = Vec::new();
+    let mut next = from;
+    loop {
+        let read = log.read(APP, p, next, chunk).unwrap();
+        let Some(last) = read.last() else {
+            return out;
+        };
+        next = last.offset + 1;
+        out.extend(read);
+    }
+}
+
+#[test]
+fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        partitions: 1,
+        consumer_threads: 1,
+        ..EmbeddedOptions::default()
+    };
+    let one = crate::seam::Record::new(event("d", 0), 0, 0).footprint();
+    let mut disk = disk(dir.path(), Fsync::Always);
+    // About 25 of the 300 events fit in each of the two windows.
+    disk.read_cache_bytes = one * 50;
+    let (backend, log) = start_on_disk(options, disk.clone(), [APP]).unwrap();
+    for chunk in 0..30 {
+        log.append_events(APP, (0..10).map(|n| event("d", chunk * 10 + n)).collect())
+            .unwrap();
+    }
+    let expected: Vec<Bytes> = (0..300)
+        .map(|n| Bytes::from(format!("event {n}")))
+        .collect();
+    let data = |records: &[Arc<crate::seam::Record>]| -> Vec<Bytes> {
+        records.iter().map(|r| r.event.data.clone()).collect()
+    };
+    // Recent records: the appended ones, the same allocation for every reader.
+    let a = log.read(APP, 0, 290, 10).unwrap();
+    let b = log.read(APP, 0, 290, 10).unwrap();
+    assert_eq!(a.len(), 10);
+    assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
+    assert_eq!(data(&a), expected[290..]);
+    // A backlog behind them: the first group to read decodes, the next one shares.
+    let a = log.read(APP, 0, 50, 10).unwrap();
+    let b = log.read(APP, 0, 50, 10).unwrap();
+    assert_eq!(data(&a), expected[50..60]);
+    assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
+    // A reader from the start reads the files up to the window, then the window: in order, no
+    // gap, nothing twice.
+    let all = read_all(&log, 0, 0, 7);
+    assert_eq!(
+        all.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
+    assert_eq!(data(&all), expected);
+    backend.shutdown(Duration::from_secs(5));
+    drop(log);
+
+    // After a restart nothing is cached: the first group to read decodes, the one right behind
+    // it shares those records.
+    let (backend, log) = start_on_disk(options, disk, [APP]).unwrap();
+    let first = log.read(APP, 0, 100, 20).unwrap();
+    let second = log.read(APP, 0, 100, 20).unwrap();
+    assert_eq!(first.len(), 20);
+    assert!(first.iter().zip(&second).all(|(x, y)| Arc::ptr_eq(x, y)));
+    assert_eq!(data(&second), expected[100..120]);
+    // One far behind reads the files, correctly, and does not move the window back.
+    let behind = log.read(APP, 0, 10, 5).unwrap();
+    assert_eq!(data(&behind), expected[10..15]);
+    let again = log.read(APP, 0, 100, 20).unwrap();
+    assert!(first.iter().zip(&again).all(|(x, y)| Arc::ptr_eq(x, y)));
+    assert_eq!(data(&read_all(&log, 0, 0, 13)), expected);
     backend.shutdown(Duration::from_secs(5));
 }
