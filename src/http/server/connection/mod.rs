@@ -9,7 +9,7 @@
 //! pipelining client that never reads its answers fills its own socket buffers, not the
 //! server's memory.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::body::{Body, BodyState};
+use super::body::BodyState;
 use super::handler::{Answer, Handler};
 use super::head::{self, Framing, Head, HeadError, Method};
 use super::inbound::Inbound;
@@ -27,6 +27,8 @@ use super::request::Request;
 use super::responder::{Inbox, Responder};
 use super::response::{Connection, Reply};
 use super::HttpLimits;
+
+mod body_phase;
 
 /// Most reply bytes held for a client that does not read them; past it, no further request is
 /// read from that client.
@@ -409,124 +411,6 @@ impl Conn {
                 );
                 let reply = internal_error();
                 self.answer(ctx, request, reply, true);
-            }
-        }
-        true
-    }
-
-    fn read_body<H: Handler>(
-        &mut self,
-        ctx: &mut Ctx<'_, H>,
-        request: Pending,
-        state: BodyState,
-        limit: usize,
-        mut data: Vec<u8>,
-        then: Box<dyn FnOnce(Vec<u8>) -> Answer + Send>,
-    ) -> bool {
-        let mut body = Body::resume(&mut self.inbound, state);
-        let result = loop {
-            // One byte more than allowed tells an oversized chunked body from one of `limit`.
-            let room = (limit + 1)
-                .saturating_sub(data.len())
-                .min(ctx.scratch.len());
-            match body.read(&mut ctx.scratch[..room]) {
-                Ok(0) if body.finished() => break Ok(true),
-                Ok(0) => break Ok(false),
-                Ok(n) => {
-                    data.extend_from_slice(&ctx.scratch[..n]);
-                    if data.len() > limit {
-                        break Err(None);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
-                Err(e) => break Err(Some(e)),
-            }
-        };
-        let state = body.state();
-        match result {
-            Ok(true) => {
-                let target = request.target.clone();
-                let method = request.method.clone();
-                let answer = guarded_for(&method, &target, || then(data));
-                match answer {
-                    Answer::Now(reply) => self.answer(ctx, request, reply, false),
-                    Answer::Later(deferred) => self.defer(ctx, request, deferred),
-                    Answer::Body { .. } => {
-                        tracing::error!(url = target, "HTTP handler asked twice for a body");
-                        self.answer(ctx, request, internal_error(), false);
-                    }
-                }
-                true
-            }
-            Ok(false) if self.inbound.eof => {
-                let e = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the client closed the connection before the end of the body",
-                );
-                self.answer(ctx, request, unreadable(&e), true);
-                true
-            }
-            Ok(false) => {
-                self.phase = Phase::Body {
-                    request,
-                    state,
-                    limit,
-                    data,
-                    then,
-                };
-                false
-            }
-            Err(None) => {
-                self.answer(ctx, request, too_large(limit), true);
-                self.phase = Phase::Closing { linger: true };
-                true
-            }
-            Err(Some(e)) => {
-                self.answer(ctx, request, unreadable(&e), true);
-                true
-            }
-        }
-    }
-
-    fn skip_body<H: Handler>(
-        &mut self,
-        ctx: &mut Ctx<'_, H>,
-        request: Pending,
-        state: BodyState,
-        mut skipped: u64,
-        reply: Reply,
-    ) -> bool {
-        let eof = self.inbound.eof;
-        let mut body = Body::resume(&mut self.inbound, state);
-        let result = loop {
-            match body.read(ctx.scratch) {
-                Ok(0) if body.finished() => break Some(true),
-                Ok(0) => break Some(false),
-                Ok(n) => {
-                    skipped += n as u64;
-                    if skipped > DRAIN_AT_MOST {
-                        break Some(false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !eof => {
-                    break None;
-                }
-                Err(_) => break Some(false),
-            }
-        };
-        let state = body.state();
-        match result {
-            // The whole body was read: the connection carries the next request.
-            Some(true) => self.answer(ctx, request, reply, false),
-            Some(false) => self.answer(ctx, request, reply, true),
-            None => {
-                self.phase = Phase::Skip {
-                    request,
-                    state,
-                    skipped,
-                    reply,
-                };
-                return false;
             }
         }
         true
