@@ -114,28 +114,20 @@ pub enum StartError {
 /// Starts the embedded backend for the applications `apps` (known at start; events for other
 /// applications are refused with `UnknownStream`). Returns the seam's [`Backend`] and a handle on
 /// the log for tests, tools and metrics ([`EmbeddedLog::group_lag`], …).
-pub fn start<I, S>(
+pub fn start(
     options: EmbeddedOptions,
-    apps: I,
-) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
+    apps: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<(Backend, Arc<EmbeddedLog>), StartError> {
     start_with(options, None, apps)
 }
 
 /// [`start`] with the log on disk (`backend.embedded.storage = "disk"`): opens (recovering) the
 /// log and the committed offsets under `disk.dir`, and starts its syncer.
-pub fn start_on_disk<I, S>(
+pub fn start_on_disk(
     options: EmbeddedOptions,
     disk: DiskOptions,
-    apps: I,
-) -> Result<(Backend, Arc<EmbeddedLog>), StartError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
+    apps: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<(Backend, Arc<EmbeddedLog>), StartError> {
     start_with(options, Some(disk), apps)
 }
 

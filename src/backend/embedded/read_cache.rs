@@ -154,17 +154,11 @@ mod tests {
     use super::*;
     use crate::cloudevents::Event;
 
+    /// A record of 100 bytes of data at `offset`.
     fn record(offset: u64) -> Arc<Record> {
-        let event = Event::new_device_event(
-            "app",
-            "d1",
-            "ch",
-            "d1",
-            "test",
-            None,
-            Bytes::from(vec![b'x'; 100]),
-            SystemTime::UNIX_EPOCH,
-        );
+        let data = Bytes::from(vec![b'x'; 100]);
+        let at = SystemTime::UNIX_EPOCH;
+        let event = Event::new_device_event("app", "d1", "ch", "d1", "test", None, data, at);
         Arc::new(Record::new(event, 0, offset))
     }
 

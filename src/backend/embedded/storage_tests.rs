@@ -40,6 +40,14 @@ fn disk(dir: &Path, fsync: Fsync) -> DiskOptions {
     }
 }
 
+/// One partition read by one worker.
+fn one_partition() -> EmbeddedOptions {
+    EmbeddedOptions {
+        partitions: 1,
+        ..options()
+    }
+}
+
 fn options() -> EmbeddedOptions {
     EmbeddedOptions {
         partitions: 2,
@@ -171,11 +179,9 @@ fn committed_offsets_are_written_and_restored() {
 fn byte_retention_deletes_whole_segments_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let options = EmbeddedOptions {
-        partitions: 1,
-        consumer_threads: 1,
         // 256 KiB per partition: 64 KiB segments.
         retention_bytes: 256 << 10,
-        ..EmbeddedOptions::default()
+        ..one_partition()
     };
     let (backend, log) = start_on_disk(options, disk(dir.path(), Fsync::Never), [APP]).unwrap();
     let big = |n| {
@@ -242,11 +248,7 @@ fn read_all(log: &EmbeddedLog, p: u32, from: u64, chunk: usize) -> Vec<Arc<crate
 #[test]
 fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions {
-        partitions: 1,
-        consumer_threads: 1,
-        ..EmbeddedOptions::default()
-    };
+    let options = one_partition();
     let one = crate::seam::Record::new(event("d", 0), 0, 0).footprint();
     let mut disk = disk(dir.path(), Fsync::Always);
     // About 25 of the 300 events fit in each of the two windows.
@@ -263,16 +265,11 @@ fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_c
         records.iter().map(|r| r.event.data.clone()).collect()
     };
     // Recent records: the appended ones, the same allocation for every reader.
-    let a = log.read(APP, 0, 290, 10).unwrap();
-    let b = log.read(APP, 0, 290, 10).unwrap();
+    let a = read_shared(&log, 290, 10);
     assert_eq!(a.len(), 10);
-    assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
     assert_eq!(data(&a), expected[290..]);
     // A backlog behind them: the first group to read decodes, the next one shares.
-    let a = log.read(APP, 0, 50, 10).unwrap();
-    let b = log.read(APP, 0, 50, 10).unwrap();
-    assert_eq!(data(&a), expected[50..60]);
-    assert!(a.iter().zip(&b).all(|(x, y)| Arc::ptr_eq(x, y)));
+    assert_eq!(data(&read_shared(&log, 50, 10)), expected[50..60]);
     // A reader from the start reads the files up to the window, then the window: in order, no
     // gap, nothing twice.
     let all = read_all(&log, 0, 0, 7);
@@ -287,11 +284,9 @@ fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_c
     // After a restart nothing is cached: the first group to read decodes, the one right behind
     // it shares those records.
     let (backend, log) = start_on_disk(options, disk, [APP]).unwrap();
-    let first = log.read(APP, 0, 100, 20).unwrap();
-    let second = log.read(APP, 0, 100, 20).unwrap();
+    let first = read_shared(&log, 100, 20);
     assert_eq!(first.len(), 20);
-    assert!(first.iter().zip(&second).all(|(x, y)| Arc::ptr_eq(x, y)));
-    assert_eq!(data(&second), expected[100..120]);
+    assert_eq!(data(&first), expected[100..120]);
     // One far behind reads the files, correctly, and does not move the window back.
     let behind = log.read(APP, 0, 10, 5).unwrap();
     assert_eq!(data(&behind), expected[10..15]);
@@ -299,4 +294,17 @@ fn groups_reading_the_same_records_share_one_decode_and_read_in_order_past_the_c
     assert!(first.iter().zip(&again).all(|(x, y)| Arc::ptr_eq(x, y)));
     assert_eq!(data(&read_all(&log, 0, 0, 13)), expected);
     backend.shutdown(Duration::from_secs(5));
+}
+
+/// Two groups reading the same `n` records of partition 0 from `from`: both get the same
+/// allocations (one decode), which is returned.
+fn read_shared(log: &EmbeddedLog, from: u64, n: usize) -> Vec<Arc<crate::seam::Record>> {
+    let first = log.read(APP, 0, from, n).unwrap();
+    let second = log.read(APP, 0, from, n).unwrap();
+    assert_eq!(first.len(), second.len());
+    assert!(
+        first.iter().zip(&second).all(|(x, y)| Arc::ptr_eq(x, y)),
+        "records {from}.. were decoded twice"
+    );
+    first
 }
