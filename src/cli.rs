@@ -1,5 +1,8 @@
 //! Command-line parsing (spec §6). Running the server is `main`'s job; this module only says
-//! what was asked for, and implements `check-config`.
+//! what was asked for, and implements `check-config`, `api-key` and `reload`.
+//!
+//! Owns: the commands, their arguments and exit codes. Must not touch: a running service's
+//! state (`reload` only signals the process a pid file names).
 
 use std::path::{Path, PathBuf};
 

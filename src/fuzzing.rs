@@ -1,6 +1,9 @@
 //! Entry points for fuzzing: each takes arbitrary bytes and must never panic, loop forever or
 //! grow without bound. `fuzz/` runs them under libFuzzer (`cargo +nightly fuzz run <target>`);
 //! `tests/fuzz_corpus.rs` runs them over the committed corpus on stable, in every test run.
+//!
+//! Owns: the fuzz entry points (the one place outside `backend/` allowed into its internals).
+//! Must not touch: anything at run time; the service never calls it.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;

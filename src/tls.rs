@@ -3,6 +3,9 @@
 //! A [`TlsAcceptor`] holds the listener's current `rustls::ServerConfig`; new connections take
 //! it once at accept time (never per event). [`TlsAcceptor::reload`] re-reads the PEM files
 //! (SIGHUP): new connections get the new certificate, established ones keep theirs.
+//!
+//! Owns: certificates, keys, client CAs and the rustls configuration made of them. Must not
+//! touch: sockets or the TLS byte stream (the shards' transports drive rustls).
 
 use std::fs::File;
 use std::io::BufReader;

@@ -4,6 +4,9 @@
 //! error is reported before anything runs), spawns the shards and the HTTP server; the binary
 //! and the integration tests both start the service this way. [`reload`]: a new configuration
 //! put in force in the running service (SIGHUP).
+//!
+//! Owns: the order of start-up and shutdown, and which parts a reload replaces. Must not touch:
+//! what any part does (MQTT rules, backends' reading, HTTP routes); it only connects them.
 
 pub mod reload;
 
