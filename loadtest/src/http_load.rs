@@ -384,8 +384,8 @@ mod tests {
     #[test]
     fn responses_are_framed_by_content_length() {
         let two = b"HTTP/1.1 202 Accepted\r\nContent-Length: 14\r\n\r\n{\"accepted\":1}HTTP/1.1 204 No Content\r\n\r\n";
-        assert_eq!(response_len(two), Some((202, 60)));
-        assert_eq!(response_len(&two[60..]), Some((204, 25)));
+        assert_eq!(response_len(two), Some((202, 59)));
+        assert_eq!(response_len(&two[59..]), Some((204, 27)));
         assert_eq!(response_len(&two[..50]), None);
         assert_eq!(body(256).len(), 256);
     }
