@@ -8,9 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rumqttc::v5::mqttbytes::v5::{PubAckReason, PublishProperties};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{Event, Incoming};
+use rumqttc::v5::mqttbytes::v5::PubAckReason;
 
 /// What a device saw: status, the `command` header, the content type and the body.
 #[derive(Debug)]
@@ -69,25 +67,14 @@ fn poll(svc: &Service, device: &str, wait: u64) -> Answer {
 
 /// An MQTT 5 application publishes `command` for `device` (QoS 1) and gets a successful PUBACK.
 fn publish_command(app: &V5, device: &str, command: &str, payload: &str) {
-    let props = PublishProperties {
-        content_type: Some("text/plain".into()),
-        ..Default::default()
-    };
-    app.client
-        .publish_with_properties(
-            format!("command/demo/{device}/{command}"),
-            QoS::AtLeastOnce,
-            false,
-            payload.as_bytes().to_vec(),
-            props,
-        )
-        .unwrap();
-    match app.wait(Duration::from_secs(10), |e| {
-        matches!(e, Event::Incoming(Incoming::PubAck(_)))
-    }) {
-        Some(Event::Incoming(Incoming::PubAck(a))) => assert_eq!(a.reason, PubAckReason::Success),
-        other => panic!("no PUBACK: {other:?}"),
-    }
+    let topic = format!("command/demo/{device}/{command}");
+    let reason = app.publish_acked(
+        &topic,
+        payload.as_bytes(),
+        Some("text/plain"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(reason, PubAckReason::Success);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,33 +15,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use rumqttc::v5::mqttbytes::QoS;
 
-/// Reads one HTTP response (head and `Content-Length` body): (status, head, body).
+/// One HTTP response: (status, head, body).
 fn response(s: &mut TcpStream) -> (u16, String, String) {
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut wire = Vec::new();
-    let mut byte = [0u8; 1];
-    while !wire.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => wire.push(byte[0]),
-            other => panic!(
-                "no complete response head ({other:?}): {:?}",
-                String::from_utf8_lossy(&wire)
-            ),
-        }
-    }
-    let head = String::from_utf8(wire).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    s.read_exact(&mut body).unwrap();
-    (status, head, String::from_utf8_lossy(&body).into_owned())
+    http_response(s, Duration::from_secs(15))
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

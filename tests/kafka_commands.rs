@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use rdkafka::message::Message;
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{Event, Incoming};
+use rumqttc::v5::mqttbytes::v5::PubAckReason;
 
 #[test]
 fn commands_and_ingest_reach_kafka() {
@@ -28,29 +26,14 @@ fn commands_and_ingest_reach_kafka() {
     );
 
     let c = V5::connect(v5_options(svc.mqtt, "cmds-v5"));
-    let props = PublishProperties {
-        content_type: Some("text/plain".into()),
-        ..Default::default()
-    };
-    c.client
-        .publish_with_properties(
-            format!("command/{app}/device2/set-light"),
-            QoS::AtLeastOnce,
-            false,
-            b"on".to_vec(),
-            props,
-        )
-        .unwrap();
     // PUBACK comes after the delivery report: from then on the record is in Kafka.
-    let ack = c.wait(Duration::from_secs(30), |e| {
-        matches!(e, Event::Incoming(Incoming::PubAck(_)))
-    });
-    match ack {
-        Some(Event::Incoming(Incoming::PubAck(a))) => {
-            assert_eq!(a.reason, rumqttc::v5::mqttbytes::v5::PubAckReason::Success)
-        }
-        other => panic!("no PUBACK: {other:?}"),
-    }
+    let reason = c.publish_acked(
+        &format!("command/{app}/device2/set-light"),
+        b"on",
+        Some("text/plain"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(reason, PubAckReason::Success);
     let records = kafka::read_topic(&bootstrap, &command_topic, 1, Duration::from_secs(10));
     assert_eq!(records.len(), 1, "the PUBACKed command is in Kafka");
     let r = &records[0];
@@ -177,18 +160,9 @@ fn a_device_waiting_on_one_instance_gets_a_command_published_on_another() {
     let got = std::thread::scope(|s| {
         let waiting = s.spawn(|| poll("device1", 20));
         std::thread::sleep(Duration::from_millis(500));
-        c.client
-            .publish(
-                format!("command/{app}/device1/reboot"),
-                QoS::AtLeastOnce,
-                false,
-                b"now".to_vec(),
-            )
-            .unwrap();
-        let ack = c.wait(Duration::from_secs(30), |e| {
-            matches!(e, Event::Incoming(Incoming::PubAck(_)))
-        });
-        assert!(ack.is_some(), "no PUBACK");
+        let topic = format!("command/{app}/device1/reboot");
+        let reason = c.publish_acked(&topic, b"now", None, Duration::from_secs(30));
+        assert_eq!(reason, PubAckReason::Success);
         waiting.join().unwrap()
     });
     assert_eq!(got, (200, Some("reboot".to_owned()), "now".to_owned()));

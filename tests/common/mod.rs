@@ -394,6 +394,39 @@ impl V5 {
         }
     }
 
+    /// Publishes `payload` to `topic` at QoS 1 (with a Content Type if given) and waits up to
+    /// `timeout` for the PUBACK; returns its reason (panics without one).
+    pub fn publish_acked(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        content_type: Option<&str>,
+        timeout: Duration,
+    ) -> rumqttc::v5::mqttbytes::v5::PubAckReason {
+        let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+            content_type: content_type.map(str::to_owned),
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                topic,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                payload.to_vec(),
+                props,
+            )
+            .unwrap();
+        match self.wait(timeout, |e| {
+            matches!(
+                e,
+                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::PubAck(_))
+            )
+        }) {
+            Some(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::PubAck(a))) => a.reason,
+            other => panic!("no PUBACK for {topic}: {other:?}"),
+        }
+    }
+
     /// The next incoming PUBLISH within `timeout`.
     pub fn next_publish(&self, timeout: Duration) -> Option<rumqttc::v5::mqttbytes::v5::Publish> {
         match self.wait(timeout, |e| {
@@ -703,6 +736,36 @@ pub fn expect_disconnect(s: &mut TcpStream, timeout: Duration) -> Option<u8> {
             return Some(disconnect_reason(&body));
         }
     }
+}
+
+/// Reads one HTTP response (head and `Content-Length` body) within `timeout`: (status, head,
+/// body). Panics on a head that does not complete.
+pub fn http_response(s: &mut TcpStream, timeout: Duration) -> (u16, String, String) {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut wire = Vec::new();
+    let mut byte = [0u8; 1];
+    while !wire.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => wire.push(byte[0]),
+            other => panic!(
+                "no complete response head ({other:?}): {:?}",
+                String::from_utf8_lossy(&wire)
+            ),
+        }
+    }
+    let head = String::from_utf8(wire).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// True when the peer has closed the socket (EOF or reset) within `timeout`; data is skipped.
