@@ -17,6 +17,7 @@
 #   EVENTS=200000 loadtest/cold-drain.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/loadtest/lib.sh"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$TARGET/cold-drain"
 SERVICE="${SERVICE_BIN:-$TARGET/release/mqtt-integration}"
@@ -26,18 +27,10 @@ say() { printf 'cold-drain: %s\n' "$*" >&2; }
 die() { printf 'cold-drain: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$SERVICE" ] || die "no release binary at $SERVICE"
 command -v mosquitto_sub >/dev/null || die "mosquitto_sub is needed (Debian package mosquitto-clients)"
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 SERVER_PID=""
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$SERVER_PID" 30
     SERVER_PID=""
 }
 trap 'rc=$?; stop_server; rm -rf "$WORK/data"; exit $rc' EXIT
@@ -45,9 +38,7 @@ trap 'exit 130' INT TERM
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-MQTT_PORT="$(free_port)"
-HTTP_PORT="$(free_port)"
-while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
+pick_ports
 cat >"$WORK/service.toml" <<CONF
 [[listener]]
 kind = "mqtt"

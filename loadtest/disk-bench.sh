@@ -16,6 +16,7 @@
 #   ROUNDS=2 DURATION=8 SCENARIOS="ingest-1p fanout" loadtest/disk-bench.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/loadtest/lib.sh"
 cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$TARGET/disk-bench"
@@ -28,18 +29,10 @@ CONFIGS="${CONFIGS:-memory always interval}"
 say() { printf '\ndisk-bench: %s\n' "$*" >&2; }
 die() { printf 'disk-bench: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$SERVICE" ] && [ -x "$LOADTEST" ] || die "release binaries missing: $SERVICE, $LOADTEST"
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 SERVER_PID=""
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$SERVER_PID" 10
     SERVER_PID=""
     rm -rf "$WORK/data"
 }
@@ -57,9 +50,7 @@ start() {
     [ "$config" = memory ] && { storage=memory; fsync=always; }
     [ "$config" = nocache ] && { fsync=interval; cache=0; }
     [ "$config" = bigcache ] && { fsync=interval; cache=$((${BIGCACHE_MIB:-256} << 20)); }
-    MQTT_PORT="$(free_port)"
-    HTTP_PORT="$(free_port)"
-    while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
+    pick_ports
     rm -rf "$WORK/data"
     # As loadtest/compare's service: one partition (every event comes from one device).
     cat >"$WORK/service.toml" <<CONF

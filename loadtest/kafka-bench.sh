@@ -29,6 +29,7 @@
 #                                        scheduler events (`perf sched timehist -i ...`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/loadtest/lib.sh"
 cd "$ROOT"
 WORK="$ROOT/target/kafka-bench"
 EVENTS="${EVENTS:-200000}"
@@ -37,19 +38,13 @@ REPEAT="${REPEAT:-1}"
 case "$ONLY" in ""|backlog|subscriptions) ;; *) echo "kafka-bench: ONLY must be empty, backlog or subscriptions" >&2; exit 2 ;; esac
 say() { printf 'kafka-bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 SERVICE_PID=""
 cleanup() {
     local rc=$?
     if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then
         say "stopping the service ($SERVICE_PID)"
-        kill -TERM "$SERVICE_PID" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVICE_PID" 2>/dev/null || true
-        wait "$SERVICE_PID" 2>/dev/null || true
+        stop_pid "$SERVICE_PID" 15
     fi
     if [ -f "$WORK/broker/kafka.pid" ]; then
         scripts/kafka stop --dir "$WORK/broker" || scripts/kafka stop --dir "$WORK/broker" --kill || true
@@ -76,9 +71,7 @@ LOADTEST="$ROOT/target/release/loadtest"
 
 BOOTSTRAP="$(scripts/kafka start --dir "$WORK/broker" | sed -n 's/^bootstrap=//p')"
 [ -n "$BOOTSTRAP" ] || die "the broker did not print its bootstrap address"
-MQTT_PORT="$(free_port)"
-HTTP_PORT="$(free_port)"
-while [ "$HTTP_PORT" = "$MQTT_PORT" ]; do HTTP_PORT="$(free_port)"; done
+pick_ports
 
 cat >"$WORK/service.toml" <<EOF
 [[listener]]
