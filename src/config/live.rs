@@ -29,6 +29,25 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     keys
 }
 
+/// The configuration in force after a reload from `old` to `new`: `new`'s live parts, and
+/// `old`'s parts that need a restart (so that the next reload reports them again until the
+/// process restarts). The same sections as [`needs_restart`]; a test holds them together.
+pub fn in_force_after(old: &Config, new: Config) -> Config {
+    Config {
+        server: old.server.clone(),
+        mqtt: old.mqtt.clone(),
+        listeners: old.listeners.clone(),
+        http: old.http.clone(),
+        backend: old.backend.clone(),
+        log: old.log.clone(),
+        auth: super::AuthConfig {
+            failure_delay: old.auth.failure_delay,
+            ..new.auth
+        },
+        ..new
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +75,23 @@ mod tests {
             needs_restart(&old, &new),
             vec!["[server]", "[backend]", "auth.failure_delay"]
         );
+    }
+
+    #[test]
+    fn what_stays_in_force_keeps_every_key_that_needs_a_restart() {
+        let old = parse("[[app]]\nname = \"a\"\n");
+        // Every section that needs a restart changed, and the live ones too.
+        let new = parse(concat!(
+            "[server]\nthreads = 3\n[mqtt]\ndefault_receive_maximum = 5\n",
+            "[[listener]]\nkind = \"mqtt\"\nbind = \"127.0.0.1:1999\"\n",
+            "[http]\nmax_body_size = 10\n[backend]\nkind = \"kafka\"\n[log]\nformat = \"json\"\n",
+            "[auth]\nfailure_delay = \"2s\"\nallow_anonymous = false\n",
+            "[[app]]\nname = \"a\"\n[[app]]\nname = \"b\"\n",
+        ));
+        assert_eq!(needs_restart(&old, &new).len(), 7);
+        let kept = in_force_after(&old, new.clone());
+        assert_eq!(needs_restart(&old, &kept), Vec::<&str>::new());
+        assert_eq!(kept.apps, new.apps);
+        assert!(!kept.auth.allow_anonymous);
     }
 }

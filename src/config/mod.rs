@@ -72,7 +72,7 @@ pub use env::{process_environment, ENV_PREFIX};
 pub use error::{ConfigError, ConfigErrorKind, BUILTIN_SOURCE};
 pub use http::{HttpConfig, StatusPage};
 pub use listener::{ListenerConfig, ListenerKind, DEFAULT_WS_PATH};
-pub use live::needs_restart;
+pub use live::{in_force_after, needs_restart};
 pub use load::DEFAULT_TOML;
 pub use log::{LogConfig, LogFormat};
 pub use mqtt::MqttConfig;

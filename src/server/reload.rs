@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::Server;
-use crate::config::{needs_restart, process_environment, Config};
+use crate::config::{in_force_after, needs_restart, process_environment, Config};
 use crate::registry::Registry;
 use crate::shard::Control;
 
@@ -96,7 +96,7 @@ pub fn on_signal(server: &Server, path: Option<&Path>, in_force: &mut Config) {
                 "configuration reloaded"
             );
             // What needs a restart stays as it runs: keep it as the base of the next comparison.
-            *in_force = keep_running(in_force, new);
+            *in_force = in_force_after(in_force, new);
             server.metrics().config_reloaded(true);
         }
         Err(e) => {
@@ -105,22 +105,4 @@ pub fn on_signal(server: &Server, path: Option<&Path>, in_force: &mut Config) {
         }
     }
     crate::ops::systemd::ready();
-}
-
-/// The configuration now in force: `new`'s live parts, and `old`'s parts that need a restart
-/// (so that the next reload reports them again until the process restarts).
-fn keep_running(old: &Config, new: Config) -> Config {
-    Config {
-        server: old.server.clone(),
-        mqtt: old.mqtt.clone(),
-        listeners: old.listeners.clone(),
-        http: old.http.clone(),
-        backend: old.backend.clone(),
-        log: old.log.clone(),
-        auth: crate::config::AuthConfig {
-            failure_delay: old.auth.failure_delay,
-            ..new.auth
-        },
-        ..new
-    }
 }
